@@ -1,0 +1,1 @@
+throw new Error("this cipher suite is not part of Relais");

@@ -1,0 +1,234 @@
+// Package api serves the node's plain HTTP endpoints: the JSON API of
+// accounts, health and metrics, the web client's files, and the mounting
+// of the websocket endpoint. Handlers return errors; one mapper turns them
+// into a status, a stable code and a log line.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"relais/server/account"
+	"relais/server/chat"
+	"relais/server/proto"
+	"relais/server/store"
+)
+
+// maxBody caps JSON request bodies.
+const maxBody = 64 << 10
+
+// Config configures the handler.
+type Config struct {
+	Accounts *account.Service
+	Chat     *chat.Service
+	// WS serves /api/v1/ws.
+	WS http.Handler
+	// Media, if set, serves /api/v1/media/.
+	Media http.Handler
+	// Web holds the built web client (index.html and assets/).
+	Web fs.FS
+	// Health fills the /healthz answer.
+	Health func() map[string]any
+	// Metrics writes the Prometheus text of /metrics.
+	Metrics func(w io.Writer)
+	// SecureCookies sets the Secure attribute on cookies; only a plain
+	// HTTP node on loopback may turn it off.
+	SecureCookies bool
+	// TrustProxy takes the client address from the last
+	// X-Forwarded-For entry (a node behind a reverse proxy).
+	TrustProxy bool
+	// Name is the node's name as shown to users.
+	Name   string
+	Logger *slog.Logger
+}
+
+// Handler is the node's HTTP handler.
+type Handler struct {
+	cfg Config
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// New builds the handler and its routes.
+func New(cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
+	m := h.mux
+	m.HandleFunc("POST /api/v1/register", h.handle(h.register))
+	m.HandleFunc("POST /api/v1/verify", h.handle(h.verify))
+	m.HandleFunc("POST /api/v1/login", h.handle(h.login))
+	m.HandleFunc("POST /api/v1/logout", h.handle(h.logout))
+	m.HandleFunc("GET /api/v1/me", h.authed(h.me))
+	m.HandleFunc("PATCH /api/v1/me", h.authed(h.updateMe))
+	m.HandleFunc("GET /api/v1/devices", h.authed(h.devices))
+	m.HandleFunc("DELETE /api/v1/devices/{id}", h.authed(h.revokeDevice))
+	m.HandleFunc("POST /api/v1/password", h.authed(h.changePassword))
+	m.HandleFunc("POST /api/v1/password/reset", h.handle(h.requestReset))
+	m.HandleFunc("POST /api/v1/password/reset/confirm", h.handle(h.confirmReset))
+	m.HandleFunc("POST /api/v1/renew", h.handle(h.renew))
+	m.HandleFunc("GET /api/v1/setup", h.handle(h.setupStatus))
+	m.HandleFunc("POST /api/v1/setup", h.handle(h.setup))
+	m.HandleFunc("GET /api/v1/invitation", h.handle(h.peekInvitation))
+	m.HandleFunc("POST /api/v1/invitation/accept", h.handle(h.acceptInvitation))
+	m.HandleFunc("GET /api/v1/config", h.handle(h.publicConfig))
+	m.HandleFunc("GET /api/v1/backups", h.authed(h.listBackups))
+	m.HandleFunc("PUT /api/v1/backups/{name}", h.authed(h.putBackup))
+	m.HandleFunc("GET /api/v1/backups/{name}", h.authed(h.getBackup))
+	m.HandleFunc("DELETE /api/v1/backups/{name}", h.authed(h.deleteBackup))
+	m.HandleFunc("GET /healthz", h.handle(h.health))
+	m.HandleFunc("GET /metrics", h.metrics)
+	if cfg.WS != nil {
+		m.Handle("GET /api/v1/ws", cfg.WS)
+	}
+	if cfg.Media != nil {
+		m.Handle("/api/v1/media/", cfg.Media)
+	}
+	m.HandleFunc("/api/", h.handle(func(http.ResponseWriter, *http.Request) error {
+		return proto.Errorf(proto.CodeNotFound, "no such endpoint")
+	}))
+	if cfg.Web != nil {
+		m.Handle("/", newStatic(cfg.Web))
+	}
+	return h
+}
+
+// ServeHTTP implements http.Handler: request id, security headers, the
+// cross-site check of state-changing requests, then the routes.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rid := r.Header.Get("X-Request-Id")
+	if rid == "" || len(rid) > 64 {
+		var b [8]byte
+		rand.Read(b[:])
+		rid = hex.EncodeToString(b[:])
+	}
+	r = r.WithContext(context.WithValue(r.Context(), ridKey{}, rid))
+	hd := w.Header()
+	hd.Set("X-Request-Id", rid)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("Referrer-Policy", "no-referrer")
+	hd.Set("X-Frame-Options", "DENY")
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+	}
+	if !safeMethod(r.Method) && !sameOrigin(r) {
+		writeError(w, r, h.log, proto.Errorf(proto.CodeForbidden, "cross-site request refused"))
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+type ridKey struct{}
+
+func requestID(r *http.Request) string {
+	s, _ := r.Context().Value(ridKey{}).(string)
+	return s
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// sameOrigin refuses a state-changing request that a browser sent from
+// another site. Non-browser clients send no Origin.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
+	}
+	u, err := url.Parse(o)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+// handle adapts an error-returning handler.
+func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			writeError(w, r, h.log, err)
+		}
+	}
+}
+
+// authed adapts a handler that needs a signed-in user.
+func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, account.Identity) error) http.HandlerFunc {
+	return h.handle(func(w http.ResponseWriter, r *http.Request) error {
+		token, _ := account.TokenFrom(r)
+		ident, err := h.cfg.Accounts.Resolve(token)
+		if err != nil {
+			return err
+		}
+		return fn(w, r, ident)
+	})
+}
+
+// decode reads a JSON request body strictly: JSON content type, bounded
+// size, no unknown fields, nothing after the object.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/json" {
+		return proto.Errorf(proto.CodeUnsupportedMedia, "send application/json")
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return proto.Errorf(proto.CodeTooLarge, "body over %d bytes", maxBody)
+		}
+		return proto.Errorf(proto.CodeBadRequest, "body is not the expected JSON: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return proto.Errorf(proto.CodeBadRequest, "unexpected data after the JSON body")
+	}
+	return nil
+}
+
+// clientIP is the address rate limits apply to.
+func (h *Handler) clientIP(r *http.Request) string {
+	if h.cfg.TrustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			parts := strings.Split(xff, ",")
+			if ip := net.ParseIP(strings.TrimSpace(parts[len(parts)-1])); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (h *Handler) setCookie(w http.ResponseWriter, token string, maxAge time.Duration) {
+	http.SetCookie(w, &http.Cookie{
+		Name: account.CookieName, Value: token, Path: "/", MaxAge: int(maxAge / time.Second),
+		HttpOnly: true, Secure: h.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// Me is what a signed-in user learns about themselves.
+type Me struct {
+	proto.Profile
+	Email   string    `json:"email"`
+	Admin   bool      `json:"admin,omitempty"`
+	Device  string    `json:"device"`
+	Expires time.Time `json:"expires,omitzero"`
+}
+
+func meOf(u store.User, device string) Me {
+	return Me{Profile: chat.ProfileOf(u), Email: u.Email, Admin: u.Admin, Device: device, Expires: u.Expires}
+}

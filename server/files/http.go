@@ -1,0 +1,340 @@
+package files
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"relais/server/account"
+	"relais/server/api"
+	"relais/server/chat"
+	"relais/server/media"
+	"relais/server/proto"
+	"relais/server/store"
+)
+
+// chunkIdle bounds how long a chunk may go without a byte arriving: a
+// stalled phone must not hold its upload (and a connection) forever.
+const chunkIdle = time.Minute
+
+// handler serves /api/v1/media/. Every endpoint needs a session (cookie
+// or bearer); the api package has already refused cross-site
+// state-changing requests.
+type handler struct {
+	s   *Service
+	log *slog.Logger
+	mux *http.ServeMux
+}
+
+// Handler returns the HTTP endpoints of attachments, to mount at
+// /api/v1/media/ (api.Config.Media). See PROTOCOL.md, "Files".
+func (s *Service) Handler() http.Handler {
+	h := &handler{s: s, log: s.log, mux: http.NewServeMux()}
+	m := h.mux
+	m.HandleFunc("POST /api/v1/media/uploads", h.authed(h.begin))
+	m.HandleFunc("GET /api/v1/media/uploads/{id}", h.authed(h.status))
+	m.HandleFunc("PUT /api/v1/media/uploads/{id}", h.authed(h.chunk))
+	m.HandleFunc("DELETE /api/v1/media/uploads/{id}", h.authed(h.abort))
+	m.HandleFunc("POST /api/v1/media/uploads/{id}/finish", h.authed(h.finish))
+	m.HandleFunc("GET /api/v1/media/files/{id}", h.authed(h.download))
+	m.HandleFunc("GET /api/v1/media/files/{id}/thumb", h.authed(h.thumb))
+	m.HandleFunc("GET /api/v1/media/files/{id}/state", h.authed(h.state))
+	m.HandleFunc("GET /api/v1/media/scanner-key", h.authed(h.scannerKey))
+	m.HandleFunc("/api/v1/media/", h.authed(func(http.ResponseWriter, *http.Request, chat.Actor) error {
+		return proto.Errorf(proto.CodeNotFound, "no such endpoint")
+	}))
+	return h
+}
+
+var _ http.Handler = (*handler)(nil)
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
+
+// authed resolves the session and answers errors with the API's one
+// mapper.
+func (h *handler) authed(fn func(http.ResponseWriter, *http.Request, chat.Actor) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token, _ := account.TokenFrom(r)
+		ident, err := h.s.accounts.Resolve(token)
+		if err == nil {
+			a := chat.Actor{User: ident.User.ID, Device: ident.Session.DeviceID, External: ident.User.External}
+			err = fn(w, r, a)
+		}
+		if err != nil {
+			w.Header().Set("Cache-Control", "no-store")
+			api.WriteError(w, r, h.log, wireError(err))
+		}
+	}
+}
+
+// wireError gives the errors of package media their protocol code.
+func wireError(err error) error {
+	if proto.AsError(err) != nil {
+		return err
+	}
+	if code := media.ErrorCode(err); code != "" {
+		return proto.Errorf(code, "%s", err.Error())
+	}
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	w.Write(proto.Encode(v))
+}
+
+// setOffset reports an upload's offset in the Upload-Offset header.
+func setOffset(w http.ResponseWriter, offset int64) {
+	w.Header().Set("Upload-Offset", strconv.FormatInt(offset, 10))
+}
+
+func (h *handler) begin(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/json" {
+		return proto.Errorf(proto.CodeUnsupportedMedia, "send application/json")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBeginBody+1))
+	if err != nil {
+		return proto.Errorf(proto.CodeBadRequest, "reading the request: %v", err)
+	}
+	req, err := parseBegin(body)
+	if err != nil {
+		return err
+	}
+	st, err := h.s.Begin(r.Context(), a, req)
+	if err != nil {
+		return err
+	}
+	setOffset(w, 0)
+	writeJSON(w, http.StatusCreated, st)
+	return nil
+}
+
+func (h *handler) status(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+	st, err := h.s.Status(a.User, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	setOffset(w, st.Offset)
+	writeJSON(w, http.StatusOK, st)
+	return nil
+}
+
+func (h *handler) chunk(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+	offset, err := parseOffset(r.URL.Query().Get("offset"))
+	if err != nil {
+		return err
+	}
+	// No whole-request timeout (large chunks on slow links are fine), but
+	// a chunk that stops arriving ends.
+	rc := http.NewResponseController(w)
+	body := &idleReader{r: r.Body, rc: rc}
+	body.extend()
+	id := r.PathValue("id")
+	n, err := h.s.WriteChunk(r.Context(), a.User, id, offset, r.ContentLength, body)
+	rc.SetReadDeadline(time.Time{})
+	var oe *media.OffsetError
+	switch {
+	case errors.As(err, &oe):
+		setOffset(w, oe.Offset)
+		return proto.Errorf(proto.CodeOffsetMismatch, "this upload stands at offset %d: send from there", oe.Offset)
+	case errors.Is(err, media.ErrInterrupted), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		setOffset(w, n)
+		return proto.Errorf(proto.CodeInterrupted, "the chunk ended early at offset %d: resume from there", n)
+	case errors.Is(err, media.ErrBusy):
+		setOffset(w, n)
+		return err
+	case err != nil:
+		return err
+	}
+	st, err := h.s.media.Status(id)
+	if err != nil {
+		return err
+	}
+	setOffset(w, n)
+	writeJSON(w, http.StatusOK, UploadState{ID: id, Offset: n, Size: st.Meta.DeclaredSize})
+	return nil
+}
+
+// idleReader pushes the connection's read deadline forward as bytes
+// arrive.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	last time.Time
+}
+
+func (b *idleReader) extend() {
+	b.last = time.Now()
+	b.rc.SetReadDeadline(b.last.Add(chunkIdle))
+}
+
+func (b *idleReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if n > 0 && time.Since(b.last) > time.Second {
+		b.extend()
+	}
+	return n, err
+}
+
+func (h *handler) abort(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+	if err := h.s.Abort(a.User, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handler) finish(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+	f, err := h.s.Finish(r.Context(), a, r.PathValue("id"))
+	if errors.Is(err, media.ErrIncomplete) {
+		if st, serr := h.s.media.Status(r.PathValue("id")); serr == nil {
+			setOffset(w, st.Offset)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"file": f})
+	return nil
+}
+
+// readable loads a file the actor may see: a member of its room (joined),
+// and, before the file is posted, only its uploader.
+func (h *handler) readable(r *http.Request, a chat.Actor) (store.File, store.Blob, error) {
+	fileID := r.PathValue("id")
+	var f store.File
+	var b store.Blob
+	noFile := proto.Errorf(proto.CodeNotFound, "no such file")
+	if !validFileID(fileID) {
+		return f, b, noFile
+	}
+	err := h.s.db.View(func(tx *store.Tx) error {
+		var err error
+		f, err = tx.File(fileID)
+		if errors.Is(err, store.ErrNotFound) {
+			return noFile
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := chat.Access(tx, a, f.Room, chat.ActRead); err != nil {
+			return err
+		}
+		if f.Seq == 0 && f.Owner != a.User {
+			return noFile
+		}
+		b, err = tx.Blob(f.Hash)
+		return err
+	})
+	return f, b, err
+}
+
+// servable refuses a file whose content may not be read by the actor:
+// quarantined (410), or pending its scan and not theirs (403).
+func servable(f store.File, b store.Blob, a chat.Actor) error {
+	switch {
+	case b.State == store.BlobQuarantined:
+		return quarantinedError(b)
+	case b.State == store.BlobPending && f.Owner != a.User:
+		return proto.Errorf(proto.CodeScanPending, "this file is waiting for the antivirus")
+	}
+	return nil
+}
+
+func (h *handler) download(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+	f, b, err := h.readable(r, a)
+	if err != nil {
+		return err
+	}
+	if err := servable(f, b, a); err != nil {
+		return err
+	}
+	if err := h.s.media.ServeBlob(w, r, f.Hash, f.Name, b.Mime); err != nil {
+		if errors.Is(err, media.ErrNotFound) {
+			return proto.Errorf(proto.CodeGone, "this file's content is gone")
+		}
+		return err
+	}
+	return nil
+}
+
+func (h *handler) thumb(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+	f, b, err := h.readable(r, a)
+	if err != nil {
+		return err
+	}
+	if err := servable(f, b, a); err != nil {
+		return err
+	}
+	if b.Thumb == "" {
+		return proto.Errorf(proto.CodeNotFound, "this file has no thumbnail")
+	}
+	name := "thumb.jpg"
+	if b.ThumbMime == "image/png" {
+		name = "thumb.png"
+	}
+	if err := h.s.media.ServeBlob(w, r, b.Thumb, name, b.ThumbMime); err != nil {
+		if errors.Is(err, media.ErrNotFound) {
+			return proto.Errorf(proto.CodeNotFound, "this file has no thumbnail")
+		}
+		return err
+	}
+	return nil
+}
+
+// FileInfo is the answer of GET /api/v1/media/files/{id}/state.
+type FileInfo struct {
+	Room string `json:"room"`
+	// Seq is the event that carries the file; 0 until it is posted.
+	Seq  uint64     `json:"seq,omitempty"`
+	File proto.File `json:"file"`
+}
+
+func (h *handler) state(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+	f, b, err := h.readable(r, a)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, FileInfo{Room: f.Room, Seq: f.Seq, File: fileMeta(f, b)})
+	return nil
+}
+
+// ScannerKeyInfo is the answer of GET /api/v1/media/scanner-key.
+type ScannerKeyInfo struct {
+	// Enabled says that files of encrypted rooms must come with their key
+	// sealed to PublicKey.
+	Enabled bool `json:"enabled"`
+	// PublicKey is the HPKE public key (base64 in JSON).
+	PublicKey []byte `json:"public_key,omitempty"`
+	// Suite names the HPKE suite by its RFC 9180 identifiers.
+	Suite *Suite `json:"suite,omitempty"`
+	// Info is the HPKE info string of the seal.
+	Info string `json:"info,omitempty"`
+}
+
+// Suite is an HPKE suite: KEM 0x647a (X-Wing), KDF 1 (HKDF-SHA256),
+// AEAD 2 (AES-256-GCM).
+type Suite struct {
+	KEM  uint16 `json:"kem"`
+	KDF  uint16 `json:"kdf"`
+	AEAD uint16 `json:"aead"`
+}
+
+func (h *handler) scannerKey(w http.ResponseWriter, r *http.Request, _ chat.Actor) error {
+	info := ScannerKeyInfo{Enabled: h.s.scanEnc}
+	if h.s.scanEnc {
+		ms := h.s.scanKey.Suite()
+		info.PublicKey, info.Info = h.s.scanKey.PublicKey(), "relais media scanner v1"
+		info.Suite = &Suite{KEM: ms.KEM, KDF: ms.KDF, AEAD: ms.AEAD}
+	}
+	writeJSON(w, http.StatusOK, info)
+	return nil
+}

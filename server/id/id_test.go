@@ -1,0 +1,48 @@
+package id
+
+import "testing"
+
+func TestRoundTrip(t *testing.T) {
+	node := NewNode()
+	cases := []struct {
+		name string
+		kind Kind
+		id   string
+	}{
+		{"node", Node, node},
+		{"user", User, NewUser(node)},
+		{"room", Room, NewRoom(node)},
+		{"device", Device, NewDevice()},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if !Valid(c.kind, c.id) {
+				t.Fatalf("Valid(%c, %q) = false", c.kind, c.id)
+			}
+			for _, other := range []Kind{Node, User, Room, Device} {
+				if other != c.kind && Valid(other, c.id) {
+					t.Errorf("%q also valid as %c", c.id, other)
+				}
+			}
+		})
+	}
+	if h := Home(NewRoom(node)); h != node {
+		t.Errorf("Home = %q, want %q", h, node)
+	}
+}
+
+func TestInvalid(t *testing.T) {
+	node := NewNode()
+	user := NewUser(node)
+	for _, s := range []string{
+		"", "n", "nABCDEFGH", "n1234567", "n12345678", user + "a", user[:len(user)-1],
+		"u." + user[2:], "r" + user[1:len(user)-1] + "!", "d-ABCDEFGHIJKLMNOP", "u-" + node + "-abc.efghijklmnop",
+	} {
+		if Valid(User, s) || Valid(Node, s) || Valid(Device, s) || Valid(Room, s) {
+			t.Errorf("%q accepted", s)
+		}
+	}
+	if Home("x") != "" {
+		t.Error("Home of garbage")
+	}
+}

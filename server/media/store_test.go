@@ -1,0 +1,609 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func openStore(t *testing.T, opts Options) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func randomBytes(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+// upload sends content in chunks of size chunk and finishes.
+func upload(t *testing.T, s *Store, owner, name string, content []byte, chunk int) Blob {
+	t.Helper()
+	u, err := s.Begin(UploadMeta{Owner: owner, Name: name, DeclaredSize: int64(len(content))})
+	if err != nil {
+		t.Fatalf("Begin: %v", err)
+	}
+	off := int64(0)
+	for off < int64(len(content)) || len(content) == 0 {
+		end := min(off+int64(chunk), int64(len(content)))
+		off, err = s.WriteChunk(t.Context(), u.ID, off, bytes.NewReader(content[off:end]))
+		if err != nil {
+			t.Fatalf("WriteChunk: %v", err)
+		}
+		if len(content) == 0 {
+			break
+		}
+	}
+	b, err := s.Finish(u.ID)
+	if err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	return b
+}
+
+// entries lists the paths under dir, relative to it.
+func entries(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			out = append(out, rel)
+		}
+		return nil
+	})
+	return out
+}
+
+func assertEmpty(t *testing.T, dir string) {
+	t.Helper()
+	if e := entries(t, dir); len(e) > 0 {
+		t.Fatalf("%s not empty: %v", dir, e)
+	}
+}
+
+func TestUploadRoundTrip(t *testing.T) {
+	s := openStore(t, Options{})
+	for _, tc := range []struct {
+		name  string
+		size  int
+		chunk int
+	}{
+		{"empty", 0, 1},
+		{"one byte", 1, 1},
+		{"one chunk", 1000, 4096},
+		{"many chunks", 300_000, 70_001},
+		{"buffer-sized chunks", 3 * chunkBufSize, chunkBufSize},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			content := randomBytes(tc.size, uint64(tc.size))
+			b := upload(t, s, "u1", "f.bin", content, tc.chunk)
+			if b.Hash != sha(content) || b.Size != int64(tc.size) || b.Reused {
+				t.Fatalf("Finish = %+v, want hash %s size %d", b, sha(content), tc.size)
+			}
+			p, _ := s.BlobPath(b.Hash)
+			got, err := os.ReadFile(p)
+			if err != nil || !bytes.Equal(got, content) {
+				t.Fatalf("blob content differs (%v)", err)
+			}
+			fi, _ := os.Stat(p)
+			di, _ := os.Stat(filepath.Dir(p))
+			if fi.Mode().Perm() != 0o600 || di.Mode().Perm() != 0o700 {
+				t.Errorf("modes %v %v, want 0600 and 0700", fi.Mode(), di.Mode())
+			}
+			if !s.Exists(b.Hash) {
+				t.Error("Exists = false")
+			}
+		})
+	}
+	assertEmpty(t, filepath.Join(s.Dir(), "uploads"))
+}
+
+func TestDedupAndRemove(t *testing.T) {
+	s := openStore(t, Options{})
+	content := []byte("%PDF-1.4 same content")
+	a := upload(t, s, "u1", "a.pdf", content, 5)
+	b := upload(t, s, "u2", "b.pdf", content, 100)
+	if a.Hash != b.Hash || a.Reused || !b.Reused {
+		t.Fatalf("dedup: %+v then %+v", a, b)
+	}
+	if a.ContentType != "application/pdf" {
+		t.Errorf("ContentType = %q", a.ContentType)
+	}
+	n := 0
+	s.WalkBlobs(func(hash string, size int64, _ time.Time) error {
+		n++
+		if hash != a.Hash || size != int64(len(content)) {
+			t.Errorf("WalkBlobs: %s %d", hash, size)
+		}
+		return nil
+	})
+	if n != 1 {
+		t.Errorf("WalkBlobs saw %d blobs", n)
+	}
+	if err := s.Remove(a.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if s.Exists(a.Hash) {
+		t.Error("blob still exists after Remove")
+	}
+	if err := s.Remove(a.Hash); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+	for _, bad := range []string{"", "../etc/passwd", strings.Repeat("A", 64), a.Hash[:63], a.Hash + "0"} {
+		if s.Exists(bad) {
+			t.Errorf("Exists(%q)", bad)
+		}
+		if _, err := s.BlobPath(bad); !errors.Is(err, ErrNotFound) {
+			t.Errorf("BlobPath(%q) = %v", bad, err)
+		}
+		if err := s.Remove(bad); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Remove(%q) = %v", bad, err)
+		}
+	}
+	assertEmpty(t, filepath.Join(s.Dir(), "uploads"))
+}
+
+func TestBeginRefuses(t *testing.T) {
+	s := openStore(t, Options{MaxFileSize: 10 << 20})
+	cases := []struct {
+		name string
+		meta UploadMeta
+		code string
+	}{
+		{"no owner", UploadMeta{Name: "a.txt", DeclaredSize: 1}, "bad_request"},
+		{"negative size", UploadMeta{Owner: "u", Name: "a.txt", DeclaredSize: -1}, "bad_request"},
+		{"over the limit", UploadMeta{Owner: "u", Name: "a.txt", DeclaredSize: 100 << 20}, "too_large"},
+		{"bad declared type", UploadMeta{Owner: "u", Name: "a.txt", DeclaredSize: 1, DeclaredType: "text/"}, "bad_request"},
+		{"executable name", UploadMeta{Owner: "u", Name: "setup.exe", DeclaredSize: 1}, "blocked_type"},
+		{"double extension", UploadMeta{Owner: "u", Name: "facture.pdf.exe", DeclaredSize: 1}, "blocked_type"},
+		{"trailing dot and space", UploadMeta{Owner: "u", Name: "run.bat. .", DeclaredSize: 1}, "blocked_type"},
+		{"bidi override hides .exe", UploadMeta{Owner: "u", Name: "factu\u202Eexe.pdf\u202C.exe", DeclaredSize: 1}, "blocked_type"},
+		{"path to a script", UploadMeta{Owner: "u", Name: `C:\Users\x\evil.VBS`, DeclaredSize: 1}, "blocked_type"},
+		{"blocked declared type", UploadMeta{Owner: "u", Name: "a.txt", DeclaredSize: 1, DeclaredType: "application/x-msdownload"}, "blocked_type"},
+	}
+	for _, tc := range cases {
+		_, err := s.Begin(tc.meta)
+		if ErrorCode(err) != tc.code {
+			t.Errorf("%s: Begin error %v (code %q), want code %q", tc.name, err, ErrorCode(err), tc.code)
+		}
+	}
+	assertEmpty(t, filepath.Join(s.Dir(), "uploads"))
+}
+
+func TestPathTricksInNames(t *testing.T) {
+	s := openStore(t, Options{})
+	names := []string{
+		"../../../etc/passwd", `..\..\windows\system32\drivers\etc\hosts`, "/etc/shadow",
+		"a/../../b.txt", "....//....//x.txt", "\x00.txt", "CON", "nul.txt", ".htaccess", "",
+		"%2e%2e%2fpasswd", "uploads", "blobs",
+	}
+	for _, name := range names {
+		u, err := s.Begin(UploadMeta{Owner: "u", Name: name, DeclaredSize: 3})
+		if err != nil {
+			t.Fatalf("Begin(%q): %v", name, err)
+		}
+		if strings.ContainsAny(u.Meta.Name, `/\`+"\x00") || u.Meta.Name == ".." || u.Meta.Name != SanitizeName(name) {
+			t.Errorf("Begin(%q) kept name %q", name, u.Meta.Name)
+		}
+		if !validID(u.ID) {
+			t.Errorf("id %q", u.ID)
+		}
+		if _, err := s.WriteChunk(t.Context(), u.ID, 0, strings.NewReader("abc")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Finish(u.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Only the content-addressed blob exists: no name reached the disk.
+	want := []string{"blobs", "blobs/ba", "blobs/ba/" + sha([]byte("abc")), "uploads"}
+	if got := entries(t, s.Dir()); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("files = %v, want %v", got, want)
+	}
+	// Hostile ids are just unknown.
+	for _, id := range []string{"../blobs", "..", "", "/etc", strings.Repeat("a", 32) + "/.."} {
+		if _, err := s.Status(id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Status(%q) = %v", id, err)
+		}
+		if _, err := s.WriteChunk(t.Context(), id, 0, strings.NewReader("x")); !errors.Is(err, ErrNotFound) {
+			t.Errorf("WriteChunk(%q) = %v", id, err)
+		}
+	}
+}
+
+func TestChunkReplayAndResume(t *testing.T) {
+	s := openStore(t, Options{})
+	content := randomBytes(100_000, 7)
+	u, err := s.Begin(UploadMeta{Owner: "u", Name: "x.bin", DeclaredSize: int64(len(content))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	off, err := s.WriteChunk(ctx, u.ID, 0, bytes.NewReader(content[:40_000]))
+	if err != nil || off != 40_000 {
+		t.Fatalf("first chunk: %d, %v", off, err)
+	}
+	// Replay, overlap and gap are refused with the offset to resume from.
+	for _, start := range []int64{0, 20_000, 39_999, 40_001, 90_000} {
+		off, err := s.WriteChunk(ctx, u.ID, start, bytes.NewReader(content[start:min(start+20_000, 100_000)]))
+		var oe *OffsetError
+		if !errors.As(err, &oe) || oe.Offset != 40_000 || off != 40_000 || ErrorCode(err) != "offset_mismatch" || !errors.Is(err, ErrOffset) {
+			t.Fatalf("chunk at %d: %d, %v; want OffsetError at 40000", start, off, err)
+		}
+	}
+	// A chunk cut by the network keeps what arrived.
+	cut := &failingReader{r: bytes.NewReader(content[40_000:70_000]), after: 12_345}
+	off, err = s.WriteChunk(ctx, u.ID, 40_000, cut)
+	if !errors.Is(err, ErrInterrupted) || ErrorCode(err) != "interrupted" || off != 52_345 {
+		t.Fatalf("cut chunk: %d, %v; want ErrInterrupted at 52345", off, err)
+	}
+	st, err := s.Status(u.ID)
+	if err != nil || st.Offset != 52_345 {
+		t.Fatalf("Status = %+v, %v", st, err)
+	}
+	// Finishing early is refused and keeps the upload.
+	if _, err := s.Finish(u.ID); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("early Finish = %v", err)
+	}
+	off, err = s.WriteChunk(ctx, u.ID, st.Offset, bytes.NewReader(content[st.Offset:]))
+	if err != nil || off != 100_000 {
+		t.Fatalf("resumed chunk: %d, %v", off, err)
+	}
+	b, err := s.Finish(u.ID)
+	if err != nil || b.Hash != sha(content) {
+		t.Fatalf("Finish = %+v, %v; want %s", b, err, sha(content))
+	}
+	// The finished upload is gone; a replay after Finish is not found.
+	if _, err := s.WriteChunk(ctx, u.ID, 0, bytes.NewReader(content)); !errors.Is(err, ErrNotFound) {
+		t.Errorf("chunk after Finish = %v", err)
+	}
+	if _, err := s.Finish(u.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("second Finish = %v", err)
+	}
+}
+
+type failingReader struct {
+	r     io.Reader
+	after int
+	n     int
+}
+
+func (f *failingReader) Read(p []byte) (int, error) {
+	if f.n >= f.after {
+		return 0, io.ErrUnexpectedEOF
+	}
+	p = p[:min(len(p), f.after-f.n)]
+	n, err := f.r.Read(p)
+	f.n += n
+	return n, err
+}
+
+// countingZeros yields zeros forever and counts what was read.
+type countingZeros struct{ n int64 }
+
+func (c *countingZeros) Read(p []byte) (int, error) {
+	clear(p)
+	c.n += int64(len(p))
+	return len(p), nil
+}
+
+func TestWrongDeclaredSizes(t *testing.T) {
+	const limit = 10 << 20
+	s := openStore(t, Options{MaxFileSize: limit})
+	ctx := t.Context()
+	uploads := filepath.Join(s.Dir(), "uploads")
+
+	t.Run("100 MB stream to a 10 MB limit", func(t *testing.T) {
+		// Declared honestly: refused before a byte is read.
+		if _, err := s.Begin(UploadMeta{Owner: "u", Name: "big.bin", DeclaredSize: 100 << 20}); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("Begin(100 MB) = %v", err)
+		}
+		// Declared under the limit, then 100 MB sent: stopped one byte
+		// past the declaration, the upload deleted.
+		u, err := s.Begin(UploadMeta{Owner: "u", Name: "big.bin", DeclaredSize: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := &countingZeros{}
+		_, err = s.WriteChunk(ctx, u.ID, 0, io.LimitReader(src, 100<<20))
+		if !errors.Is(err, ErrTooLarge) || ErrorCode(err) != "too_large" {
+			t.Fatalf("WriteChunk(100 MB) = %v", err)
+		}
+		if src.n > limit+chunkBufSize {
+			t.Errorf("read %d bytes from a 100 MB stream with a %d limit", src.n, limit)
+		}
+		assertEmpty(t, uploads)
+		if _, err := s.Status(u.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Status after too_large = %v", err)
+		}
+	})
+
+	t.Run("more than declared over two chunks", func(t *testing.T) {
+		u, _ := s.Begin(UploadMeta{Owner: "u", Name: "a.txt", DeclaredSize: 10})
+		if _, err := s.WriteChunk(ctx, u.ID, 0, strings.NewReader("12345678")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.WriteChunk(ctx, u.ID, 8, strings.NewReader("9AB")); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("overflowing chunk = %v", err)
+		}
+		assertEmpty(t, uploads)
+	})
+
+	t.Run("fewer than declared", func(t *testing.T) {
+		u, _ := s.Begin(UploadMeta{Owner: "u", Name: "a.txt", DeclaredSize: 10})
+		if _, err := s.WriteChunk(ctx, u.ID, 0, strings.NewReader("12345")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.Finish(u.ID)
+		if !errors.Is(err, ErrIncomplete) || ErrorCode(err) != "incomplete" {
+			t.Fatalf("Finish = %v", err)
+		}
+		if err := s.Abort(u.ID); err != nil {
+			t.Fatal(err)
+		}
+		assertEmpty(t, uploads)
+		assertEmpty(t, filepath.Join(s.Dir(), "blobs"))
+	})
+
+	t.Run("truncated upload expires", func(t *testing.T) {
+		u, _ := s.Begin(UploadMeta{Owner: "u", Name: "a.txt", DeclaredSize: 1000})
+		_, err := s.WriteChunk(ctx, u.ID, 0, &failingReader{r: strings.NewReader(strings.Repeat("x", 1000)), after: 300})
+		if !errors.Is(err, ErrInterrupted) {
+			t.Fatalf("truncated chunk = %v", err)
+		}
+		if n, err := s.ExpireUploads(time.Hour); n != 0 || err != nil {
+			t.Fatalf("ExpireUploads(1h) = %d, %v", n, err)
+		}
+		if n, err := s.ExpireUploads(0); n != 1 || err != nil {
+			t.Fatalf("ExpireUploads(0) = %d, %v", n, err)
+		}
+		assertEmpty(t, uploads)
+		if _, err := s.Status(u.ID); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Status after expiry = %v", err)
+		}
+	})
+}
+
+func TestQuota(t *testing.T) {
+	var mu sync.Mutex
+	used := map[string]int64{}
+	s := openStore(t, Options{
+		MaxUploadsPerOwner: 3,
+		Quota: func(owner string) (int64, int64) {
+			mu.Lock()
+			defer mu.Unlock()
+			if owner == "unlimited" {
+				return used[owner], -1
+			}
+			return used[owner], 1000
+		},
+	})
+	begin := func(owner string, size int64) (Upload, error) {
+		return s.Begin(UploadMeta{Owner: owner, Name: "f.txt", DeclaredSize: size})
+	}
+	if _, err := begin("u", 1001); !errors.Is(err, ErrQuota) || ErrorCode(err) != "quota_exceeded" {
+		t.Fatalf("Begin over quota = %v", err)
+	}
+	a, err := begin("u", 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Unfinished uploads count by their declared size.
+	if _, err := begin("u", 500); !errors.Is(err, ErrQuota) {
+		t.Fatalf("second Begin = %v", err)
+	}
+	b, err := begin("u", 400)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The quota is lowered while uploading: the next chunk is refused.
+	mu.Lock()
+	used["u"] = 500
+	mu.Unlock()
+	if _, err := s.WriteChunk(t.Context(), a.ID, 0, strings.NewReader("x")); !errors.Is(err, ErrQuota) {
+		t.Fatalf("chunk over quota = %v", err)
+	}
+	s.Abort(a.ID)
+	s.Abort(b.ID)
+	mu.Lock()
+	used["u"] = 0
+	mu.Unlock()
+	if _, err := begin("u", 1000); err != nil {
+		t.Fatalf("Begin after aborts: %v", err)
+	}
+	// Too many unfinished uploads.
+	for range 3 {
+		if _, err := begin("unlimited", 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := begin("unlimited", 1); !errors.Is(err, ErrTooManyUploads) {
+		t.Fatalf("fourth upload = %v", err)
+	}
+}
+
+func TestResumeAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := randomBytes(200_000, 3)
+	u, err := s.Begin(UploadMeta{Owner: "u", Name: "photo.jpg", DeclaredSize: int64(len(content))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WriteChunk(t.Context(), u.ID, 0, bytes.NewReader(content[:120_000])); err != nil {
+		t.Fatal(err)
+	}
+	// A chunk interrupted by a crash left bytes that were never committed.
+	f, _ := os.OpenFile(filepath.Join(dir, "uploads", u.ID, "data"), os.O_WRONLY|os.O_APPEND, 0)
+	f.Write([]byte("garbage from a crash"))
+	f.Close()
+	// And a damaged upload is discarded.
+	damaged := filepath.Join(dir, "uploads", strings.Repeat("0", 32))
+	os.Mkdir(damaged, 0o700)
+	os.WriteFile(filepath.Join(damaged, "state"), []byte("{not json"), 0o600)
+
+	s2, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := s2.Status(u.ID)
+	if err != nil || st.Offset != 120_000 || st.Meta.Name != "photo.jpg" || st.Meta.Owner != "u" {
+		t.Fatalf("Status after restart = %+v, %v", st, err)
+	}
+	if _, err := os.Stat(damaged); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("damaged upload kept: %v", err)
+	}
+	if _, err := s2.WriteChunk(t.Context(), u.ID, 120_000, bytes.NewReader(content[120_000:])); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s2.Finish(u.ID)
+	if err != nil || b.Hash != sha(content) {
+		t.Fatalf("Finish = %+v, %v; want %s", b, err, sha(content))
+	}
+
+	// A lost hash state is rebuilt from the data.
+	u2, _ := s2.Begin(UploadMeta{Owner: "u", Name: "b", DeclaredSize: int64(len(content))})
+	s2.WriteChunk(t.Context(), u2.ID, 0, bytes.NewReader(content[:50_000]))
+	statePath := filepath.Join(dir, "uploads", u2.ID, "state")
+	raw, _ := os.ReadFile(statePath)
+	raw = bytes.Replace(raw, []byte(`"sha256_state":"`), []byte(`"sha256_state":"AAAA`), 1)
+	os.WriteFile(statePath, raw, 0o600)
+	s3, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3.WriteChunk(t.Context(), u2.ID, 50_000, bytes.NewReader(content[50_000:]))
+	if b, err := s3.Finish(u2.ID); err != nil || b.Hash != sha(content) {
+		t.Fatalf("Finish after rehash = %+v, %v", b, err)
+	}
+}
+
+func TestConcurrentChunks(t *testing.T) {
+	s := openStore(t, Options{})
+	u, _ := s.Begin(UploadMeta{Owner: "u", Name: "x", DeclaredSize: 10})
+	block := make(chan struct{})
+	started := make(chan struct{})
+	done := make(chan error)
+	go func() {
+		_, err := s.WriteChunk(context.Background(), u.ID, 0, &blockingReader{started: started, release: block})
+		done <- err
+	}()
+	<-started
+	if _, err := s.WriteChunk(t.Context(), u.ID, 0, strings.NewReader("x")); !errors.Is(err, ErrBusy) {
+		t.Errorf("concurrent chunk = %v", err)
+	}
+	if _, err := s.Finish(u.ID); !errors.Is(err, ErrBusy) {
+		t.Errorf("Finish during a chunk = %v", err)
+	}
+	// Abort while the chunk is being written: forgotten at once, removed
+	// when the chunk stops.
+	if err := s.Abort(u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Status(u.ID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Status after Abort = %v", err)
+	}
+	close(block)
+	if err := <-done; !errors.Is(err, ErrNotFound) {
+		t.Errorf("aborted chunk = %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(entries(t, filepath.Join(s.Dir(), "uploads"))) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("aborted upload not removed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+type blockingReader struct {
+	started, release chan struct{}
+	n                int
+}
+
+func (b *blockingReader) Read(p []byte) (int, error) {
+	if b.n == 0 {
+		b.n++
+		p[0] = 'a'
+		return 1, nil
+	}
+	if b.n == 1 {
+		b.n++
+		close(b.started)
+		<-b.release
+	}
+	p[0] = 'b'
+	return 1, nil
+}
+
+func TestSniffType(t *testing.T) {
+	odt := append([]byte("PK\x03\x04\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x27\x00\x00\x00\x27\x00\x00\x00\x08\x00\x00\x00mimetype"),
+		"application/vnd.oasis.opendocument.text"...)
+	docx := "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+	cases := []struct {
+		head     []byte
+		declared string
+		want     string
+	}{
+		{[]byte("\x89PNG\r\n\x1a\n0000"), "text/html", "image/png"},
+		{[]byte("<html><script>alert(1)</script>"), "image/png", "text/html; charset=utf-8"},
+		{[]byte("<svg xmlns='http://www.w3.org/2000/svg'>"), "image/svg+xml", "text/plain; charset=utf-8"},
+		{[]byte("<?xml version='1.0'?><svg>"), "image/svg+xml", "text/xml; charset=utf-8"},
+		{odt, "", "application/vnd.oasis.opendocument.text"},
+		{[]byte("PK\x03\x04rest"), docx, docx},
+		{[]byte("PK\x03\x04rest"), "text/html", "application/zip"},
+		{[]byte("just text"), docx, "text/plain; charset=utf-8"},
+	}
+	for _, tc := range cases {
+		if got := sniffType(tc.head, tc.declared); got != tc.want {
+			t.Errorf("sniffType(%q, %q) = %q, want %q", tc.head[:min(len(tc.head), 20)], tc.declared, got, tc.want)
+		}
+	}
+}
+
+func TestPut(t *testing.T) {
+	s := openStore(t, Options{MaxFileSize: 1000})
+	thumb := encodePNG(t, halves(8, 8, red, blue))
+	b, err := s.Put(bytes.NewReader(thumb))
+	if err != nil || b.Hash != sha(thumb) || b.ContentType != "image/png" || b.Reused {
+		t.Fatalf("Put = %+v, %v", b, err)
+	}
+	if b2, err := s.Put(bytes.NewReader(thumb)); err != nil || !b2.Reused {
+		t.Fatalf("second Put = %+v, %v", b2, err)
+	}
+	if _, err := s.Put(io.LimitReader(&countingZeros{}, 1001)); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Put(too large) = %v", err)
+	}
+	assertEmpty(t, filepath.Join(s.Dir(), "uploads"))
+}

@@ -1,0 +1,370 @@
+// Package node assembles a whole Relais node from its parts (store,
+// accounts, rooms, websocket fan-out, HTTP API, TLS, admin socket) around a
+// bus given by the caller, and runs it until shut down.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"relais/server/account"
+	"relais/server/admin"
+	"relais/server/api"
+	"relais/server/buildinfo"
+	"relais/server/bus"
+	"relais/server/chat"
+	"relais/server/config"
+	"relais/server/files"
+	"relais/server/mail"
+	"relais/server/password"
+	"relais/server/store"
+	"relais/server/tlsmgr"
+	"relais/server/ws"
+)
+
+// Options are what a node takes besides its configuration: the parts tests
+// and benchmarks substitute.
+type Options struct {
+	Logger *slog.Logger
+	// Web is the built web client; nil serves no client.
+	Web fs.FS
+	// Password overrides the hashing parameters (tests use cheap ones).
+	Password password.Params
+	// Mailer overrides the SMTP relay of the configuration.
+	Mailer mail.Sender
+	// WS overrides the websocket endpoint's tuning.
+	WS ws.Options
+	// NoSync turns fsync off; only for tests that measure nothing.
+	NoSync bool
+	// Now is the clock of accounts and rooms (tests of expiry).
+	Now func() time.Time
+	// AltHTTPPort and AltTLSALPNPort redirect ACME validation (tests).
+	AltHTTPPort, AltTLSALPNPort int
+	// Files tunes the attachment service (tests shorten its periods).
+	Files files.Tuning
+}
+
+// Node is a running node.
+type Node struct {
+	cfg config.Config
+	log *slog.Logger
+	bus bus.Bus
+
+	DB       *store.DB
+	Chat     *chat.Service
+	Accounts *account.Service
+	WS       *ws.Server
+	TLS      *tlsmgr.Manager
+	Files    *files.Service
+
+	admin    *admin.Server
+	http     *http.Server
+	redirect *http.Server
+	listener net.Listener
+	url      string
+	started  time.Time
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+// BusFunc starts the node's bus once the node's identifier is known.
+type BusFunc func(nodeID string, log *slog.Logger) (bus.Bus, error)
+
+// Start opens the data directory and starts serving. The bus newBus
+// returns becomes the node's: Shutdown closes it. On error everything
+// started is stopped again.
+func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options) (n *Node, err error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n = &Node{cfg: cfg, log: log, started: time.Now(), done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			n.Shutdown(context.Background())
+			n = nil
+		}
+	}()
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	os.Chmod(cfg.Data, 0o700)
+	if n.DB, err = store.Open(filepath.Join(cfg.Data, "relais.db"), store.Options{Logger: log.With("component", "store"), NoSync: opts.NoSync}); err != nil {
+		return nil, err
+	}
+	if n.bus, err = newBus(n.DB.Node(), log); err != nil {
+		return nil, fmt.Errorf("start bus: %w", err)
+	}
+	b := n.bus
+
+	// Listeners are bound before the TLS manager starts, so that ACME
+	// challenges are answered by the node's own listeners.
+	if n.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	tlsOn := cfg.TLS != tlsmgr.ModeOff
+	var redirectLn net.Listener
+	if addr := cfg.HTTPListen; tlsOn && (addr != "" || len(cfg.Domains) > 0) {
+		if addr == "" {
+			addr = ":80"
+		}
+		if redirectLn, err = net.Listen("tcp", addr); err != nil {
+			return nil, fmt.Errorf("listen on %s (HTTP redirect and ACME challenges; set --http-listen): %w", addr, err)
+		}
+	}
+	tcfg := tlsmgr.Config{
+		Mode: cfg.TLS, Domains: cfg.Domains, DataDir: cfg.Data,
+		ACMECA: cfg.ACMECA, ACMECARoot: cfg.ACMECARoot, ACMEEmail: cfg.ACMEEmail,
+		CertFile: cfg.TLSCert, KeyFile: cfg.TLSKey, Logger: log,
+		AltHTTPPort: opts.AltHTTPPort, AltTLSALPNPort: opts.AltTLSALPNPort,
+	}
+	if port := portOf(n.listener.Addr()); port != 443 {
+		tcfg.RedirectPort = port
+		if tcfg.AltTLSALPNPort == 0 {
+			tcfg.AltTLSALPNPort = port
+		}
+	}
+	if redirectLn != nil && tcfg.AltHTTPPort == 0 {
+		if port := portOf(redirectLn.Addr()); port != 80 {
+			tcfg.AltHTTPPort = port
+		}
+	}
+	if n.TLS, err = tlsmgr.New(ctx, tcfg); err != nil {
+		if redirectLn != nil {
+			redirectLn.Close()
+		}
+		return nil, err
+	}
+	tlsConf := n.TLS.TLSConfig()
+	if n.url, err = publicURL(cfg, n.listener.Addr(), tlsConf != nil); err != nil {
+		return nil, err
+	}
+	loopback := tlsmgr.LoopbackOnly(n.listener.Addr().String())
+	if tlsConf == nil && !loopback {
+		log.Warn("TLS IS OFF and the node listens beyond loopback: passwords and messages cross the network in clear. Use --tls off only behind a reverse proxy that terminates HTTPS.", "listen", n.listener.Addr().String())
+	}
+
+	mailer := opts.Mailer
+	if mailer == nil && cfg.SMTPHost != "" {
+		if mailer, err = mail.NewSMTP(mail.SMTPConfig{Host: cfg.SMTPHost, Port: cfg.SMTPPort, Security: cfg.SMTPSecurity,
+			Username: cfg.SMTPUser, Password: cfg.SMTPPassword, From: cfg.SMTPFrom}); err != nil {
+			return nil, err
+		}
+	}
+	name := cfg.Name
+	if name == "" {
+		name = "Relais"
+	}
+	n.Chat = chat.New(n.DB, b, chat.Options{Logger: log, Now: opts.Now})
+	if n.Accounts, err = account.New(ctx, n.DB, b, account.Config{
+		Domains: cfg.AllowedDomains, PublicURL: n.url, Mailer: mailer, Templates: mail.Templates{Node: name},
+		Validity: time.Duration(cfg.AccountValidity), RateLimits: cfg.RateLimits, Password: opts.Password, Logger: log, Now: opts.Now,
+	}); err != nil {
+		return nil, err
+	}
+	n.Chat.SetInviter(n.Accounts)
+	n.Accounts.SetJoiner(n.Chat)
+	if n.Files, err = files.Open(files.Config{
+		Dir: filepath.Join(cfg.Data, "media"), DB: n.DB, Chat: n.Chat, Accounts: n.Accounts,
+		Clamd: cfg.Clamd, ClamdDown: cfg.ClamdDown, MaxUpload: cfg.MaxUpload, UserQuota: cfg.UserQuota,
+		ScanEncrypted: cfg.ScanEncrypted, Tuning: opts.Files, Logger: log,
+	}); err != nil {
+		return nil, err
+	}
+	n.Chat.SetFiles(n.Files)
+	if err := n.Chat.Recover(ctx); err != nil {
+		return nil, err
+	}
+	wsOpts := opts.WS
+	wsOpts.Logger = log
+	wsOpts.RateLimits = cfg.RateLimits
+	if n.WS, err = ws.New(n.Chat, b, ws.AuthFunc(n.authenticate), wsOpts); err != nil {
+		return nil, err
+	}
+	handler := api.New(api.Config{
+		Accounts: n.Accounts, Chat: n.Chat, WS: n.WS, Media: n.Files.Handler(), Web: opts.Web, Health: n.health, Metrics: n.metrics,
+		SecureCookies: tlsConf != nil || !loopback, TrustProxy: cfg.TrustProxy, Name: name, Logger: log,
+	})
+	if n.admin, err = admin.Listen(cfg.Data, n.Accounts, n.DB, log); err != nil {
+		return nil, err
+	}
+
+	var h http.Handler = handler
+	if tlsConf != nil {
+		h = n.TLS.HSTS(handler)
+	}
+	// Only ReadHeaderTimeout: read and write timeouts would stay on the
+	// connections hijacked by websockets.
+	n.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		TLSConfig: tlsConf, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	go func() {
+		var err error
+		if tlsConf != nil {
+			err = n.http.ServeTLS(n.listener, "", "")
+		} else {
+			err = n.http.Serve(n.listener)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server stopped", "err", err)
+		}
+	}()
+	if redirectLn != nil {
+		n.redirect = &http.Server{Handler: n.TLS.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+		go n.redirect.Serve(redirectLn)
+	}
+
+	mctx, stop := context.WithCancel(context.Background())
+	n.stop = stop
+	n.Files.Start(mctx)
+	go func() {
+		defer close(n.done)
+		n.Accounts.Maintain(mctx, time.Hour)
+	}()
+
+	log.Info("node started", "url", n.url, "listen", n.listener.Addr().String(), "node", n.DB.Node(),
+		"version", buildinfo.Get().Version, "tls", n.TLS.Status().Mode, "startup", time.Since(n.started).Round(time.Millisecond))
+	if fp := n.TLS.CAFingerprint(); fp != "" {
+		log.Info("local certificate authority: pin or install it in browsers", "sha256", fp, "file", filepath.Join(cfg.Data, "tls", "local", "ca.crt"))
+	}
+	if link, err := n.Accounts.SetupLink(ctx); err != nil {
+		return nil, err
+	} else if link != "" {
+		log.Warn("no administrator yet: open this one-time link to create the first one", "setup", link)
+	}
+	return n, nil
+}
+
+// authenticate resolves a websocket upgrade's session.
+func (n *Node) authenticate(r *http.Request) (ws.Identity, error) {
+	token, cookie := account.TokenFrom(r)
+	ident, err := n.Accounts.Resolve(token)
+	if err != nil {
+		return ws.Identity{}, err
+	}
+	return ws.Identity{User: ident.User.ID, Device: ident.Session.DeviceID, External: ident.User.External, Cookie: cookie}, nil
+}
+
+// publicURL is how users reach the node: the configured URL, the ACME
+// domain, or the listener's address.
+func publicURL(cfg config.Config, addr net.Addr, tls bool) (string, error) {
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return "", fmt.Errorf("--public-url %q: expected https://host[:port]", cfg.PublicURL)
+		}
+		return u.Scheme + "://" + u.Host, nil
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	_, port, _ := net.SplitHostPort(addr.String())
+	host := "localhost"
+	if len(cfg.Domains) > 0 {
+		host = cfg.Domains[0]
+	} else if h, _, _ := net.SplitHostPort(cfg.Listen); h != "" && h != "0.0.0.0" && h != "::" {
+		host = h
+	}
+	if (tls && port == "443") || (!tls && port == "80") {
+		return scheme + "://" + host, nil
+	}
+	return scheme + "://" + net.JoinHostPort(host, port), nil
+}
+
+func portOf(a net.Addr) int {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.Port
+	}
+	return 0
+}
+
+// URL is the node's public URL.
+func (n *Node) URL() string { return n.url }
+
+// Addr is the address the node listens on.
+func (n *Node) Addr() string { return n.listener.Addr().String() }
+
+func (n *Node) health() map[string]any {
+	bi := buildinfo.Get()
+	h := map[string]any{
+		"status":     "ok",
+		"version":    bi.Version,
+		"commit":     bi.Commit,
+		"node":       n.DB.Node(),
+		"uptime_s":   int64(time.Since(n.started).Seconds()),
+		"store_size": n.DB.Size(),
+		"sessions":   n.WS.Sessions(),
+	}
+	if n.TLS != nil {
+		st := n.TLS.Status()
+		h["tls"] = st
+		if fp := n.TLS.CAFingerprint(); fp != "" {
+			h["ca_fingerprint"] = fp
+		}
+	}
+	return h
+}
+
+func (n *Node) metrics(w io.Writer) {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	gauge := func(name, help string, v float64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", name, help, name, name, strconv.FormatFloat(v, 'g', -1, 64))
+	}
+	gauge("relais_sessions", "Connected websocket sessions.", float64(n.WS.Sessions()))
+	gauge("relais_store_bytes", "Size of the store file.", float64(n.DB.Size()))
+	gauge("relais_uptime_seconds", "Time since the node started.", time.Since(n.started).Seconds())
+	gauge("relais_goroutines", "Goroutines.", float64(runtime.NumGoroutine()))
+	gauge("relais_heap_bytes", "Go heap in use.", float64(ms.HeapInuse))
+}
+
+// Shutdown stops the node gracefully: in-flight HTTP requests finish,
+// websocket sessions are closed (clients resync elsewhere or later), the
+// bus is drained and closed, then the store. It is safe after a partial
+// start.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if n.stop != nil {
+		n.stop()
+		<-n.done
+	}
+	if n.redirect != nil {
+		n.redirect.Shutdown(ctx)
+	}
+	if n.http != nil {
+		n.http.Shutdown(ctx)
+	} else if n.listener != nil {
+		n.listener.Close()
+	}
+	if n.Files != nil {
+		// Its goroutines publish on the bus and write to the store.
+		n.Files.Close()
+	}
+	if n.WS != nil {
+		n.WS.Close()
+	}
+	n.admin.Close()
+	if n.bus != nil {
+		n.bus.Close()
+	}
+	if n.TLS != nil {
+		n.TLS.Close()
+	}
+	var err error
+	if n.DB != nil {
+		err = n.DB.Close()
+	}
+	n.log.Info("node stopped")
+	return err
+}

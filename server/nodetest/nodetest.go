@@ -1,0 +1,183 @@
+// Package nodetest starts whole nodes in process for tests: a real store
+// in a temporary directory, the real embedded NATS bus, a real HTTP
+// listener on a random loopback port.
+package nodetest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"relais/cluster"
+	"relais/server/bus"
+	"relais/server/client"
+	"relais/server/config"
+	"relais/server/node"
+	"relais/server/password"
+	"relais/server/store"
+)
+
+// Domain is the allowed registration domain of test nodes.
+const Domain = "agents.gouv.fr"
+
+// Password is a password every test account can use.
+const Password = "Tr0mbone-Velours-9"
+
+// Node is a running test node.
+type Node struct {
+	*node.Node
+	t    testing.TB
+	cfg  config.Config
+	opts node.Options
+	n    atomic.Int64
+}
+
+// Option changes a test node's configuration before it starts.
+type Option func(*config.Config, *node.Options)
+
+// WithConfig edits the configuration.
+func WithConfig(f func(*config.Config)) Option {
+	return func(c *config.Config, _ *node.Options) { f(c) }
+}
+
+// WithOptions edits the node options.
+func WithOptions(f func(*node.Options)) Option {
+	return func(_ *config.Config, o *node.Options) { f(o) }
+}
+
+// Start starts a node stopped by t.Cleanup.
+func Start(t testing.TB, opts ...Option) *Node {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.Data = t.TempDir()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.TLS = "off"
+	cfg.RateLimits = false
+	cfg.AllowedDomains = config.List{Domain}
+	o := node.Options{Logger: Logger(t), Password: password.TestParams}
+	for _, opt := range opts {
+		opt(&cfg, &o)
+	}
+	n := &Node{t: t, cfg: cfg, opts: o}
+	n.start()
+	t.Cleanup(func() { n.Stop() })
+	return n
+}
+
+func startBus(id string, log *slog.Logger) (bus.Bus, error) {
+	return cluster.Start(cluster.Options{Name: id, Logger: log})
+}
+
+func (n *Node) start() {
+	n.t.Helper()
+	nd, err := node.Start(context.Background(), n.cfg, startBus, n.opts)
+	if err != nil {
+		n.t.Fatalf("start node: %v", err)
+	}
+	n.Node = nd
+	// A restart listens where the node listened before, so that clients
+	// keep their URL.
+	n.cfg.Listen = nd.Addr()
+}
+
+// Stop shuts the node down (idempotent).
+func (n *Node) Stop() {
+	if n.Node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Node.Shutdown(ctx); err != nil {
+		n.t.Errorf("shutdown: %v", err)
+	}
+	n.Node = nil
+}
+
+// Restart stops the node and starts it again on the same data directory
+// and address, with the given changes to its configuration.
+func (n *Node) Restart(opts ...Option) {
+	n.t.Helper()
+	n.Stop()
+	for _, opt := range opts {
+		opt(&n.cfg, &n.opts)
+	}
+	n.start()
+}
+
+// Client returns an anonymous client of the node.
+func (n *Node) Client() *client.Client { return client.New(n.URL()) }
+
+// NewUser registers, approves and signs in an agent with the given display
+// name; the address is derived from the name.
+func (n *Node) NewUser(name string) *client.Client {
+	n.t.Helper()
+	local := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r == ' ' || r == '-':
+			return '.'
+		}
+		return -1
+	}, store.FoldName(name))
+	email := fmt.Sprintf("%s.%d@%s", local, n.n.Add(1), Domain)
+	return n.NewUserEmail(email, name)
+}
+
+// NewUserEmail registers, approves and signs in an agent.
+func (n *Node) NewUserEmail(email, name string) *client.Client {
+	n.t.Helper()
+	ctx := context.Background()
+	c := n.Client()
+	if _, err := c.Register(ctx, email, Password, name); err != nil {
+		n.t.Fatalf("register %s: %v", email, err)
+	}
+	if err := n.Accounts.Approve(ctx, email); err != nil {
+		n.t.Fatalf("approve %s: %v", email, err)
+	}
+	if err := c.Login(ctx, email, Password); err != nil {
+		n.t.Fatalf("login %s: %v", email, err)
+	}
+	return c
+}
+
+// Logger returns a logger writing to the test's log (debug level when
+// RELAIS_TEST_DEBUG is set), silent once the test is over.
+func Logger(t testing.TB) *slog.Logger {
+	w := &tWriter{t: t}
+	t.Cleanup(func() { w.done.Store(true) })
+	level := slog.LevelInfo
+	if os.Getenv("RELAIS_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type tWriter struct {
+	t    testing.TB
+	done atomic.Bool
+}
+
+func (w *tWriter) Write(p []byte) (int, error) {
+	if !w.done.Load() {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
+}
+
+// Eventually polls cond until it holds or the deadline passes.
+func Eventually(t testing.TB, within time.Duration, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v: "+format, append([]any{within}, args...)...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -1,0 +1,335 @@
+// Package store keeps the node's durable state in one bbolt file.
+//
+// It is the only package that imports bbolt. Records, bucket names and key
+// layouts are defined here (see schema.go); domain packages call typed
+// methods on Tx. All writes go through one writer goroutine that commits
+// whatever is queued in a single transaction (group commit, no timer): a
+// caller of Update returns only after its change is durable on disk.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// ErrClosed is returned by Update and View once Close has begun.
+var ErrClosed = errors.New("store: closed")
+
+// maxBatch bounds how many queued writes share one transaction, so one
+// commit never grows without limit under a flood.
+const maxBatch = 2048
+
+// Options tune Open.
+type Options struct {
+	// Logger receives the store's few log lines; nil discards them.
+	Logger *slog.Logger
+	// NoSync skips fsync. Only for tests that measure nothing durable;
+	// benchmarks and the node never set it.
+	NoSync bool
+	// Timeout bounds the wait for the file lock held by another process.
+	Timeout time.Duration
+}
+
+// DB is an open store.
+type DB struct {
+	bolt *bolt.DB
+	log  *slog.Logger
+	path string
+
+	ops     chan *op
+	closing chan struct{}
+	done    chan struct{}
+	once    sync.Once
+	mu      sync.RWMutex // held for reading by Update/View callers, for writing by Close
+	closed  bool
+
+	node string
+}
+
+type op struct {
+	fn   func(*Tx) error
+	err  error
+	done chan error
+}
+
+var opPool = sync.Pool{New: func() any { return &op{done: make(chan error, 1)} }}
+
+// Open opens (creating if needed) the store file at path, runs pending
+// migrations and starts the writer.
+func Open(path string, opts Options) (*DB, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = 2 * time.Second
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("store: create directory: %w", err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.Timeout,
+		NoSync:          opts.NoSync,
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: 64 << 20,
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("store: %s is locked by another process (is a node already running on this data directory?)", path)
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	db := &DB{
+		bolt:    b,
+		log:     opts.Logger,
+		path:    path,
+		ops:     make(chan *op, maxBatch),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if err := migrate(b, migrations, db.log); err != nil {
+		b.Close()
+		return nil, err
+	}
+	if err := b.View(func(tx *bolt.Tx) error {
+		db.node = string(tx.Bucket(bMeta).Get(kNode))
+		return nil
+	}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("store: read node id: %w", err)
+	}
+	go db.writer()
+	return db, nil
+}
+
+// Node returns the identifier of the node that created this store.
+func (db *DB) Node() string { return db.node }
+
+// Path returns the store file's path.
+func (db *DB) Path() string { return db.path }
+
+// Size returns the store file's size in bytes.
+func (db *DB) Size() int64 {
+	var n int64
+	db.bolt.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// Close waits for queued writes to commit, stops the writer and closes the
+// file. It is safe to call more than once.
+func (db *DB) Close() error {
+	var err error
+	db.once.Do(func() {
+		db.mu.Lock()
+		db.closed = true
+		close(db.closing)
+		db.mu.Unlock()
+		<-db.done
+		err = db.bolt.Close()
+	})
+	return err
+}
+
+// View runs fn in a read-only transaction. Values read through tx are
+// copies and stay valid after View returns.
+func (db *DB) View(fn func(*Tx) error) error {
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	defer db.mu.RUnlock()
+	return db.bolt.View(func(btx *bolt.Tx) error {
+		return fn(&Tx{tx: btx})
+	})
+}
+
+// Update queues fn for the writer and returns once the transaction that ran
+// it has committed to disk, or with fn's error (then none of fn's writes
+// happened). fn may run more than once when another write of its batch
+// fails, so it must only touch the store and must not keep state between
+// runs; work that must happen once after commit goes in tx.OnCommit.
+//
+// ctx bounds only the wait for a place in the queue: once queued, the write
+// is committed or refused and Update reports which, so that a caller never
+// mistakes a committed write for a lost one.
+func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
+	o := opPool.Get().(*op)
+	o.fn, o.err = fn, nil
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		opPool.Put(o)
+		return ErrClosed
+	}
+	select {
+	case db.ops <- o:
+	case <-ctx.Done():
+		db.mu.RUnlock()
+		opPool.Put(o)
+		return ctx.Err()
+	}
+	db.mu.RUnlock()
+	err := <-o.done
+	o.fn = nil
+	opPool.Put(o)
+	return err
+}
+
+func (db *DB) writer() {
+	defer close(db.done)
+	batch := make([]*op, 0, maxBatch)
+	for {
+		select {
+		case o := <-db.ops:
+			batch = append(batch[:0], o)
+		case <-db.closing:
+			// Close holds the lock while closing, so no sender is
+			// blocked now and none can enqueue: drain what is queued.
+			for {
+				select {
+				case o := <-db.ops:
+					db.commit([]*op{o})
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case o := <-db.ops:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// commit runs the batch in one transaction. When a function fails, the
+// transaction is rolled back, that function is answered with its error and
+// the others are run again without it.
+func (db *DB) commit(batch []*op) {
+	pending := batch
+	for len(pending) > 0 {
+		failed, after, err := db.try(pending)
+		if failed < 0 {
+			// Callbacks run before callers are answered, so that what
+			// they do (caches, publication) is visible once Update
+			// returns.
+			for _, f := range after {
+				f()
+			}
+			for _, o := range pending {
+				o.done <- err
+			}
+			return
+		}
+		pending[failed].done <- pending[failed].err
+		pending = append(pending[:failed:failed], pending[failed+1:]...)
+	}
+}
+
+// try runs ops in one transaction. It returns the index of the first op
+// that failed (and rolls back), or -1 with the commit's error and the
+// callbacks to run after a successful commit.
+func (db *DB) try(ops []*op) (failed int, after []func(), err error) {
+	btx, err := db.bolt.Begin(true)
+	if err != nil {
+		return -1, nil, fmt.Errorf("store: begin: %w", err)
+	}
+	tx := &Tx{tx: btx, writable: true}
+	for i, o := range ops {
+		if err := runOp(o.fn, tx); err != nil {
+			btx.Rollback()
+			o.err = err
+			return i, nil, nil
+		}
+	}
+	if err := btx.Commit(); err != nil {
+		db.log.Error("store commit failed", "err", err, "writes", len(ops))
+		return -1, nil, fmt.Errorf("store: commit: %w", err)
+	}
+	return -1, tx.onCommit, nil
+}
+
+func runOp(fn func(*Tx) error, tx *Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("store: write panicked: %v", r)
+		}
+	}()
+	return fn(tx)
+}
+
+// Backup writes a consistent snapshot of the whole store to w while the
+// node keeps running, and returns the number of bytes written.
+func (db *DB) Backup(w io.Writer) (int64, error) {
+	var n int64
+	err := db.View(func(tx *Tx) error {
+		var err error
+		n, err = tx.tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("store: backup: %w", err)
+	}
+	return n, nil
+}
+
+// Tx is a transaction. Read methods copy what they return out of the
+// memory map, so results stay valid after the transaction ends.
+type Tx struct {
+	tx       *bolt.Tx
+	writable bool
+	onCommit []func()
+}
+
+// OnCommit registers f to run after the transaction has committed
+// durably, on the writer goroutine, in registration order. f must be quick
+// and must not call Update.
+func (tx *Tx) OnCommit(f func()) {
+	if !tx.writable {
+		panic("store: OnCommit in a read-only transaction")
+	}
+	tx.onCommit = append(tx.onCommit, f)
+}
+
+func (tx *Tx) bucket(name []byte) *bolt.Bucket { return tx.tx.Bucket(name) }
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
+
+// Check opens the store file at path read-only and verifies its pages and
+// schema version, for backups and restores.
+func Check(path string) error {
+	b, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 2 * time.Second})
+	if err != nil {
+		return fmt.Errorf("store: open %s: %w", path, err)
+	}
+	defer b.Close()
+	return b.View(func(tx *bolt.Tx) error {
+		for err := range tx.Check() {
+			return fmt.Errorf("store: %s is damaged: %w", path, err)
+		}
+		meta := tx.Bucket(bMeta)
+		if meta == nil || len(meta.Get(kSchema)) != 8 || len(meta.Get(kNode)) == 0 {
+			return fmt.Errorf("store: %s is not a relais store", path)
+		}
+		return nil
+	})
+}

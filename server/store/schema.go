@@ -1,0 +1,53 @@
+package store
+
+// The schema: every bucket and key layout of the store lives in this file.
+//
+// Integers in keys are big-endian so that bbolt's byte order is numeric
+// order. "\x00" separates variable-length parts of composite keys; no
+// identifier, e-mail address or folded name contains a NUL byte.
+//
+//	meta        "schema" → uint64; "node" → node id; "created" → RFC 3339;
+//	            "domains" → JSON []string; "feed_published" → uint64
+//	users       user id → JSON User
+//	emails      canonical e-mail → user id
+//	names       folded display name \x00 user id → nil   (directory of active agents)
+//	sessions    SHA-256(token) → JSON Session
+//	devices     user id \x00 device id → SHA-256(token)
+//	tokens      SHA-256(token) → JSON Token              (verification, reset, renewal, setup, invitation)
+//	rooms       room id → JSON Room
+//	members     room id \x00 user id → JSON Member
+//	userrooms   user id \x00 room id → nil               (rooms a user is joined or invited to)
+//	dms         user id \x00 user id (sorted) → room id
+//	forums      folded name \x00 room id → nil           (room directory)
+//	events      room id → bucket: seq (8) → event record (see events.go)
+//	idem        user id \x00 client id → room id \x00 seq (8) ts (8)
+//	reads       room id \x00 user id → seq (8) ord (8)
+//	mentions    user id \x00 room id \x00 seq (8) → nil
+//	feed        gseq (8) → seq (8) room id               (transactional outbox, in commit order)
+var (
+	bMeta      = []byte("meta")
+	bUsers     = []byte("users")
+	bEmails    = []byte("emails")
+	bNames     = []byte("names")
+	bSessions  = []byte("sessions")
+	bDevices   = []byte("devices")
+	bTokens    = []byte("tokens")
+	bRooms     = []byte("rooms")
+	bMembers   = []byte("members")
+	bUserRooms = []byte("userrooms")
+	bDMs       = []byte("dms")
+	bForums    = []byte("forums")
+	bEvents    = []byte("events")
+	bIdem      = []byte("idem")
+	bReads     = []byte("reads")
+	bMentions  = []byte("mentions")
+	bFeed      = []byte("feed")
+)
+
+var (
+	kSchema        = []byte("schema")
+	kNode          = []byte("node")
+	kCreated       = []byte("created")
+	kDomains       = []byte("domains")
+	kFeedPublished = []byte("feed_published")
+)

@@ -1,0 +1,157 @@
+package webtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
+	webembed "relais/embed"
+	"relais/server/nodetest"
+	"relais/server/store"
+)
+
+// Helpers of the end-to-end encryption tests.
+
+// e2eLogin signs in and waits until the device has published its
+// KeyPackages and knows where its recovery key stands. The first device of
+// a user gets a new recovery key to write down: e2eLogin returns it (after
+// saying it is written down).
+func (b *browser) e2eLogin(n *nodetest.Node, email string) string {
+	b.t.Helper()
+	b.login(n.URL(), email, nodetest.Password)
+	b.waitLong("encryption ready", `['show', 'needed', 'ok'].includes(document.querySelector('.app').dataset.e2e)`, 40*time.Second)
+	if js[string](b, `document.querySelector('.app').dataset.e2e`) != "show" {
+		return ""
+	}
+	b.click(".recovery-new")
+	b.visible(".recovery-key[data-key]")
+	key := js[string](b, `document.querySelector('.recovery-key[data-key]').dataset.key`)
+	b.shot("recovery-key")
+	b.click(".panel button.primary")
+	b.until("key written down", `document.querySelector('.app').dataset.e2e === 'ok'`)
+	return key
+}
+
+// openDMWith opens (or creates) the direct conversation with a user from
+// the directory.
+func (b *browser) openDMWith(query, userID string) {
+	b.t.Helper()
+	b.click(`button[aria-label="Nouveau message"]`)
+	b.typ("#dm-q", query)
+	b.click(`button[data-user="` + userID + `"]`)
+	b.visible(".composer textarea")
+}
+
+// say types a message and sends it.
+func (b *browser) say(text string) {
+	b.t.Helper()
+	b.typ(".composer textarea", text+kb.Enter)
+	shown := strings.ReplaceAll(text, "**", "")
+	b.until("sent: "+shown, fmt.Sprintf(`[...document.querySelectorAll('.msg.mine .md')].some(e => e.textContent.includes(%q)) && !document.querySelector('.pending-msg')`, shown))
+}
+
+// reads waits until a message from someone else with text shows.
+func (b *browser) reads(text string) {
+	b.t.Helper()
+	b.hasText(".msg:not(.mine) .md", text)
+}
+
+// registered waits until the node holds KeyPackages of every device of a
+// user that signed in from a browser.
+func registered(t *testing.T, n *nodetest.Node, user string, devices int) {
+	t.Helper()
+	nodetest.Eventually(t, 20*time.Second, func() bool {
+		count := 0
+		n.DB.View(func(tx *store.Tx) error {
+			keys, _ := tx.DeviceKeys(user)
+			for _, k := range keys {
+				if tx.KeyPackageCount(user, k.DeviceID) > 0 {
+					count++
+				}
+			}
+			return nil
+		})
+		return count >= devices
+	}, "%s has %d devices with KeyPackages", user, devices)
+}
+
+// roomEpoch returns the epoch of an encrypted room's group on the node.
+func roomEpoch(t *testing.T, n *nodetest.Node, room string) uint64 {
+	t.Helper()
+	var epoch uint64
+	if err := n.DB.View(func(tx *store.Tx) error {
+		g, err := tx.MLSGroup(room)
+		epoch = g.Epoch
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return epoch
+}
+
+// currentRoom is the id of the room open in the browser.
+func (b *browser) currentRoom() string {
+	b.t.Helper()
+	b.visible("section.room[data-room]")
+	return js[string](b, `document.querySelector('section.room[data-room]').dataset.room`)
+}
+
+// roomEvents returns the stored events of a room, in order.
+func roomEvents(t *testing.T, n *nodetest.Node, room string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	err := n.DB.View(func(tx *store.Tx) error {
+		return tx.Events(room, 1, false, func(e store.Event) bool {
+			var m map[string]any
+			if err := json.Unmarshal(e.Frame, &m); err == nil {
+				out = append(out, m)
+			}
+			return true
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// e2eChunkURL finds the MLS chunk among the built assets: the one that
+// names itself "relais:e2e-chunk".
+func e2eChunkURL(t *testing.T) string {
+	t.Helper()
+	web := webembed.Web()
+	var found string
+	fs.WalkDir(web, "assets", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".js") {
+			return err
+		}
+		b, err := fs.ReadFile(web, p)
+		if err == nil && strings.Contains(string(b), "relais:e2e-chunk") {
+			found = "/" + p
+		}
+		return nil
+	})
+	if found == "" {
+		t.Fatal("the MLS chunk is not in the build: run npm run build in web/")
+	}
+	return found
+}
+
+// waitLong is like until with a longer deadline, for MLS work under the
+// race detector.
+func (b *browser) waitLong(what, cond string, d time.Duration) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](cond, chromedp.WithPollingInterval(25*time.Millisecond))); err != nil {
+		b.shot("FAILED-" + sanitize(what))
+		b.t.Fatalf("[%s] waiting for %s (%s): %v", b.name, what, cond, err)
+	}
+}

@@ -1,0 +1,90 @@
+// The node's HTTP JSON API (accounts, setup, devices). The websocket is in
+// socket.ts.
+
+export interface Me {
+  id: string;
+  name: string;
+  org?: string;
+  ext?: boolean;
+  active: boolean;
+  email: string;
+  admin?: boolean;
+  device: string;
+  expires?: string;
+}
+
+export interface Device {
+  id: string;
+  name: string;
+  created: string;
+  last_seen: string;
+  current: boolean;
+}
+
+/** ApiError carries the node's stable error code. */
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    public code: string,
+    message: string,
+    public detail = '',
+  ) {
+    super(message);
+  }
+}
+
+async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch('/api/v1/' + path, {
+      method,
+      credentials: 'same-origin',
+      headers: body === undefined ? {} : { 'Content-Type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, 'network', 'network error');
+  }
+  if (res.status === 204) return undefined as T;
+  let data: unknown = null;
+  try {
+    data = await res.json();
+  } catch {
+    // not JSON
+  }
+  if (!res.ok) {
+    const e = (data as { error?: { code?: string; message?: string; detail?: string } } | null)?.error;
+    throw new ApiError(res.status, e?.code ?? 'http_' + res.status, e?.message ?? res.statusText, e?.detail ?? '');
+  }
+  return data as T;
+}
+
+export const api = {
+  config: () => call<{ name: string; domains: string[]; mail: boolean }>('GET', 'config'),
+  register: (email: string, password: string, display_name?: string) =>
+    call<{ status: 'verification_sent' | 'pending_approval' }>('POST', 'register', display_name ? { email, password, display_name } : { email, password }),
+  verifyToken: (token: string) => call<{ status: string }>('POST', 'verify', { token }),
+  verifyCode: (email: string, code: string) => call<{ status: string }>('POST', 'verify', { email, code }),
+  login: (email: string, password: string, device: string) => call<Me>('POST', 'login', { email, password, device }),
+  logout: () => call<void>('POST', 'logout'),
+  me: () => call<Me>('GET', 'me'),
+  setName: (display_name: string) => call<void>('PATCH', 'me', { display_name }),
+  devices: () => call<{ devices: Device[] }>('GET', 'devices'),
+  revokeDevice: (id: string) => call<void>('DELETE', 'devices/' + encodeURIComponent(id)),
+  requestReset: (email: string) => call<void>('POST', 'password/reset', { email }),
+  confirmReset: (token: string, password: string) => call<void>('POST', 'password/reset/confirm', { token, password }),
+  renew: (token: string) => call<{ status: string }>('POST', 'renew', { token }),
+  setupStatus: () => call<{ needed: boolean; domains: string[]; ca_fingerprint?: string }>('GET', 'setup'),
+  setup: (req: { token: string; email: string; password: string; display_name?: string; domains?: string[] }) => call<void>('POST', 'setup', req),
+  invitation: (token: string) => call<{ room_name: string; by: string; name: string }>('GET', 'invitation?token=' + encodeURIComponent(token)),
+  acceptInvitation: (token: string, password: string, display_name?: string) =>
+    call<Me>('POST', 'invitation/accept', display_name ? { token, password, display_name } : { token, password }),
+};
+
+/** deviceName describes this browser for the device list. */
+export function deviceName(): string {
+  const ua = navigator.userAgent;
+  const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox' : /Chrom(e|ium)\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'Navigateur';
+  const os = /Android/.test(ua) ? 'Android' : /iPhone|iPad/.test(ua) ? 'iOS' : /Windows/.test(ua) ? 'Windows' : /Mac OS/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : '';
+  return os ? `${browser} · ${os}` : browser;
+}

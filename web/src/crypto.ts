@@ -1,0 +1,190 @@
+// End-to-end encryption, the part that stays in the initial bundle: the
+// switch, the lazy loading of the MLS chunk (e2e/, with ts-mls: loaded
+// only when the device must publish its keys or meets an encrypted room),
+// and what the interface reads synchronously — the decrypted content of
+// encrypted events, the notices of membership and device changes, the
+// state of the recovery key, and the people whose devices changed since
+// they were verified. The chunk fills these; the interface only reads.
+
+import type { Ev } from './codec';
+import type { Frame } from './frames';
+import type { FileRef } from './payload';
+
+/** encryptionAvailable says whether this client can encrypt and decrypt:
+ * new direct conversations and groups are created encrypted (forums
+ * never are). */
+export const encryptionAvailable = true;
+
+/** newRoomEncryption is the "encrypted" field of create_room and open_dm. */
+export function newRoomEncryption(): { encrypted: boolean } {
+  return { encrypted: encryptionAvailable };
+}
+
+/** A notice that a commit changed who can read a room. */
+export type Note =
+  | { k: 'add'; by: string; user: string } // by added user
+  | { k: 'remove'; by: string; user: string } // by removed user
+  | { k: 'device'; user: string; name: string; device: string; unverified?: boolean } // user added a device
+  | { k: 'device_remove'; user: string; device: string } // a device of user was removed
+  | { k: 'welcome' } // this device received the room's keys
+  | { k: 'founded'; by: string };
+
+/** Why a message or commit could not be used. */
+export type Unreadable =
+  | 'before_join' // sent before this device joined the conversation
+  | 'missing_key' // the key to open it is not (or no longer) on this device
+  | 'forged' // it does not come from who the node says
+  | 'invalid' // it opened but is not a message of this version
+  | 'refused' // a commit the client refused (not from a member, unknown device…)
+  | 'removed'; // this device was removed from the conversation
+
+/** Plain is what an encrypted event (or a commit) turned out to be. */
+export type Plain =
+  | {
+      ok: true;
+      kind: 'msg';
+      from: string; // the author's user id, as the MLS credential says
+      type: 'text' | 'file';
+      body: string;
+      reply_to?: number;
+      mentions?: string[];
+      file?: FileRef;
+      edited?: number;
+      reactions?: Record<string, string[]>;
+      deleted?: boolean;
+    }
+  | { ok: true; kind: 'hidden' } // an edit, reaction or deletion, applied to its target
+  | { ok: true; kind: 'commit'; notes: Note[] }
+  | { ok: false; reason: Unreadable; commit?: boolean; detail?: string };
+
+const plains = new Map<string, Map<number, Plain>>();
+const joined = new Map<string, number>();
+
+export function plainOf(room: string, seq: number): Plain | undefined {
+  return plains.get(room)?.get(seq);
+}
+
+/** setPlain records what an event is (the e2e chunk calls it). */
+export function setPlain(room: string, seq: number, p: Plain | undefined): void {
+  let m = plains.get(room);
+  if (!m) plains.set(room, (m = new Map()));
+  if (p) m.set(seq, p);
+  else m.delete(seq);
+}
+
+export function roomPlains(room: string): Map<number, Plain> {
+  let m = plains.get(room);
+  if (!m) plains.set(room, (m = new Map()));
+  return m;
+}
+
+/** joinedAt is the seq from which this device can read a room (0: it is
+ * not in the room's group yet). */
+export function joinedAt(room: string): number {
+  return joined.get(room) ?? 0;
+}
+
+export function setJoinedAt(room: string, seq: number): void {
+  joined.set(room, seq);
+}
+
+/** What an encrypted event shows: undefined while it is not processed. */
+export function unreadableReason(ev: Ev): Unreadable | 'pending' {
+  const p = plainOf(ev.room, ev.seq);
+  if (p && !p.ok) return p.reason;
+  const j = joinedAt(ev.room);
+  if (j > 0 && ev.seq < j) return 'before_join';
+  return 'pending';
+}
+
+/** The state of end-to-end encryption the interface shows. */
+export const e2eState = {
+  /** The chunk is loaded and the device's keys are published. */
+  ready: false,
+  /** recovery: 'unknown' before the check; 'show' when a new recovery
+   * key must be written down (key holds it until confirmed); 'needed'
+   * when backups exist that this device cannot open yet; 'ok' when this
+   * device holds the recovery key. */
+  recovery: 'unknown' as 'unknown' | 'show' | 'needed' | 'ok',
+  key: '',
+  /** Users whose active devices differ from the ones verified. */
+  changed: new Set<string>(),
+  /** Users verified on this device. */
+  verified: new Set<string>(),
+  error: '',
+};
+
+/** The host is what the chunk needs of the rest of the client. */
+export interface HostRoom {
+  id: string;
+  kind: string;
+  encrypted?: boolean;
+  state: string;
+  members?: { user: string; role: string; state: string }[];
+  epoch?: number;
+  last_seq: number;
+}
+
+export interface Host {
+  me(): { user: string; device: string } | null;
+  request<T>(f: Record<string, unknown>): Promise<T>;
+  /** frame sends a request with the given id; it resolves with the
+   * answer frame (ack or result) and rejects with a SendError. */
+  frame(f: Record<string, unknown>, id: string): Promise<Frame>;
+  whenReady(): Promise<void>;
+  room(id: string): HostRoom | undefined;
+  rooms(): HostRoom[];
+  /** changed tells the interface that a room's decrypted content moved. */
+  changed(room: string): void;
+  /** status tells the interface that e2eState moved. */
+  status(): void;
+  deviceName(): string;
+}
+
+type Chunk = typeof import('./e2e/index');
+let chunk: Promise<Chunk> | null = null;
+let host: Host | null = null;
+let loaded: Chunk | null = null;
+
+export function setHost(h: Host): void {
+  host = h;
+}
+
+/** e2e loads the MLS chunk (once) and starts it for the signed-in
+ * device. */
+export function e2e(): Promise<Chunk['manager']> {
+  if (!chunk) {
+    chunk = import('./e2e/index').then((m) => {
+      loaded = m;
+      return m;
+    });
+    chunk.catch(() => (chunk = null));
+  }
+  return chunk.then(async (m) => {
+    await m.manager.start(host!);
+    return m.manager;
+  });
+}
+
+/** e2eChunk is the whole MLS chunk (its QR encoder, key formats). */
+export async function e2eChunk(): Promise<Chunk> {
+  await e2e();
+  return loaded!;
+}
+
+/** loadedE2E is the manager if the chunk is already loaded. */
+export function loadedE2E(): Chunk['manager'] | null {
+  return loaded?.manager ?? null;
+}
+
+/** resetE2E forgets everything decrypted (sign-out). */
+export function resetE2E(): void {
+  plains.clear();
+  joined.clear();
+  e2eState.ready = false;
+  e2eState.recovery = 'unknown';
+  e2eState.key = '';
+  e2eState.changed.clear();
+  e2eState.verified.clear();
+  loaded?.manager.stop();
+}

@@ -1,0 +1,125 @@
+// The plaintext inside an MLS application message of an encrypted room:
+// one JSON object (UTF-8), documented in web/ENCRYPTION.md. Everything a
+// message says travels here — body, reply, mentions, edits, reactions,
+// and (with the files UI) the key, nonce and hash of an encrypted file —
+// so that the node sees none of it. Parsing is strict: a payload that
+// does not follow the format is refused whole and its message shown as
+// unreadable.
+
+export const PAYLOAD_VERSION = 1;
+
+export type PayloadType = 'text' | 'edit' | 'delete' | 'react' | 'unreact' | 'file';
+
+/** FileRef is an encrypted file a message carries: the node has the
+ * ciphertext under id; the key, the hash and the real name and type are
+ * only here ("relais file v1" format, PROTOCOL.md "Files"). */
+export interface FileRef {
+  id: string; // f-… on the node
+  name: string;
+  size: number; // bytes of the plaintext file
+  mime: string;
+  key: string; // base64 of the 32-byte file key
+  hash: string; // base64 of the SHA-256 of the plaintext file
+  w?: number;
+  h?: number;
+  thumb?: { id: string; key: string; hash: string; mime: string; w: number; h: number };
+}
+
+export interface Payload {
+  v: number;
+  type: PayloadType;
+  body?: string; // markdown subset (text, edit, file caption)
+  reply_to?: number; // seq of the message answered
+  mentions?: string[]; // user ids
+  target?: number; // seq of the message edited, deleted or reacted to
+  key?: string; // reaction
+  file?: FileRef;
+}
+
+const types = new Set<PayloadType>(['text', 'edit', 'delete', 'react', 'unreact', 'file']);
+const MAX_BODY = 16 * 1024;
+const userID = /^u-[a-z0-9]+-[a-z0-9]+$/;
+const fileID = /^f-[A-Za-z0-9_-]{1,64}$/;
+const b64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+const seq = (x: unknown): x is number => typeof x === 'number' && Number.isSafeInteger(x) && x > 0;
+const str = (x: unknown, max: number): x is string => typeof x === 'string' && x.length <= max;
+
+function fileRef(x: unknown): FileRef | null {
+  if (!x || typeof x !== 'object') return null;
+  const f = x as Record<string, unknown>;
+  if (!str(f.id, 70) || !fileID.test(f.id) || !str(f.name, 255) || !str(f.mime, 255)) return null;
+  if (typeof f.size !== 'number' || !Number.isSafeInteger(f.size) || f.size < 0) return null;
+  if (!str(f.key, 64) || !b64.test(f.key) || !str(f.hash, 64) || !b64.test(f.hash)) return null;
+  const out: FileRef = { id: f.id, name: f.name, size: f.size, mime: f.mime, key: f.key, hash: f.hash };
+  if (seq(f.w) && seq(f.h)) {
+    out.w = f.w;
+    out.h = f.h;
+  }
+  const t = f.thumb as Record<string, unknown> | undefined;
+  if (t && str(t.id, 70) && fileID.test(t.id) && str(t.key, 64) && str(t.hash, 64) && str(t.mime, 64) && seq(t.w) && seq(t.h))
+    out.thumb = { id: t.id, key: t.key, hash: t.hash, mime: t.mime, w: t.w, h: t.h };
+  return out;
+}
+
+/** parsePayload reads a decrypted payload; null if it is not one. */
+export function parsePayload(b: Uint8Array): Payload | null {
+  let x: unknown;
+  try {
+    x = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(b));
+  } catch {
+    return null;
+  }
+  if (!x || typeof x !== 'object' || Array.isArray(x)) return null;
+  const o = x as Record<string, unknown>;
+  if (o.v !== PAYLOAD_VERSION || !types.has(o.type as PayloadType)) return null;
+  const p: Payload = { v: PAYLOAD_VERSION, type: o.type as PayloadType };
+  if (o.body !== undefined) {
+    if (!str(o.body, MAX_BODY)) return null;
+    p.body = o.body;
+  }
+  if (o.reply_to !== undefined) {
+    if (!seq(o.reply_to)) return null;
+    p.reply_to = o.reply_to;
+  }
+  if (o.target !== undefined) {
+    if (!seq(o.target)) return null;
+    p.target = o.target;
+  }
+  if (o.mentions !== undefined) {
+    if (!Array.isArray(o.mentions) || o.mentions.length > 50 || !o.mentions.every((m) => str(m, 64) && userID.test(m))) return null;
+    p.mentions = o.mentions as string[];
+  }
+  if (o.key !== undefined) {
+    if (!str(o.key, 32) || new TextEncoder().encode(o.key).length > 32 || !o.key) return null;
+    p.key = o.key;
+  }
+  if (o.file !== undefined) {
+    const f = fileRef(o.file);
+    if (!f) return null;
+    p.file = f;
+  }
+  switch (p.type) {
+    case 'text':
+      if (p.body === undefined || p.target !== undefined) return null;
+      break;
+    case 'edit':
+      if (p.body === undefined || p.target === undefined) return null;
+      break;
+    case 'delete':
+      if (p.target === undefined) return null;
+      break;
+    case 'react':
+    case 'unreact':
+      if (p.target === undefined || p.key === undefined) return null;
+      break;
+    case 'file':
+      if (!p.file) return null;
+      break;
+  }
+  return p;
+}
+
+export function encodePayload(p: Omit<Payload, 'v'>): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ v: PAYLOAD_VERSION, ...p }));
+}

@@ -1,0 +1,157 @@
+// The application shell: chooses between the account screens and the
+// messenger from the session and the route, and lays the messenger out
+// (list and room side by side on wide screens, one at a time on phones).
+
+import type { JSX } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, Me } from '../api';
+import { t } from '../i18n';
+import { store, wasSignedIn } from '../store';
+import { Forgot, Invite, Login, Register, Renew, Reset, Setup, Verify } from './Auth';
+import { Avatar, Icon } from './common';
+import { useLang, useTopics } from './hooks';
+import { e2eState } from '../crypto';
+import { Forums, NewDM, NewGroup, ProfileView, RecoveryKeyView, RecoveryView, RoomInfo, VerifyView } from './Panels';
+import { RoomList } from './RoomList';
+import { RoomView } from './Room';
+import { navigate, onRoute, route } from './router';
+
+const publicPages = ['setup', 'verify', 'reset', 'renew', 'invite', 'register', 'forgot', 'login'];
+
+function Sidebar({ active }: { active: string | null }): JSX.Element {
+  useTopics('me', 'status', 'e2e');
+  useLang();
+  const me = store.me!;
+  return (
+    <aside class="sidebar">
+      <header class="sidebar-header">
+        <button class="me-btn" onClick={() => navigate('/profile')} aria-label={t('profile.open')} title={t('profile.open')}>
+          <Avatar id={me.id} name={me.name} size={36} />
+        </button>
+        <h1 class="sidebar-title">{t('rooms.title')}</h1>
+        {!me.ext && (
+          <>
+            <button class="icon-btn" onClick={() => navigate('/forums')} aria-label={t('rooms.forums')} title={t('rooms.forums')}>
+              <Icon name="forum" />
+            </button>
+            <button class="icon-btn" onClick={() => navigate('/group')} aria-label={t('rooms.newGroup')} title={t('rooms.newGroup')}>
+              <Icon name="group" />
+            </button>
+            <button class="icon-btn" onClick={() => navigate('/new')} aria-label={t('rooms.newDM')} title={t('rooms.newDM')}>
+              <Icon name="chat" />
+            </button>
+          </>
+        )}
+      </header>
+      {store.status !== 'online' && (
+        <div class={'conn conn-' + store.status} role="status" data-status={store.status}>
+          {store.status === 'connecting' && !store.synced ? t('conn.connecting') : t('conn.offline')}
+        </div>
+      )}
+      {e2eState.recovery === 'needed' && (
+        <button class="banner recovery-banner" onClick={() => navigate('/recovery')}>
+          <Icon name="lock" size={16} /> {t('recovery.needed')}
+        </button>
+      )}
+      {e2eState.recovery === 'show' && (
+        <button class="banner recovery-new" onClick={() => navigate('/recovery-key')}>
+          <Icon name="lock" size={16} /> {t('recovery.writeDown')}
+        </button>
+      )}
+      <RoomList active={active} />
+    </aside>
+  );
+}
+
+function Messenger(): JSX.Element {
+  useTopics('e2e');
+  const [r, setR] = useState(route());
+  useEffect(() => onRoute(() => setR(route())), []);
+  useEffect(() => {
+    store.onOpenRoom = (id) => navigate('/room/' + id);
+  }, []);
+  const [a, b, c] = r.parts;
+  const roomID = a === 'room' ? (b ?? null) : null;
+  useEffect(() => {
+    store.open(roomID);
+  }, [roomID]);
+  let pane: JSX.Element;
+  if (roomID && c === 'info') pane = <RoomInfo id={roomID} />;
+  else if (roomID && c === 'verify' && r.parts[3]) pane = <VerifyView room={roomID} user={r.parts[3]} />;
+  else if (roomID) pane = <RoomView id={roomID} />;
+  else if (a === 'new') pane = <NewDM />;
+  else if (a === 'group') pane = <NewGroup />;
+  else if (a === 'forums') pane = <Forums />;
+  else if (a === 'profile') pane = <ProfileView />;
+  else if (a === 'recovery') pane = <RecoveryView />;
+  else if (a === 'recovery-key') pane = <RecoveryKeyView />;
+  else
+    pane = (
+      <div class="placeholder">
+        <img src="/icon.svg" alt="" width={72} height={72} />
+        <p>{t('rooms.select')}</p>
+      </div>
+    );
+  const view = a && a !== 'login' ? 'pane' : 'list';
+  return (
+    <div class="app" data-view={view} data-e2e={e2eState.ready ? e2eState.recovery : 'off'}>
+      <Sidebar active={roomID} />
+      <main class="main">{pane}</main>
+    </div>
+  );
+}
+
+export function App(): JSX.Element {
+  useLang();
+  const [r, setR] = useState(route());
+  const [phase, setPhase] = useState<'boot' | 'out' | 'in'>('boot');
+  const [notice, setNotice] = useState('');
+  useEffect(() => onRoute(() => setR(route())), []);
+  const signedIn = (me: Me) => {
+    void store.start(me).then(() => setPhase('in'));
+    const p = route().parts[0];
+    if (!p || publicPages.includes(p)) navigate('/', true);
+  };
+  useEffect(() => {
+    store.onSignedOut = () => {
+      setNotice(t('auth.signedOut'));
+      setPhase('out');
+      navigate('/login', true);
+    };
+    const p = route().parts[0];
+    if (['setup', 'verify', 'reset', 'renew', 'invite'].includes(p ?? '') || !wasSignedIn()) {
+      setPhase('out');
+      return;
+    }
+    api.me().then(signedIn, (e) => {
+      if (e?.status === 401 || e?.status === 403) setPhase('out');
+      else {
+        // Offline: start from the cache with what we knew.
+        const me = JSON.parse(localStorage.getItem('relais.me') ?? 'null') as Me | null;
+        if (me) signedIn(me);
+        else setPhase('out');
+      }
+    });
+  }, []);
+  useEffect(() => {
+    if (store.me) localStorage.setItem('relais.me', JSON.stringify(store.me));
+  }, [phase]);
+  if (phase === 'boot') return <div class="boot" aria-busy="true" />;
+  const p = r.parts[0] ?? '';
+  switch (p) {
+    case 'setup':
+      return <Setup />;
+    case 'verify':
+      return <Verify />;
+    case 'reset':
+      return <Reset />;
+    case 'renew':
+      return <Renew />;
+    case 'invite':
+      return <Invite onSignedIn={signedIn} />;
+  }
+  if (phase === 'in') return <Messenger />;
+  if (p === 'register') return <Register />;
+  if (p === 'forgot') return <Forgot />;
+  return <Login onSignedIn={signedIn} notice={notice || (r.query.get('verified') ? t('auth.verified') : '')} />;
+}

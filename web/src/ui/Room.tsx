@@ -1,0 +1,165 @@
+// A room: header, invitation card, timeline, who is typing, composer.
+
+import type { JSX } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import type { Ev } from '../codec';
+import { e2eState } from '../crypto';
+import { t } from '../i18n';
+import { errorText, store } from '../store';
+import { Avatar, ErrorBox, ExtBadge, Icon } from './common';
+import { Composer } from './Composer';
+import { useLang, useTopics } from './hooks';
+import { navigate } from './router';
+import { Timeline } from './Timeline';
+
+function Typing({ roomID }: { roomID: string }): JSX.Element {
+  const r = store.rooms.get(roomID);
+  const users = r ? Object.keys(r.typing) : [];
+  let text = '';
+  if (users.length === 1) text = t('tl.typing1', { a: store.name(users[0]) });
+  else if (users.length === 2) text = t('tl.typing2', { a: store.name(users[0]), b: store.name(users[1]) });
+  else if (users.length > 2) text = t('tl.typingMany');
+  return (
+    <div class="typing" aria-live="polite">
+      {text}
+    </div>
+  );
+}
+
+function Invitation({ id }: { id: string }): JSX.Element {
+  const r = store.rooms.get(id)!;
+  const [err, setErr] = useState('');
+  return (
+    <div class="invitation">
+      <Avatar id={r.id} name={store.roomName(r)} group={r.kind !== 'direct'} size={64} />
+      <h3>{store.roomName(r)}</h3>
+      {r.topic && <p>{r.topic}</p>}
+      <p>{t('room.invitation', { name: store.name(r.invited_by ?? '') })}</p>
+      <ErrorBox text={err} />
+      <div class="actions">
+        <button class="primary" onClick={() => store.request({ t: 'join', room: id }).catch((e) => setErr(errorText(e)))}>
+          {t('room.accept')}
+        </button>
+        <button
+          class="secondary"
+          onClick={() =>
+            store.request({ t: 'leave', room: id }).then(
+              () => navigate('/'),
+              (e) => setErr(errorText(e)),
+            )
+          }
+        >
+          {t('room.decline')}
+        </button>
+      </div>
+    </div>
+  );
+}
+
+/** DeviceWarning tells, in an encrypted room, that someone verified has a
+ * device that was not there when they were verified. */
+function DeviceWarning({ roomID }: { roomID: string }): JSX.Element | null {
+  const r = store.rooms.get(roomID);
+  if (!r?.encrypted) return null;
+  const me = store.me?.id;
+  const changed = (r.members ?? []).filter((m) => m.user !== me && m.state === 'joined' && e2eState.changed.has(m.user));
+  if (!changed.length) return null;
+  return (
+    <div class="banner warn" role="alert" data-warning="device">
+      {changed.map((m) => (
+        <p key={m.user}>
+          <Icon name="alert" size={16} /> {t('room.changedDevices', { name: store.name(m.user) })}{' '}
+          <button class="link-btn" onClick={() => navigate('/room/' + roomID + '/verify/' + m.user)}>
+            {t('room.verify')}
+          </button>
+        </p>
+      ))}
+    </div>
+  );
+}
+
+export function RoomView({ id }: { id: string }): JSX.Element {
+  useTopics('room:' + id, 'profiles', 'presence', 'rooms', 'e2e');
+  useLang();
+  const [replyTo, setReplyTo] = useState<Ev | null>(null);
+  const [editing, setEditing] = useState<Ev | null>(null);
+  useEffect(() => {
+    setReplyTo(null);
+    setEditing(null);
+  }, [id]);
+  const r = store.rooms.get(id);
+  if (!r) {
+    return (
+      <section class="room">
+        <p class="empty">{t('common.loading')}</p>
+      </section>
+    );
+  }
+  const name = store.roomName(r);
+  const peer = r.kind === 'direct' ? store.dmPeer(r) : undefined;
+  const pp = peer ? store.profile(peer) : undefined;
+  let sub = '';
+  if (r.kind === 'direct') sub = peer && store.presence.get(peer) === 'online' ? t('room.online') : (pp?.org ?? '');
+  else sub = t('room.members', { count: r.count });
+  return (
+    <section class="room" aria-label={name} data-room={id}>
+      <header class="room-header">
+        <button class="icon-btn back" onClick={() => navigate('/')} aria-label={t('room.back')}>
+          <Icon name="back" />
+        </button>
+        <Avatar id={peer ?? r.id} name={name} group={r.kind !== 'direct'} size={36} />
+        <div class="room-title">
+          <h2>
+            {name}
+            {pp?.ext && <ExtBadge />}
+          </h2>
+          <p class="room-sub">
+            {sub}
+            {r.externals && <span class="chip">{t('room.externals')}</span>}
+            {r.encrypted && (
+              <span class="chip">
+                <Icon name="lock" size={12} /> {t('room.encrypted')}
+              </span>
+            )}
+          </p>
+        </div>
+        {r.state === 'joined' && (
+          <button class="icon-btn" onClick={() => navigate('/room/' + id + '/info')} aria-label={t('room.info')} title={t('room.info')}>
+            <Icon name="info" />
+          </button>
+        )}
+      </header>
+      {r.state === 'invited' ? (
+        <Invitation id={id} />
+      ) : (
+        <>
+          <DeviceWarning roomID={id} />
+          <Timeline
+            key={id}
+            room={r}
+            onReply={(ev) => {
+              setEditing(null);
+              setReplyTo(ev);
+            }}
+            onEdit={(ev) => {
+              setReplyTo(null);
+              setEditing(ev);
+            }}
+          />
+          <Typing roomID={id} />
+          <Composer
+            key={id}
+            room={r}
+            replyTo={replyTo}
+            editing={editing}
+            onCancel={() => {
+              setReplyTo(null);
+              setEditing(null);
+            }}
+            onEditLast={(ev) => setEditing(ev)}
+          />
+        </>
+      )}
+    </section>
+  );
+}
