@@ -14,6 +14,7 @@ import (
 	"relais/server/chat"
 	"relais/server/proto"
 	"relais/server/ratelimit"
+	"relais/server/store"
 )
 
 // Close codes of the protocol (4000–4999 are the application's).
@@ -231,10 +232,23 @@ func (s *session) logClose(err error) {
 	s.logger().Debug("connection ended", "err", err)
 }
 
+// stopping reports whether err comes from the node shutting down rather
+// than from a fault.
+func (s *session) stopping(err error) bool {
+	return s.srv.ctx.Err() != nil || errors.Is(err, store.ErrClosed)
+}
+
 // refuse answers a bad or refused frame with an error frame; a client that
 // keeps sending refused frames is disconnected.
 func (s *session) refuse(id string, err error) {
 	pe := proto.AsError(err)
+	if pe == nil && s.stopping(err) {
+		// The node is shutting down under this request: it may or may not
+		// have been committed, so the client must not see a failure but
+		// resend the same id after reconnecting, and get the same ack.
+		s.closeWith(websocket.StatusGoingAway, "node shutting down")
+		return
+	}
 	if pe == nil {
 		s.logger().Error("request failed", "err", err)
 	} else {
