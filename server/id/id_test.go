@@ -46,3 +46,27 @@ func TestInvalid(t *testing.T) {
 		t.Error("Home of garbage")
 	}
 }
+
+// FuzzValid: identifiers arrive from clients and other nodes; checking one
+// never panics, and an accepted one has the shape the store keys rely on.
+func FuzzValid(f *testing.F) {
+	node := NewNode()
+	for _, s := range []string{node, NewUser(node), NewRoom(node), NewDevice(), "", "u-", "u-n1234567-", "r-nAAAAAAAA-aaaaaaaaaaaaaaaa"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, k := range []Kind{Node, User, Room, Device} {
+			if !Valid(k, s) {
+				continue
+			}
+			for _, c := range []byte(s) {
+				if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7' || c == '-') {
+					t.Fatalf("Valid(%c, %q) accepts byte %q", k, s, c)
+				}
+			}
+			if (k == User || k == Room) && !Valid(Node, Home(s)) {
+				t.Fatalf("Home(%q) = %q is not a node", s, Home(s))
+			}
+		}
+	})
+}
