@@ -307,12 +307,8 @@ func (s *Service) ChangePassword(ctx context.Context, ident Identity, current, n
 }
 
 func (s *Service) setPassword(ctx context.Context, userID, next string) error {
-	var u store.User
-	if err := s.db.View(func(tx *store.Tx) error {
-		var err error
-		u, err = tx.User(userID)
-		return err
-	}); err != nil {
+	u, err := s.db.User(userID)
+	if err != nil {
 		return err
 	}
 	addr, err := mailaddr.Parse(u.Email)

@@ -499,12 +499,8 @@ func dedupe(ids []string, skip string) []string {
 // when an external correspondent's account is created from the
 // invitation's link. It implements account.Joiner.
 func (s *Service) JoinInvited(ctx context.Context, userID, roomID string) error {
-	var u store.User
-	if err := s.db.View(func(tx *store.Tx) error {
-		var err error
-		u, err = tx.User(userID)
-		return err
-	}); err != nil {
+	u, err := s.db.User(userID)
+	if err != nil {
 		return err
 	}
 	return s.Join(ctx, Actor{User: userID, External: u.External}, roomID)

@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"relais/server/config"
 	"relais/server/files"
 	"relais/server/media/clamd/clamdtest"
+	"relais/server/media/mediatest"
 	"relais/server/node"
 	"relais/server/nodetest"
 	"relais/server/proto"
@@ -322,33 +322,8 @@ func mediaFiles(t testing.TB, n *nodetest.Node, sub string) []string {
 	return out
 }
 
-// tinyPDF returns a valid one-page PDF, padded with a comment to about
-// size bytes.
-func tinyPDF(text string, size int) []byte {
-	var b bytes.Buffer
-	var offsets []int
-	obj := func(s string) {
-		offsets = append(offsets, b.Len())
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", len(offsets), s)
-	}
-	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-	obj("<< /Type /Catalog /Pages 2 0 R >>")
-	obj("<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
-	obj("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>")
-	stream := fmt.Sprintf("BT /F1 24 Tf 72 760 Td (%s) Tj ET", text)
-	obj(fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(stream), stream))
-	obj("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-	for b.Len() < size {
-		b.WriteString("% " + strings.Repeat("padding ", 8) + "\n")
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offsets)+1)
-	for _, o := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", o)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offsets)+1, xref)
-	return b.Bytes()
-}
+// tinyPDF returns a valid one-page PDF saying text.
+func tinyPDF(text string, size int) []byte { return mediatest.PDF(text, size) }
 
 // unique returns random printable bytes to find in files later.
 func unique(label string) []byte {

@@ -152,6 +152,15 @@ func (db *DB) View(fn func(*Tx) error) error {
 	})
 }
 
+// User reads one user in its own read transaction.
+func (db *DB) User(id string) (u User, err error) {
+	err = db.View(func(tx *Tx) error {
+		u, err = tx.User(id)
+		return err
+	})
+	return u, err
+}
+
 // Update queues fn for the writer and returns once the transaction that ran
 // it has committed to disk, or with fn's error (then none of fn's writes
 // happened). fn may run more than once when another write of its batch
