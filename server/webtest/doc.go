@@ -7,7 +7,10 @@
 // member who cannot read what follows, a second device restoring history
 // with the recovery key, forged commits injected by the test acting as a
 // malicious node, a search of the node's files for plaintext, and the MLS
-// figures of both cipher suites measured in the browser. Console errors and CSP
+// // figures of both cipher suites measured in the browser. Files
+// (files_test.go): drag and drop, upload progress and resumption, pictures
+// and documents, the antivirus states seen live with a real clamd, and
+// encrypted files checked against the Go format. Console errors and CSP
 // violations fail the tests; screenshots of every screen go to
 // test-artifacts/screenshots/<test>/ at the repository root.
 //

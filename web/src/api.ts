@@ -52,11 +52,59 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   } catch {
     // not JSON
   }
-  if (!res.ok) {
-    const e = (data as { error?: { code?: string; message?: string; detail?: string } } | null)?.error;
-    throw new ApiError(res.status, e?.code ?? 'http_' + res.status, e?.message ?? res.statusText, e?.detail ?? '');
-  }
+  if (!res.ok) throw errorOf(res.status, data, res.statusText);
   return data as T;
+}
+
+/** An upload as the node reports it (PROTOCOL.md, "Files"). */
+export interface UploadState {
+  id: string;
+  offset: number;
+  size: number;
+  chunk_size?: number;
+}
+
+/** A file's metadata and antivirus state as the node reports it. */
+export interface NodeFile {
+  id: string;
+  name?: string;
+  size?: number;
+  mime?: string;
+  w?: number;
+  h?: number;
+  thumb?: boolean;
+  state: string;
+  code?: string;
+  reason?: string;
+}
+
+export interface ScannerKey {
+  enabled: boolean;
+  public_key?: string; // base64
+  suite?: { kem: number; kdf: number; aead: number };
+  info?: string;
+}
+
+const up = (id: string) => 'media/uploads/' + encodeURIComponent(id);
+
+export const media = {
+  begin: (req: { room: string; name: string; size: number; type?: string; encrypted?: { enc: string; sealed: string } }) => call<UploadState>('POST', 'media/uploads', req),
+  status: (id: string) => call<UploadState>('GET', up(id)),
+  abort: (id: string) => call<void>('DELETE', up(id)),
+  finish: (id: string) => call<{ file: NodeFile }>('POST', up(id) + '/finish'),
+  state: (id: string) => call<{ room: string; seq?: number; file: NodeFile }>('GET', 'media/files/' + encodeURIComponent(id) + '/state'),
+  scannerKey: () => call<ScannerKey>('GET', 'media/scanner-key'),
+};
+
+/** fileURL is where a file (or its thumbnail) is downloaded from. */
+export function fileURL(id: string, thumb = false): string {
+  return '/api/v1/media/files/' + encodeURIComponent(id) + (thumb ? '/thumb' : '');
+}
+
+/** errorOf reads the node's error from a JSON body. */
+export function errorOf(status: number, data: unknown, fallback: string): ApiError {
+  const e = (data as { error?: { code?: string; message?: string; detail?: string } } | null)?.error;
+  return new ApiError(status, e?.code ?? 'http_' + status, e?.message ?? fallback, e?.detail ?? '');
 }
 
 export const api = {

@@ -7,6 +7,40 @@
 
 import { encryptionAvailable, plainOf, Unreadable, unreadableReason } from './crypto';
 import type { SendFields } from './outbox';
+import type { FileRef } from './payload';
+
+/** EvFile is an event's file as the node fills it: metadata in
+ * unencrypted rooms (only id, size and state in encrypted ones), and the
+ * antivirus state. */
+export interface EvFile {
+  id: string;
+  name?: string;
+  size?: number;
+  mime?: string;
+  w?: number;
+  h?: number;
+  thumb?: boolean;
+  state?: string;
+  code?: string;
+  reason?: string;
+}
+
+/** FileView is a file as a message shows it, whatever the room. */
+export interface FileView {
+  id: string;
+  name: string;
+  size: number;
+  mime: string;
+  w?: number;
+  h?: number;
+  /** pending, clean, quarantined, unscanned (PROTOCOL.md, "Files"). */
+  state: string;
+  code?: string;
+  /** The node has a thumbnail (unencrypted rooms). */
+  nodeThumb: boolean;
+  /** The key, hash and inline thumbnail of an encrypted file. */
+  enc?: FileRef;
+}
 
 /** Ev is an event of a room's log, as the node sends it. */
 export interface Ev {
@@ -23,7 +57,7 @@ export interface Ev {
   mentions?: string[];
   target?: number;
   key?: string;
-  file?: { id: string; name: string; size: number; mime: string };
+  file?: EvFile;
   data?: string;
   epoch?: number;
   deleted?: boolean;
@@ -42,7 +76,7 @@ export interface Ev {
 /** Content is a message as the timeline shows it. */
 export type Content =
   | { kind: 'text'; body: string }
-  | { kind: 'file'; name: string; body: string }
+  | { kind: 'file'; file: FileView; body: string }
   | { kind: 'unreadable'; reason: Unreadable | 'pending' }
   | { kind: 'deleted' };
 
@@ -82,12 +116,12 @@ export function decode(ev: Ev): Content {
     case 'text':
       return { kind: 'text', body: ev.body ?? '' };
     case 'file':
-      return { kind: 'file', name: ev.file?.name ?? '', body: ev.body ?? '' };
+      return { kind: 'file', file: fileOf(ev, undefined), body: ev.body ?? '' };
     case 'encrypted': {
       const p = plainOf(ev.room, ev.seq);
       if (p?.ok && p.kind === 'msg') {
         if (p.deleted) return { kind: 'deleted' };
-        if (p.type === 'file') return { kind: 'file', name: p.file?.name ?? '', body: p.body };
+        if (p.type === 'file') return { kind: 'file', file: fileOf(ev, p.file), body: p.body };
         return { kind: 'text', body: p.body };
       }
       return { kind: 'unreadable', reason: unreadableReason(ev) };
@@ -95,6 +129,19 @@ export function decode(ev: Ev): Content {
     default:
       return { kind: 'unreadable', reason: 'invalid' };
   }
+}
+
+/** fileOf is the file of a file event; ref is the decrypted reference of
+ * an encrypted room's file. */
+export function fileOf(ev: Ev, ref: FileRef | undefined): FileView {
+  const f = ev.file ?? { id: ref?.id ?? '' };
+  const state = f.state ?? (ref ? 'unscanned' : 'pending');
+  if (ref) {
+    // The node's id must be the one the encrypted payload names.
+    const ok = f.id === ref.id;
+    return { id: ref.id, name: ref.name, size: ref.size, mime: ref.mime, w: ref.w, h: ref.h, state: ok ? state : 'quarantined', code: ok ? f.code : 'mismatch', nodeThumb: false, enc: ref };
+  }
+  return { id: f.id, name: f.name ?? '', size: f.size ?? 0, mime: f.mime ?? '', w: f.w, h: f.h, state, code: f.code, nodeThumb: !!f.thumb };
 }
 
 /** canCompose tells whether this client can write in a room. */

@@ -5,6 +5,8 @@
 // once. States: pending (not acknowledged yet), sent, failed (the node
 // refused it for good).
 
+import type { FileRef } from './payload';
+
 export type OutState = 'pending' | 'sent' | 'failed';
 
 /** The fields of a "send" frame, but "t" and "id". */
@@ -17,6 +19,9 @@ export interface SendFields {
   target?: number;
   key?: string;
   data?: string;
+  /** A file: its id for the node; in an encrypted room, the whole
+   * reference (key, name…), which goes into the encrypted payload. */
+  file?: { id: string } | FileRef;
 }
 
 export interface OutEntry {

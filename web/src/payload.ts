@@ -1,7 +1,7 @@
 // The plaintext inside an MLS application message of an encrypted room:
 // one JSON object (UTF-8), documented in web/ENCRYPTION.md. Everything a
 // message says travels here — body, reply, mentions, edits, reactions,
-// and (with the files UI) the key, nonce and hash of an encrypted file —
+// and the key, hash, real name and thumbnail of an encrypted file —
 // so that the node sees none of it. Parsing is strict: a payload that
 // does not follow the format is refused whole and its message shown as
 // unreadable.
@@ -22,8 +22,13 @@ export interface FileRef {
   hash: string; // base64 of the SHA-256 of the plaintext file
   w?: number;
   h?: number;
-  thumb?: { id: string; key: string; hash: string; mime: string; w: number; h: number };
+  /** A small picture made by the sender (JPEG, fitting 320×320), inline:
+   * the node never sees it. */
+  thumb?: { data: string; mime: string; w: number; h: number };
 }
+
+/** Largest inline thumbnail, in base64 characters. */
+export const MAX_THUMB = 96 * 1024;
 
 export interface Payload {
   v: number;
@@ -57,8 +62,8 @@ function fileRef(x: unknown): FileRef | null {
     out.h = f.h;
   }
   const t = f.thumb as Record<string, unknown> | undefined;
-  if (t && str(t.id, 70) && fileID.test(t.id) && str(t.key, 64) && str(t.hash, 64) && str(t.mime, 64) && seq(t.w) && seq(t.h))
-    out.thumb = { id: t.id, key: t.key, hash: t.hash, mime: t.mime, w: t.w, h: t.h };
+  if (t && str(t.data, MAX_THUMB) && b64.test(t.data) && (t.mime === 'image/jpeg' || t.mime === 'image/png') && seq(t.w) && seq(t.h))
+    out.thumb = { data: t.data, mime: t.mime, w: t.w, h: t.h };
   return out;
 }
 

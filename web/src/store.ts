@@ -4,7 +4,7 @@
 // "status", "me") and re-render when one changes.
 
 import { api, deviceName, Me } from './api';
-import { Ev, encodeEdit, encodeText, isMessage } from './codec';
+import { Ev, EvFile, encodeEdit, encodeText, isMessage } from './codec';
 import { e2e, e2eState, loadedE2E, newRoomEncryption, plainOf, resetE2E, setHost, setPlain } from './crypto';
 import { classify, Frame } from './frames';
 import * as idb from './idb';
@@ -12,6 +12,7 @@ import { plain } from './markdown';
 import { OutEntry, Outbox, SendFields, SendError } from './outbox';
 import { Socket, Status } from './socket';
 import { t } from './i18n';
+import type { FileRef } from './payload';
 
 export interface Profile {
   id: string;
@@ -87,6 +88,8 @@ class Store {
   private membersAsked = new Set<string>();
   private e2eChain: Promise<unknown> = Promise.resolve();
   onSignedOut: () => void = () => {};
+  /** outboxWatchers are told every change of an outbox entry. */
+  outboxWatchers = new Set<(e: OutEntry) => void>();
 
   constructor() {
     this.socket = new Socket({
@@ -115,6 +118,7 @@ class Store {
       },
       (id, f) => this.sendFrame(id, f),
       (e) => {
+        this.outboxWatchers.forEach((f) => f(e));
         if (e.state === 'sent' && this.rooms.get(e.fields.room)?.timeline.some((ev) => ev.cid === e.id)) this.outbox.forget(e.id);
         this.emit('room:' + e.fields.room);
         this.emit('rooms');
@@ -314,12 +318,30 @@ class Store {
         this.presence.set(String(f.user), String(f.status));
         this.emit('presence');
         return;
+      case 'file_state':
+        return this.fileStateFrame(String(f.room), f.file as EvFile);
       case 'welcome':
       case 'low_keys':
       case 'device':
         this.withE2E((m) => m.onFrame(f));
         return;
     }
+  }
+
+  /** fileStates holds the antivirus verdicts the node told this user
+   * about their own files (live file_state frames), posted or not. */
+  fileStates = new Map<string, EvFile>();
+
+  private fileStateFrame(room: string, f: EvFile | undefined): void {
+    if (!f?.id) return;
+    this.fileStates.set(f.id, f);
+    const r = this.rooms.get(room);
+    if (r)
+      for (let i = r.timeline.length - 1; i >= 0 && i >= r.timeline.length - 500; i--) {
+        const ev = r.timeline[i];
+        if (ev.file?.id === f.id) ev.file = { ...ev.file, state: f.state, code: f.code, reason: f.reason };
+      }
+    this.emit('room:' + room);
   }
 
   private expireTyping(id: string): void {
@@ -455,6 +477,10 @@ class Store {
           else delete rs[ev.key];
           target.reactions = rs;
         }
+        break;
+      case 'file_state':
+        // The antivirus decided on the target's file.
+        if (target?.file && ev.file && target.file.id === ev.file.id) target.file = { ...target.file, state: ev.file.state, code: ev.file.code, reason: ev.file.reason };
         break;
       case 'member': {
         const u = ev.user!;
@@ -695,8 +721,10 @@ class Store {
     let a;
     if (r.encrypted && f.type !== 'delete') {
       const m = await e2e();
-      const { room: _room, type, ...rest } = f;
-      a = await m.send(id, f.room, { type: type as 'text', ...rest });
+      const { room: _room, type, file, ...rest } = f;
+      // A file of an encrypted room is the whole reference (FileRef).
+      if (file && !('key' in file)) throw new SendError('not_encrypted');
+      a = await m.send(id, f.room, { type: type as 'text', ...rest, file: file as FileRef | undefined });
     } else a = await this.socket.frame({ t: 'send', ...f }, id);
     return { seq: Number(a.seq), ts: Number(a.ts) };
   }

@@ -13,3 +13,4 @@ export * as engine from './engine';
 export { bench } from './bench';
 export { qr } from './qr';
 export { formatKey, parseKey } from './backup';
+export { sealToScanner, checkSuite } from './scanner';

@@ -747,7 +747,11 @@ export class Manager {
     for (let attempt = 0; ; attempt++) {
       try {
         const data = await this.encrypt(roomID, id, payload);
-        const ack = await this.host.frame({ t: 'send', room: roomID, type: 'encrypted', data }, id);
+        const f: Record<string, unknown> = { t: 'send', room: roomID, type: 'encrypted', data };
+        // A file's id travels in clear, so that the node ties the file to
+        // the message (PROTOCOL.md, "Files"); its key and name do not.
+        if (payload.file) f.file = { id: payload.file.id };
+        const ack = await this.host.frame(f, id);
         return ack;
       } catch (e) {
         if (!(e instanceof SendError) || attempt >= 4) throw e;

@@ -9,6 +9,7 @@ import { decode, isMessage, shown } from '../codec';
 import { t } from '../i18n';
 import { plain } from '../markdown';
 import { Room, store } from '../store';
+import { sendFiles } from '../uploads';
 import { ExtBadge, Icon } from './common';
 import { fold } from './hooks';
 
@@ -25,9 +26,34 @@ interface Mention {
   name: string;
 }
 
-/** AttachSlot is where the attach button goes when files land. */
-function AttachSlot(): null {
-  return null;
+/** Attach is the file picker, and on phones a second button that opens
+ * the camera or the photo library. */
+function Attach({ room }: { room: Room }): JSX.Element {
+  const any = useRef<HTMLInputElement>(null);
+  const photo = useRef<HTMLInputElement>(null);
+  const phone = typeof matchMedia !== 'undefined' && matchMedia('(pointer: coarse)').matches;
+  const picked = (e: Event) => {
+    const input = e.currentTarget as HTMLInputElement;
+    const files = Array.from(input.files ?? []);
+    input.value = '';
+    if (files.length) sendFiles(room.id, files);
+  };
+  return (
+    <>
+      <input ref={any} type="file" multiple hidden class="attach-input" onChange={picked} />
+      <button class="icon-btn attach" aria-label={t('composer.attach')} title={t('composer.attach')} onClick={() => any.current?.click()}>
+        <Icon name="attach" />
+      </button>
+      {phone && (
+        <>
+          <input ref={photo} type="file" accept="image/*" capture="environment" hidden class="camera-input" onChange={picked} />
+          <button class="icon-btn camera" aria-label={t('composer.camera')} title={t('composer.camera')} onClick={() => photo.current?.click()}>
+            <Icon name="camera" />
+          </button>
+        </>
+      )}
+    </>
+  );
 }
 
 export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props): JSX.Element {
@@ -215,7 +241,7 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
         </ul>
       )}
       <div class="composer-row">
-        <AttachSlot />
+        <Attach room={room} />
         <textarea
           ref={ta}
           rows={1}
@@ -233,6 +259,13 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
             if (v.trim()) store.typing(room.id, true);
           }}
           onKeyDown={onKeyDown}
+          onPaste={(e) => {
+            // Pasted pictures and files are sent; pasted text is text.
+            const files = Array.from(e.clipboardData?.files ?? []);
+            if (!files.length) return;
+            e.preventDefault();
+            sendFiles(room.id, files);
+          }}
           onBlur={() => store.typing(room.id, false)}
         />
         <button class="send" aria-label={t('composer.send')} title={t('composer.send')} disabled={!text.trim()} onClick={submit}>

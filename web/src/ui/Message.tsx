@@ -10,6 +10,7 @@ import { plain } from '../markdown';
 import type { OutEntry } from '../outbox';
 import { Room, store } from '../store';
 import { Avatar, ExtBadge, Icon } from './common';
+import { FileBlock } from './Files';
 import { Markdown } from './Markdown';
 
 export const quickReactions = ['👍', '❤️', '😂', '😮', '😢', '🙏', '✅'];
@@ -100,7 +101,9 @@ function ReplyQuote({ room, seq }: { room: Room; seq: number }): JSX.Element {
   return (
     <div class="reply-quote">
       <span class="reply-name">{store.name(target.from)}</span>
-      <span class="reply-text">{c.kind === 'text' ? plain(c.body).slice(0, 160) : c.kind === 'deleted' ? t('tl.deleted') : t('rooms.encryptedPreview')}</span>
+      <span class="reply-text">
+        {c.kind === 'text' ? plain(c.body).slice(0, 160) : c.kind === 'deleted' ? t('tl.deleted') : c.kind === 'file' ? t('tl.file', { name: c.file.name }) : t('rooms.encryptedPreview')}
+      </span>
     </div>
   );
 }
@@ -191,11 +194,8 @@ export function Message({ room, ev: raw, grouped, status, readers, selected, onS
               <Icon name="lock" size={14} /> {unreadableText(c.reason)}
             </p>
           ))}
-        {c.kind === 'file' && (
-          <p class="muted">
-            <Icon name="attach" size={14} /> {t('tl.file', { name: c.name })}
-          </p>
-        )}
+        {c.kind === 'file' && <FileBlock f={c.file} room={room.id} mine={mine} />}
+        {c.kind === 'file' && c.body && <Markdown src={c.body} mentions={ev.mentions} />}
         <div class="msg-meta">
           {ev.edited && !ev.deleted ? <span class="edited">{t('tl.edited')}</span> : null}
           <time dateTime={new Date(ev.ts).toISOString()}>{formatTime(ev.ts)}</time>

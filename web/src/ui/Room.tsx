@@ -1,13 +1,15 @@
 // A room: header, invitation card, timeline, who is typing, composer.
 
 import type { JSX } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Ev } from '../codec';
 import { e2eState } from '../crypto';
 import { t } from '../i18n';
 import { errorText, store } from '../store';
+import { sendFiles } from '../uploads';
 import { Avatar, ErrorBox, ExtBadge, Icon } from './common';
 import { Composer } from './Composer';
+import { hasFiles } from './Files';
 import { useLang, useTopics } from './hooks';
 import { navigate } from './router';
 import { Timeline } from './Timeline';
@@ -83,6 +85,8 @@ export function RoomView({ id }: { id: string }): JSX.Element {
   useLang();
   const [replyTo, setReplyTo] = useState<Ev | null>(null);
   const [editing, setEditing] = useState<Ev | null>(null);
+  const [dragging, setDragging] = useState(false);
+  const drags = useRef(0);
   useEffect(() => {
     setReplyTo(null);
     setEditing(null);
@@ -96,13 +100,49 @@ export function RoomView({ id }: { id: string }): JSX.Element {
     );
   }
   const name = store.roomName(r);
+  const droppable = r.state === 'joined';
   const peer = r.kind === 'direct' ? store.dmPeer(r) : undefined;
   const pp = peer ? store.profile(peer) : undefined;
   let sub = '';
   if (r.kind === 'direct') sub = peer && store.presence.get(peer) === 'online' ? t('room.online') : (pp?.org ?? '');
   else sub = t('room.members', { count: r.count });
   return (
-    <section class="room" aria-label={name} data-room={id}>
+    <section
+      class={'room' + (dragging ? ' dragging' : '')}
+      aria-label={name}
+      data-room={id}
+      onDragEnter={(e) => {
+        if (!droppable || !hasFiles(e)) return;
+        e.preventDefault();
+        drags.current++;
+        setDragging(true);
+      }}
+      onDragOver={(e) => {
+        if (!droppable || !hasFiles(e)) return;
+        e.preventDefault();
+        e.dataTransfer!.dropEffect = 'copy';
+      }}
+      onDragLeave={() => {
+        if (--drags.current <= 0) {
+          drags.current = 0;
+          setDragging(false);
+        }
+      }}
+      onDrop={(e) => {
+        drags.current = 0;
+        setDragging(false);
+        const files = Array.from(e.dataTransfer?.files ?? []);
+        if (!droppable || !files.length) return;
+        e.preventDefault();
+        sendFiles(id, files);
+      }}
+    >
+      {dragging && (
+        <div class="drop-overlay" aria-hidden="true">
+          <Icon name="attach" size={32} />
+          <span>{t('room.dropHere')}</span>
+        </div>
+      )}
       <header class="room-header">
         <button class="icon-btn back" onClick={() => navigate('/')} aria-label={t('room.back')}>
           <Icon name="back" />

@@ -9,22 +9,25 @@ import { Ev, isMessage, isVisible } from '../codec';
 import { formatDay, lang, startOfDay, t } from '../i18n';
 import type { OutEntry } from '../outbox';
 import { Room, store } from '../store';
+import { roomUploads, Upload } from '../uploads';
 import { Anchor, atBottom, Heights } from '../vlist';
 import { Icon } from './common';
+import { UploadRow } from './Files';
 import { Message, PendingMessage, Status, SystemLine } from './Message';
 
 interface Row {
   key: string;
-  kind: 'day' | 'msg' | 'sys' | 'pending' | 'top';
+  kind: 'day' | 'msg' | 'sys' | 'pending' | 'upload' | 'top';
   ev?: Ev;
   out?: OutEntry;
+  up?: Upload;
   grouped?: boolean;
   day?: number;
 }
 
 const groupWindow = 5 * 60 * 1000;
 
-export function buildRows(room: Room, pending: OutEntry[]): Row[] {
+export function buildRows(room: Room, pending: OutEntry[], ups: Upload[] = []): Row[] {
   const rows: Row[] = [{ key: room.more ? 'loading' : 'start', kind: 'top' }];
   let day = 0;
   let prev: Ev | null = null;
@@ -46,6 +49,7 @@ export function buildRows(room: Room, pending: OutEntry[]): Row[] {
     }
   }
   for (const e of pending) rows.push({ key: 'p' + e.id, kind: 'pending', out: e });
+  for (const u of ups) rows.push({ key: 'u' + u.key, kind: 'upload', up: u });
   return rows;
 }
 
@@ -84,7 +88,7 @@ export function Timeline({ room, onReply, onEdit }: Props): JSX.Element {
   const [, force] = useState(0);
   const [selected, setSelected] = useState<number | null>(null);
   const version = store.version.get('room:' + room.id) ?? 0;
-  const rows = useMemo(() => buildRows(room, store.pending(room.id)), [room.id, version, lang()]);
+  const rows = useMemo(() => buildRows(room, store.pending(room.id), roomUploads(room.id)), [room.id, version, lang()]);
 
   // Remember what is at the top of the view before the rows change, then
   // work out where the view must be with the new rows.
@@ -190,6 +194,9 @@ export function Timeline({ room, onReply, onEdit }: Props): JSX.Element {
         break;
       case 'pending':
         body = <PendingMessage e={row.out!} />;
+        break;
+      case 'upload':
+        body = <UploadRow u={row.up!} />;
         break;
       default: {
         const ev = row.ev!;
