@@ -41,6 +41,7 @@ Scenarios:
   idle       --scale clients connected and synced: node memory and goroutines per connection
   dm         --pairs senders in as many direct rooms, each waiting for its ack
   fanout     one room of --members members, --senders sending as fast as acks allow
+             (dm and fanout rooms are end-to-end encrypted unless --plaintext)
   sync       a fresh connection of a user in --rooms rooms of --messages messages
   reconnect  --clients clients drop at once and reconnect, each missing 20 messages
 
@@ -81,6 +82,7 @@ type settings struct {
 	binary        string
 
 	fullClient bool
+	plaintext  bool
 	jsonOnly   bool
 	cpuprofile string
 	memprofile string
@@ -107,10 +109,19 @@ func (s *settings) flags(fs *flag.FlagSet) {
 	fs.IntVar(&s.storeMessages, "store-messages", 1_000_000, "startup: messages in the pre-filled store")
 	fs.StringVar(&s.binary, "binary", "", "startup, idle: the relais binary to run (default: this executable)")
 	fs.BoolVar(&s.fullClient, "full-client", false, "dm, fanout: send and receive through the reference client's connection, which decodes every frame, instead of the bench's lean one")
+	fs.BoolVar(&s.plaintext, "plaintext", false, "dm, fanout: text messages in rooms that are not end-to-end encrypted, instead of MLS application messages in encrypted rooms (the default, as for direct rooms and private groups)")
 	fs.BoolVar(&s.jsonOnly, "json-only", false, "print nothing but the JSON lines (no progress on stderr)")
 	fs.StringVar(&s.cpuprofile, "cpuprofile", "", "write a CPU profile of this process (in-process node and load) to this file")
 	fs.StringVar(&s.memprofile, "memprofile", "", "write a heap profile of this process at the end to this file")
 	fs.StringVar(&s.logLevel, "log-level", "error", "log level of the nodes the bench starts")
+}
+
+// roomKind names the rooms of dm and fanout in progress lines.
+func (s *settings) roomKind() string {
+	if s.plaintext {
+		return "plaintext"
+	}
+	return "encrypted"
 }
 
 // Main runs `relais bench` with the command-line arguments after "bench".

@@ -83,18 +83,52 @@ var required = map[string][]string{
 	"reconnect": {"catchup_s"},
 }
 
+// tinyArgs are the settings of the test runs: every scenario at a tiny
+// scale.
+var tinyArgs = []string{"--duration", "1s", "--warmup", "200ms", "--runs", "1", "--store-messages", "3000",
+	"--scale", "300", "--hold", "300ms", "--pairs", "3", "--members", "6", "--senders", "2",
+	"--rooms", "4", "--messages", "25", "--clients", "25"}
+
 // TestEveryScenario runs every scenario at a tiny scale, so that the
 // harness cannot rot, and checks that each prints its figures.
 func TestEveryScenario(t *testing.T) {
+	got := runTiny(t, "all")
+	for scenario, figures := range required {
+		checkFigures(t, got, scenario, figures)
+	}
+	for _, name := range []string{"go", "commit"} {
+		if s, _ := got["machine/"+name].(string); s == "" {
+			t.Errorf("machine: no %s", name)
+		}
+	}
+	for _, s := range []string{"dm", "fanout"} {
+		if got[s+"/encrypted"] != true {
+			t.Errorf("%s: encrypted = %v, want true by default", s, got[s+"/encrypted"])
+		}
+	}
+}
+
+// TestPlaintext runs dm and fanout in rooms that are not encrypted.
+func TestPlaintext(t *testing.T) {
+	got := runTiny(t, "dm", "fanout", "--plaintext")
+	for _, s := range []string{"dm", "fanout"} {
+		checkFigures(t, got, s, required[s])
+		if got[s+"/encrypted"] != false {
+			t.Errorf("%s: encrypted = %v, want false", s, got[s+"/encrypted"])
+		}
+	}
+}
+
+// runTiny runs the bench with tinyArgs and returns its figures by
+// "scenario/figure".
+func runTiny(t *testing.T, args ...string) map[string]any {
+	t.Helper()
 	t.Setenv(childEnv, "1")
 	var out, errw bytes.Buffer
-	args := []string{"all", "--duration", "1s", "--warmup", "200ms", "--runs", "1", "--store-messages", "3000",
-		"--scale", "300", "--hold", "300ms", "--pairs", "3", "--members", "6", "--senders", "2",
-		"--rooms", "4", "--messages", "25", "--clients", "25"}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	t0 := time.Now()
-	err := run(ctx, args, startForTest, &out, &errw)
+	err := run(ctx, append(args, tinyArgs...), startForTest, &out, &errw)
 	t.Logf("ran in %s; progress:\n%s", time.Since(t0).Round(time.Millisecond), errw.String())
 	if err != nil {
 		t.Fatalf("bench: %v\noutput:\n%s", err, out.String())
@@ -110,21 +144,21 @@ func TestEveryScenario(t *testing.T) {
 		}
 		got[f.Scenario+"/"+f.Figure] = f.Value
 	}
-	for scenario, figures := range required {
-		for _, name := range figures {
-			v, ok := got[scenario+"/"+name]
-			if !ok {
-				t.Errorf("%s: no %s", scenario, name)
-				continue
-			}
-			if f, isNum := v.(float64); !isNum || f <= 0 {
-				t.Errorf("%s: %s = %v, want a positive number", scenario, name, v)
-			}
+	return got
+}
+
+// checkFigures checks that a scenario printed the figures, each a
+// positive number.
+func checkFigures(t *testing.T, got map[string]any, scenario string, figures []string) {
+	t.Helper()
+	for _, name := range figures {
+		v, ok := got[scenario+"/"+name]
+		if !ok {
+			t.Errorf("%s: no %s", scenario, name)
+			continue
 		}
-	}
-	for _, name := range []string{"go", "commit"} {
-		if s, _ := got["machine/"+name].(string); s == "" {
-			t.Errorf("machine: no %s", name)
+		if f, isNum := v.(float64); !isNum || f <= 0 {
+			t.Errorf("%s: %s = %v, want a positive number", scenario, name, v)
 		}
 	}
 }

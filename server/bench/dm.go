@@ -3,10 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
+
+	"relais/server/proto"
 )
 
 // dm: --pairs senders, each in a direct room with its own receiver, each
-// sending a message after the previous one's ack.
+// sending a message after the previous one's ack. The direct rooms are
+// end-to-end encrypted, as by default, unless --plaintext.
 func (r *runner) dm(ctx context.Context) error {
 	t, err := r.target(ctx, "dm")
 	if err != nil {
@@ -28,19 +31,32 @@ func (r *runner) dm(ctx context.Context) error {
 	}
 	defer g.close()
 	rooms := make([]string, pairs)
+	var enc []string
+	if !r.set.plaintext {
+		enc = make([]string, pairs)
+	}
 	err = parallel(ctx, pairs, 16, func(ctx context.Context, i int) error {
 		a, b := g.members[i], g.members[pairs+i]
 		var out roomID
-		if err := call(ctx, a, "open_dm", map[string]any{"user": b.u.ID, "encrypted": false}, &out); err != nil {
+		if err := call(ctx, a, proto.TOpenDM, map[string]any{"user": b.u.ID, "encrypted": !r.set.plaintext}, &out); err != nil {
 			return err
 		}
 		rooms[i] = out.Room
-		return marker(ctx, a, out.Room, []*member{b})
+		var payload string
+		if enc != nil {
+			if err := publishGroup(ctx, a, out.Room); err != nil {
+				return err
+			}
+			payload = encrypted(out.Room, 1, r.set.size)
+			enc[i] = payload
+		}
+		return marker(ctx, a, out.Room, payload, []*member{b})
 	})
 	if err != nil {
 		return fmt.Errorf("open direct rooms: %w", err)
 	}
-	r.progress("dm: %d direct rooms ready; %s warm-up, then %s measured", pairs, r.set.warmup, r.set.duration)
-	r.measure(ctx, "dm", l, g.members[:pairs], rooms, 1)
+	r.progress("dm: %d %s direct rooms ready; %s warm-up, then %s measured", pairs, r.set.roomKind(), r.set.warmup, r.set.duration)
+	r.measure(ctx, "dm", l, g.members[:pairs], rooms, enc, 1)
+	r.emit("dm", "encrypted", !r.set.plaintext, "")
 	return r.reportLoad("dm", l, true)
 }

@@ -9,7 +9,9 @@ import (
 
 // fanout: one group of --members members, all connected;
 // --senders of them send as fast as their acks allow; every other member
-// receives every message.
+// receives every message. The group is end-to-end encrypted, as by
+// default, unless --plaintext: its founder publishes its MLS group and the
+// other senders join it.
 func (r *runner) fanout(ctx context.Context) error {
 	t, err := r.target(ctx, "fanout")
 	if err != nil {
@@ -38,7 +40,7 @@ func (r *runner) fanout(ctx context.Context) error {
 	first := ids[:min(len(ids), proto.MaxIDs)]
 	var out roomID
 	if err := call(ctx, owner, proto.TCreateRoom, map[string]any{"kind": "group", "name": fmt.Sprintf("Fan-out %d", n),
-		"encrypted": false, "users": first}, &out); err != nil {
+		"encrypted": !r.set.plaintext, "users": first}, &out); err != nil {
 		return err
 	}
 	room := out.Room
@@ -53,16 +55,38 @@ func (r *runner) fanout(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("join: %w", err)
 	}
-	if err := marker(ctx, owner, room, g.members); err != nil {
+	senders := r.set.senders
+	var enc []string
+	var payload string
+	if !r.set.plaintext {
+		if err := publishGroup(ctx, owner, room); err != nil {
+			return err
+		}
+		for _, m := range g.members[1:senders] {
+			if err := joinGroup(ctx, m, room); err != nil {
+				return err
+			}
+		}
+		epoch, err := groupEpoch(ctx, owner, room)
+		if err != nil {
+			return err
+		}
+		enc = make([]string, senders)
+		for i := range enc {
+			enc[i] = encrypted(room, epoch, r.set.size)
+		}
+		payload = enc[0]
+	}
+	if err := marker(ctx, owner, room, payload, g.members); err != nil {
 		return err
 	}
-	senders := r.set.senders
-	r.progress("fanout: room of %d members ready, %d senders; %s warm-up, then %s measured", n, senders, r.set.warmup, r.set.duration)
+	r.progress("fanout: %s room of %d members ready, %d senders; %s warm-up, then %s measured", r.set.roomKind(), n, senders, r.set.warmup, r.set.duration)
 	rooms := make([]string, senders)
 	for i := range rooms {
 		rooms[i] = room
 	}
-	r.measure(ctx, "fanout", l, g.members[:senders], rooms, int64(n-1))
+	r.measure(ctx, "fanout", l, g.members[:senders], rooms, enc, int64(n-1))
+	r.emit("fanout", "encrypted", !r.set.plaintext, "")
 	r.emit("fanout", "members", n, "")
 	r.emit("fanout", "senders", senders, "")
 	return r.reportLoad("fanout", l, true)

@@ -11,13 +11,23 @@ import (
 	"relais/server/proto"
 )
 
-// Messages are text messages in rooms that are not end-to-end encrypted
-// (what the Matrix figures measure too; encrypted rooms need an MLS group
-// per room, which the bench does not drive). Each body starts with its
-// send time (Unix nanoseconds, this process's clock) so that receivers
-// can measure end-to-end latency, and is padded to size bytes with
-// characters JSON leaves as they are.
+// Messages are, by default, MLS application messages in end-to-end
+// encrypted rooms, as direct rooms and private groups are by default: the
+// node parses their framing and checks the sender's device and epoch
+// against the room's group (the MLS itself is make-believe, see package
+// mlstest; the node never decrypts). With --plaintext they are text
+// messages in rooms that are not encrypted. Each send's id, which the
+// event carries as its "cid", starts with its send time (Unix
+// nanoseconds, this process's clock), so that receivers can measure
+// end-to-end latency; a text body starts with it too, and is padded to
+// size bytes with characters JSON leaves as they are.
 const bodyMark = "t="
+
+// message is what a load sends: a text, or an encrypted payload.
+type message struct {
+	typ  string // proto.EvText or proto.EvEncrypted
+	text string // the body, or the base64 of the MLS message
+}
 
 // body returns the text of a message of size bytes sent at t.
 func body(size int, t time.Time) string {
@@ -31,11 +41,19 @@ func body(size int, t time.Time) string {
 	return string(b)
 }
 
-var bodyField = []byte(`"body":"` + bodyMark)
+// sendID is the id of a load's send started at t: its send time first.
+func sendID(t time.Time, prefix string, i int) string {
+	b := strconv.AppendInt(make([]byte, 0, 48), t.UnixNano(), 10)
+	b = append(b, '-')
+	b = append(b, prefix...)
+	return string(strconv.AppendInt(b, int64(i), 10))
+}
 
-// sentAt finds the send time at the start of an event frame's body.
+var cidField = []byte(`"cid":"`)
+
+// sentAt finds the send time at the start of an event frame's cid.
 func sentAt(raw []byte) (time.Time, bool) {
-	ns, err := strconv.ParseInt(string(numberAfter(raw, bodyField)), 10, 64)
+	ns, err := strconv.ParseInt(string(numberAfter(raw, cidField)), 10, 64)
 	if err != nil {
 		return time.Time{}, false
 	}
@@ -129,7 +147,7 @@ func (m *member) received(ev event) {
 	}
 	m.mu.Unlock()
 	l := m.l
-	if l == nil || ev.typ != proto.EvText || ev.from == m.u.ID {
+	if l == nil || (ev.typ != proto.EvText && ev.typ != proto.EvEncrypted) || ev.from == m.u.ID {
 		return
 	}
 	t, ok := sentAt(ev.raw)
@@ -169,9 +187,10 @@ const maxSendsPerSender = 10_000_000
 
 // sendLoop sends messages to room one after the other, each after
 // the previous one's ack, until the deadline; with an interval, it paces
-// its sends, the first one after phase. It returns the seq of the last
-// acknowledged event.
-func sendLoop(ctx context.Context, l *load, m *member, room string, size int, end time.Time, interval, phase time.Duration) uint64 {
+// its sends, the first one after phase. A text message is sent when enc
+// is empty, else enc (the base64 of an MLS application message). It
+// returns the seq of the last acknowledged event.
+func sendLoop(ctx context.Context, l *load, m *member, room string, size int, enc string, end time.Time, interval, phase time.Duration) uint64 {
 	prefix := "b" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
 	var last uint64
 	next := time.Now().Add(phase)
@@ -187,7 +206,11 @@ func sendLoop(ctx context.Context, l *load, m *member, room string, size int, en
 			break
 		}
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		seq, err := m.conn.send(sctx, prefix+strconv.Itoa(i), room, body(size, t0))
+		msg := message{typ: proto.EvEncrypted, text: enc}
+		if enc == "" {
+			msg = message{typ: proto.EvText, text: body(size, t0)}
+		}
+		seq, err := m.conn.send(sctx, sendID(t0, prefix, i), room, msg)
 		cancel()
 		if err != nil {
 			l.fail(fmt.Errorf("%s: send: %w", m.u.Name, err))
@@ -268,21 +291,26 @@ func call(ctx context.Context, m *member, t string, fields map[string]any, out a
 
 // marker sends one message to room (outside any measured window) and
 // waits until every member has received it: after it, the room's fan-out
-// reaches them all.
-func marker(ctx context.Context, from *member, room string, members []*member) error {
+// reaches them all. enc is the room's encrypted payload ("": a text).
+func marker(ctx context.Context, from *member, room, enc string, members []*member) error {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	seq, err := from.conn.send(sctx, "marker-"+strconv.FormatInt(time.Now().UnixNano(), 36), room, "marker")
+	msg := message{typ: proto.EvText, text: "marker"}
+	if enc != "" {
+		msg = message{typ: proto.EvEncrypted, text: enc}
+	}
+	seq, err := from.conn.send(sctx, "marker-"+strconv.FormatInt(time.Now().UnixNano(), 36), room, msg)
 	if err != nil {
 		return fmt.Errorf("%s: send marker: %w", from.u.Name, err)
 	}
 	return waitSeen(ctx, members, room, seq, 60*time.Second)
 }
 
-// measure runs the senders (sender i sends to rooms[i]) for the warm-up
-// and the measured duration, printing progress, then waits for the
-// deliveries still on their way (perSend of them per acknowledged send).
-func (r *runner) measure(ctx context.Context, name string, l *load, senders []*member, rooms []string, perSend int64) {
+// measure runs the senders (sender i sends to rooms[i], the encrypted
+// payload enc[i] if enc is not nil) for the warm-up and the measured
+// duration, printing progress, then waits for the deliveries still on
+// their way (perSend of them per acknowledged send).
+func (r *runner) measure(ctx context.Context, name string, l *load, senders []*member, rooms, enc []string, perSend int64) {
 	start := time.Now()
 	from := start.Add(r.set.warmup)
 	end := from.Add(r.set.duration)
@@ -310,7 +338,11 @@ func (r *runner) measure(ctx context.Context, name string, l *load, senders []*m
 			defer wg.Done()
 			// Paced senders are spread over the interval, not in step.
 			phase := interval * time.Duration(i) / time.Duration(len(senders))
-			sendLoop(ctx, l, m, rooms[i], r.set.size, end, interval, phase)
+			var payload string
+			if enc != nil {
+				payload = enc[i]
+			}
+			sendLoop(ctx, l, m, rooms[i], r.set.size, payload, end, interval, phase)
 		}()
 	}
 	wg.Wait()

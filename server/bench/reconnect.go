@@ -75,7 +75,7 @@ func (r *runner) reconnect(ctx context.Context) error {
 		return err
 	}
 	if err := parallel(ctx, nRooms, len(writers), func(ctx context.Context, k int) error {
-		return marker(ctx, writers[k%len(writers)], rooms[k], g.members[k*reconnectRoomSize:min(n, (k+1)*reconnectRoomSize)])
+		return marker(ctx, writers[k%len(writers)], rooms[k], "", g.members[k*reconnectRoomSize:min(n, (k+1)*reconnectRoomSize)])
 	}); err != nil {
 		return err
 	}

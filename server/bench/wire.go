@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -20,8 +21,10 @@ import (
 // wire is a member's connection as the load scenarios use it: sends that
 // wait for their ack, requests for the setup, and a stream of events.
 type wire interface {
-	// send sends a text message and returns the seq of its ack.
-	send(ctx context.Context, id, room, body string) (uint64, error)
+	// send sends a message and returns the seq of its ack.
+	send(ctx context.Context, id, room string, msg message) (uint64, error)
+	// device is the connection's device id.
+	device() string
 	// call makes a request and decodes the data of its result into out.
 	call(ctx context.Context, t string, fields map[string]any, out any) error
 	closeNow()
@@ -65,10 +68,16 @@ func (t *target) dialWire(ctx context.Context, u user, dev int, full bool, onEve
 // fullWire is a connection of the reference client.
 type fullWire struct{ c *client.Conn }
 
-func (w fullWire) send(ctx context.Context, id, room, body string) (uint64, error) {
-	ack, err := w.c.Send(ctx, id, room, body)
+func (w fullWire) send(ctx context.Context, id, room string, msg message) (uint64, error) {
+	field := "body"
+	if msg.typ == proto.EvEncrypted {
+		field = "data"
+	}
+	ack, err := w.c.SendEvent(ctx, map[string]any{"t": proto.TSend, "id": id, "room": room, "type": msg.typ, field: msg.text})
 	return ack.Seq, err
 }
+
+func (w fullWire) device() string { return w.c.Hello.Device }
 
 func (w fullWire) call(ctx context.Context, t string, fields map[string]any, out any) error {
 	return w.c.Call(ctx, t, fields, out)
@@ -83,6 +92,8 @@ func (w fullWire) err() error            { return w.c.Err() }
 type leanWire struct {
 	ws      *websocket.Conn
 	onEvent func(event)
+	dev     string
+	nonce   string // request ids are unique across the user's connections
 	seq     int
 
 	mu      sync.Mutex
@@ -116,7 +127,8 @@ func (t *target) dialLean(ctx context.Context, u user, dev int, onEvent func(eve
 		ws.CloseNow()
 		return nil, fmt.Errorf("expected hello, got %.80q (%v)", hello, err)
 	}
-	w := &leanWire{ws: ws, onEvent: onEvent, waiting: map[string]chan []byte{}, ended: make(chan struct{})}
+	w := &leanWire{ws: ws, onEvent: onEvent, dev: string(stringAfter(hello, fieldDevice)),
+		nonce: strconv.FormatUint(requestNonce.Add(1), 36), waiting: map[string]chan []byte{}, ended: make(chan struct{})}
 	go w.read()
 	if err := w.call(ctx, proto.TSync, map[string]any{"rooms": map[string]uint64{}}, nil); err != nil {
 		ws.CloseNow()
@@ -163,7 +175,12 @@ var (
 	fieldFrom   = []byte(`"from":"`)
 	fieldType   = []byte(`"type":"`)
 	fieldID     = []byte(`"id":"`)
+	fieldDevice = []byte(`"device":"`)
 )
+
+// requestNonce tells the bench's connections apart in their request ids:
+// some requests (mls) are idempotent by id per user.
+var requestNonce atomic.Uint64
 
 // frame handles one frame: events go to onEvent, answers to the request
 // waiting for them (a copy: the read buffer is reused).
@@ -253,16 +270,20 @@ func (w *leanWire) request(ctx context.Context, id string, frame []byte) ([]byte
 	}
 }
 
-// send writes the frame from bytes: id, room and body (see body) need no
-// escaping.
-func (w *leanWire) send(ctx context.Context, id, room, body string) (uint64, error) {
-	b := make([]byte, 0, 64+len(id)+len(room)+len(body))
+// send writes the frame from bytes: id, room, a body (see body) and
+// base64 need no escaping.
+func (w *leanWire) send(ctx context.Context, id, room string, msg message) (uint64, error) {
+	b := make([]byte, 0, 64+len(id)+len(room)+len(msg.text))
 	b = append(b, `{"t":"send","id":`...)
 	b = strconv.AppendQuote(b, id)
 	b = append(b, `,"room":`...)
 	b = strconv.AppendQuote(b, room)
-	b = append(b, `,"type":"text","body":"`...)
-	b = append(b, body...)
+	if msg.typ == proto.EvEncrypted {
+		b = append(b, `,"type":"encrypted","data":"`...)
+	} else {
+		b = append(b, `,"type":"text","body":"`...)
+	}
+	b = append(b, msg.text...)
 	b = append(b, `"}`...)
 	ans, err := w.request(ctx, id, b)
 	if err != nil {
@@ -274,7 +295,7 @@ func (w *leanWire) send(ctx context.Context, id, room, body string) (uint64, err
 func (w *leanWire) call(ctx context.Context, t string, fields map[string]any, out any) error {
 	w.mu.Lock()
 	w.seq++
-	id := "q" + strconv.Itoa(w.seq)
+	id := "q" + w.nonce + "-" + strconv.Itoa(w.seq)
 	w.mu.Unlock()
 	frame := map[string]any{"t": t, "id": id}
 	for k, v := range fields {
@@ -297,6 +318,7 @@ func (w *leanWire) call(ctx context.Context, t string, fields map[string]any, ou
 	return json.Unmarshal(res.Data, out)
 }
 
+func (w *leanWire) device() string        { return w.dev }
 func (w *leanWire) closeNow()             { w.ws.CloseNow() }
 func (w *leanWire) done() <-chan struct{} { return w.ended }
 
