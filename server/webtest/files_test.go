@@ -27,6 +27,7 @@ import (
 	"relais/server/files"
 	"relais/server/media"
 	"relais/server/media/clamd/clamdtest"
+	"relais/server/media/mediatest"
 	"relais/server/node"
 	"relais/server/nodetest"
 )
@@ -48,33 +49,6 @@ func startFilesNode(t *testing.T, av *clamdtest.Server, opts ...nodetest.Option)
 		nodetest.WithConfig(func(c *config.Config) { c.Clamd = av.UnixURL() }),
 	}
 	return startNode(t, append(base, opts...)...)
-}
-
-// testPDF is a small valid PDF of about size bytes.
-func testPDF(text string, size int) []byte {
-	var b bytes.Buffer
-	var offsets []int
-	obj := func(s string) {
-		offsets = append(offsets, b.Len())
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", len(offsets), s)
-	}
-	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
-	obj("<< /Type /Catalog /Pages 2 0 R >>")
-	obj("<< /Type /Pages /Kids [3 0 R] /Count 1 >>")
-	obj("<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>")
-	stream := fmt.Sprintf("BT /F1 24 Tf 72 760 Td (%s) Tj ET", text)
-	obj(fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(stream), stream))
-	obj("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-	for i := 0; b.Len() < size; i++ {
-		fmt.Fprintf(&b, "%% padding line %08d %s\n", i, strings.Repeat("relais ", 8))
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(offsets)+1)
-	for _, o := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", o)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offsets)+1, xref)
-	return b.Bytes()
 }
 
 // testPNG draws a w×h picture; noise makes its bytes (and its size)
@@ -217,7 +191,7 @@ func TestFilesForum(t *testing.T) {
 	bob.click(`.room-item[data-room="` + room + `"]`)
 	alice.visible(".composer .attach")
 
-	pdf := testPDF("Compte rendu du conseil municipal", 3<<20)
+	pdf := mediatest.PDF("Compte rendu du conseil municipal", 3<<20)
 	pic := testPNG(t, 640, 400, false)
 	// Uploads go at 1 MB/s, so that the progress shows; after a moment
 	// the connection drops for a while, then comes back.
@@ -268,6 +242,23 @@ func TestFilesForum(t *testing.T) {
 	bob.run("reload", reload())
 	bob.hasText(`.file-card.quarantined`, "fichier infecté")
 	bob.visible(`.file-picture[data-file-state="clean"] img`)
+
+	// A program is refused at once, and Alice is told why; a pasted
+	// picture goes like a dropped one.
+	alice.dropFiles(map[string][]byte{"installeur.exe": append([]byte("MZ\x90\x00"), make([]byte, 600)...)}, map[string]string{"installeur.exe": "application/x-msdownload"})
+	alice.hasText(`.msg.upload.failed`, "Envoi impossible : type de fichier interdit")
+	alice.shot("blocked-type")
+	alice.click(`.msg.upload.failed .link-btn`)
+	alice.until("failed upload dismissed", `!document.querySelector('.msg.upload')`)
+	small := testPNG(t, 120, 90, false)
+	js[bool](alice, fmt.Sprintf(`(() => {
+		const dt = new DataTransfer();
+		dt.items.add(new File([Uint8Array.from(atob(%q), c => c.charCodeAt(0))], 'capture.png', {type: 'image/png'}));
+		document.querySelector('.composer textarea').dispatchEvent(new ClipboardEvent('paste', { clipboardData: dt, bubbles: true, cancelable: true }));
+		return true;
+	})()`, base64.StdEncoding.EncodeToString(small)))
+	bob.hasText(`.msg:not(.mine) .file-picture .file-name`, "capture.png")
+	bob.hasText(`.room-item[data-room="`+room+`"] .room-preview`, "Fichier : capture.png")
 
 }
 

@@ -17,7 +17,7 @@ function preview(r: Room): string {
   const ev = store.lastMessage(r);
   if (!ev) return r.topic ?? '';
   const c = decode(ev);
-  const text = c.kind === 'text' ? plain(c.body) : c.kind === 'deleted' ? t('rooms.deletedPreview') : c.kind === 'file' ? t('rooms.filePreview') : t('rooms.encryptedPreview');
+  const text = c.kind === 'text' ? plain(c.body) : c.kind === 'deleted' ? t('rooms.deletedPreview') : c.kind === 'file' ? (c.file.name ? t('tl.file', { name: c.file.name }) : t('rooms.filePreview')) : t('rooms.encryptedPreview');
   if (r.kind === 'direct' && ev.from !== store.me?.id) return text;
   const who = ev.from === store.me?.id ? t('common.you') : store.name(ev.from);
   return t('rooms.previewBy', { name: who, text });
