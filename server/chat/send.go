@@ -119,6 +119,11 @@ func (s *Service) Send(ctx context.Context, a Actor, f *proto.ClientFrame) (prot
 				return err
 			}
 		case proto.EvReact, proto.EvUnreact:
+			if room.Encrypted {
+				// An emoji and who chose it would tell the node about the
+				// conversation.
+				return proto.Errorf(proto.CodeForbidden, "reactions in encrypted rooms travel inside encrypted payloads")
+			}
 			t, err := target(tx, f.Room, f.Target)
 			if err != nil {
 				return err

@@ -108,6 +108,17 @@ func TestNoPlaintextAtRest(t *testing.T) {
 			t.Fatal(e)
 		}
 	}
+	// Reactions and edits in clear are refused: they travel encrypted.
+	for _, clear := range []map[string]any{
+		{"room": room, "type": "react", "target": 1, "key": "👍"},
+		{"room": room, "type": "edit", "target": 1, "body": "en clair"},
+		{"room": room, "type": "text", "body": "en clair"},
+	} {
+		if _, e := bob.ack("send", clear); e == nil || e.Code != proto.CodeForbidden {
+			t.Fatalf("send %v in an encrypted room: %v, want forbidden", clear["type"], e)
+		}
+	}
+
 	// A commit in between, and messages of the next epoch under a new key.
 	bob.mustCommit(room, 1, nil)
 	key2 := mlstest.Random(32)
