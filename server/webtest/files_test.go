@@ -250,6 +250,13 @@ func TestFilesForum(t *testing.T) {
 	alice.shot("blocked-type")
 	alice.click(`.msg.upload.failed .link-btn`)
 	alice.until("failed upload dismissed", `!document.querySelector('.msg.upload')`)
+	// An upload cancelled on its way leaves nothing.
+	alice.throttleUploads(n.URL(), 64<<10, false)
+	alice.dropFiles(map[string][]byte{"Brouillon.pdf": mediatest.PDF("Brouillon", 1<<20)}, map[string]string{"Brouillon.pdf": "application/pdf"})
+	alice.until("uploading", `!!document.querySelector('.msg.upload[data-phase="uploading"] progress')`)
+	alice.click(`.msg.upload button[aria-label="Annuler l’envoi de Brouillon.pdf"]`)
+	alice.until("upload cancelled", `!document.querySelector('.msg.upload')`)
+	alice.throttleUploads(n.URL(), 0, false)
 	small := testPNG(t, 120, 90, false)
 	js[bool](alice, fmt.Sprintf(`(() => {
 		const dt = new DataTransfer();
@@ -259,6 +266,9 @@ func TestFilesForum(t *testing.T) {
 	})()`, base64.StdEncoding.EncodeToString(small)))
 	bob.hasText(`.msg:not(.mine) .file-picture .file-name`, "capture.png")
 	bob.hasText(`.room-item[data-room="`+room+`"] .room-preview`, "Fichier : capture.png")
+	if js[bool](bob, `[...document.querySelectorAll('.file-name')].some(e => e.textContent.includes('Brouillon'))`) {
+		t.Error("the cancelled upload was posted")
+	}
 
 }
 

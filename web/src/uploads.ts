@@ -222,6 +222,9 @@ async function run(u: Upload, f: File): Promise<void> {
     u.phase = 'finishing';
     changed(u);
     const { file } = await media.finish(u.upload);
+    // Cancelled while the node was checking it: it is not posted (the
+    // node deletes unposted files after a day).
+    signal.throwIfAborted();
     u.file = file.id;
     u.blob = undefined;
     if (file.state === 'quarantined') throw new ApiError(0, 'quarantined.' + (file.code || 'infected'), '');
