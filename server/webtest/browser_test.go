@@ -104,7 +104,9 @@ func newBrowser(t *testing.T, name, lang string, w, h int) *browser {
 			b.console(m)
 		}
 	}()
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+	// Headless Chromium does not make windows narrower than 500 px: phone
+	// widths need the viewport emulated.
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank"), chromedp.EmulateViewport(int64(w), int64(h))); err != nil {
 		cancel()
 		acancel()
 		t.Fatalf("start chromium: %v", err)

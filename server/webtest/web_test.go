@@ -280,12 +280,18 @@ func TestLongRoomAndBudgets(t *testing.T) {
 	b.login(n.URL(), "bob.durand@agents.gouv.fr", nodetest.Password)
 	b.visible(`.room-item[data-room="` + long + `"]`)
 
-	// First render of the room list, on a reload of a signed-in session.
+	// First render of the room list, on a reload of a signed-in session:
+	// the median of three, as one reload may meet a busy machine.
 	b.shot("room-list-before-reload")
-	b.run("reload", reload())
-	b.visible(".room-item")
-	b.until("roomlist mark", `performance.getEntriesByName('relais:roomlist').length > 0`)
-	firstRender := js[float64](b, `performance.getEntriesByName('relais:roomlist')[0].startTime`)
+	var renders []float64
+	for range 3 {
+		b.run("reload", reload())
+		b.visible(".room-item")
+		b.until("roomlist mark", `performance.getEntriesByName('relais:roomlist').length > 0`)
+		renders = append(renders, js[float64](b, `performance.getEntriesByName('relais:roomlist')[0].startTime`))
+	}
+	t.Logf("room list first renders (ms): %.0f", renders)
+	firstRender := percentile(renders, 0.5)
 	b.shot("room-list")
 
 	// Switching rooms: from the click to the room's messages on screen.

@@ -97,7 +97,7 @@ export class Socket {
           hello = true;
           this.h.onHello(f);
           this.syncID = 's' + ++this.ids;
-          ws.send(JSON.stringify({ t: 'sync', id: this.syncID, rooms: this.h.cursors() }));
+          if (isOpen(ws)) ws.send(JSON.stringify({ t: 'sync', id: this.syncID, rooms: this.h.cursors() }));
           continue;
         }
         this.dispatch(f);
@@ -183,7 +183,7 @@ export class Socket {
   /** frame sends a frame that expects an answer; it resolves with the
    * answer frame (result or ack) and rejects with a SendError. */
   frame(f: Record<string, unknown>, id?: string): Promise<Frame> {
-    if (!this.ready || !this.ws) return Promise.reject(new SendError('disconnected'));
+    if (!this.ready || !this.ws || !isOpen(this.ws)) return Promise.reject(new SendError('disconnected'));
     const rid = id ?? 'q' + ++this.ids;
     const ws = this.ws;
     return new Promise<Frame>((resolve, reject) => {
@@ -205,6 +205,13 @@ export class Socket {
 
   /** notify sends a frame that expects no answer (typing, read). */
   notify(f: Record<string, unknown>): void {
-    if (this.ready && this.ws) this.ws.send(JSON.stringify(f));
+    if (this.ready && this.ws && isOpen(this.ws)) this.ws.send(JSON.stringify(f));
   }
+}
+
+/** isOpen: between the server's close frame and onclose the socket is
+ * CLOSING, and sending on it only logs an error; the frame would be lost
+ * anyway and is retried after the reconnection. */
+function isOpen(ws: WebSocket): boolean {
+  return ws.readyState === WebSocket.OPEN;
 }
