@@ -155,3 +155,23 @@ func (b *browser) waitLong(what, cond string, d time.Duration) {
 		b.t.Fatalf("[%s] waiting for %s (%s): %v", b.name, what, cond, err)
 	}
 }
+
+// encryptedDM signs Alice and Bob in, in two browsers, opens their direct
+// conversation (encrypted by default) from Alice's side, and has her write
+// first so that both are in the MLS group once Bob has read it.
+func encryptedDM(t *testing.T, n *nodetest.Node, first string) (alice, bob *browser, bobID, room string) {
+	t.Helper()
+	n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
+	bobID = n.NewUserEmail("bob.durand@agents.gouv.fr", "Bob Durand").Me.ID
+	alice = newBrowser(t, "alice", "fr-FR", 1280, 800)
+	bob = newBrowser(t, "bob", "fr-FR", 1280, 800)
+	alice.e2eLogin(n, "alice.martin@agents.gouv.fr")
+	bob.e2eLogin(n, "bob.durand@agents.gouv.fr")
+	registered(t, n, bobID, 1)
+	alice.openDMWith("bob", bobID)
+	room = alice.currentRoom()
+	alice.say(first)
+	bob.click(`.room-item[data-room="` + room + `"]`)
+	bob.reads(first)
+	return alice, bob, bobID, room
+}

@@ -310,18 +310,7 @@ func TestSecondDeviceHistory(t *testing.T) {
 // talking.
 func TestForgedCommitRejected(t *testing.T) {
 	n := startNode(t)
-	n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
-	bobc := n.NewUserEmail("bob.durand@agents.gouv.fr", "Bob Durand")
-	alice := newBrowser(t, "alice", "fr-FR", 1280, 800)
-	bob := newBrowser(t, "bob", "fr-FR", 1280, 800)
-	alice.e2eLogin(n, "alice.martin@agents.gouv.fr")
-	bob.e2eLogin(n, "bob.durand@agents.gouv.fr")
-	registered(t, n, bobc.Me.ID, 1)
-	alice.openDMWith("bob", bobc.Me.ID)
-	room := alice.currentRoom()
-	alice.say("Premier message")
-	bob.click(`.room-item[data-room="` + room + `"]`)
-	bob.reads("Premier message")
+	alice, bob, bobID, room := encryptedDM(t, n, "Premier message")
 	epoch := roomEpoch(t, n, room)
 
 	// The malicious node has the room's GroupInfo: anyone holding it can
@@ -343,7 +332,7 @@ func TestForgedCommitRejected(t *testing.T) {
 		let s = '';
 		for (const b of c.commit) s += String.fromCharCode(b);
 		return btoa(s);
-	})`, e2eChunkURL(t), bobc.Me.ID+"/"+ghost, base64.StdEncoding.EncodeToString(gi)))
+	})`, e2eChunkURL(t), bobID+"/"+ghost, base64.StdEncoding.EncodeToString(gi)))
 
 	inject := func(from, dev string, data []byte) {
 		t.Helper()
@@ -371,10 +360,10 @@ func TestForgedCommitRejected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	inject(bobc.Me.ID, ghost, extBytes)
+	inject(bobID, ghost, extBytes)
 	for _, b := range []*browser{alice, bob} {
 		b.hasText(`.sys.warn[data-commit="refused"]`, "Changement du chiffrement refusé")
-		b.hasText(`.sys.warn[data-commit="refused"]`, "unknown device "+bobc.Me.ID+"/"+ghost)
+		b.hasText(`.sys.warn[data-commit="refused"]`, "unknown device "+bobID+"/"+ghost)
 	}
 	alice.shot("ghost-device-refused")
 	if js[bool](alice, `document.body.textContent.includes('Appareil fantôme')`) {

@@ -282,20 +282,7 @@ func TestFilesForum(t *testing.T) {
 func TestFilesEncryptedDM(t *testing.T) {
 	av := clamdtest.Start(t, clamdtest.Options{})
 	n := startFilesNode(t, av, nodetest.WithConfig(func(c *config.Config) { c.ScanEncrypted = true }))
-	n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
-	bobc := n.NewUserEmail("bob.durand@agents.gouv.fr", "Bob Durand")
-
-	alice := newBrowser(t, "alice", "fr-FR", 1280, 800)
-	bob := newBrowser(t, "bob", "fr-FR", 1280, 800)
-	alice.e2eLogin(n, "alice.martin@agents.gouv.fr")
-	bob.e2eLogin(n, "bob.durand@agents.gouv.fr")
-	registered(t, n, bobc.Me.ID, 1)
-
-	alice.openDMWith("bob", bobc.Me.ID)
-	room := alice.currentRoom()
-	alice.say("Voici le plan")
-	bob.click(`.room-item[data-room="` + room + `"]`)
-	bob.reads("Voici le plan")
+	alice, bob, _, _ := encryptedDM(t, n, "Voici le plan")
 
 	const name = "PLAN-CONFIDENTIEL-6627.png"
 	pic := testPNG(t, 800, 600, true)

@@ -1,6 +1,8 @@
 // The node's HTTP JSON API (accounts, setup, devices). The websocket is in
 // socket.ts.
 
+import type { EvFile } from './codec';
+
 export interface Me {
   id: string;
   name: string;
@@ -65,18 +67,7 @@ export interface UploadState {
 }
 
 /** A file's metadata and antivirus state as the node reports it. */
-export interface NodeFile {
-  id: string;
-  name?: string;
-  size?: number;
-  mime?: string;
-  w?: number;
-  h?: number;
-  thumb?: boolean;
-  state: string;
-  code?: string;
-  reason?: string;
-}
+export type NodeFile = EvFile & { state: string };
 
 export interface ScannerKey {
   enabled: boolean;
