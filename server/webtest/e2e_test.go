@@ -439,18 +439,7 @@ func TestNoPlaintextOnNode(t *testing.T) {
 	// The control: a forum message, in clear by design.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := alicec.Dial(ctx, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Sync(ctx, map[string]uint64{}); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		for range conn.Frames() {
-		}
-	}()
+	conn := synced(t, ctx, alicec)
 	var forum struct{ Room string }
 	if err := conn.Call(ctx, "create_room", map[string]any{"kind": "forum", "name": "Forum ouvert"}, &forum); err != nil {
 		t.Fatal(err)
@@ -476,7 +465,7 @@ func TestNoPlaintextOnNode(t *testing.T) {
 			needles[s+fmt.Sprintf(" (base64/%d)", pad)] = []byte(b64[4 : len(b64)-4])
 		}
 	}
-	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
 		}

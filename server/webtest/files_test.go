@@ -144,19 +144,7 @@ func joinForum(t *testing.T, name string, owner *client.Client, others ...*clien
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	call := func(c *client.Client, typ string, fields map[string]any, out any) {
-		conn, err := c.Dial(ctx, 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
-		if _, err := conn.Sync(ctx, map[string]uint64{}); err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			for range conn.Frames() {
-			}
-		}()
-		if err := conn.Call(ctx, typ, fields, out); err != nil {
+		if err := synced(t, ctx, c).Call(ctx, typ, fields, out); err != nil {
 			t.Fatalf("%s: %v", typ, err)
 		}
 	}

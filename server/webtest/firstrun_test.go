@@ -86,17 +86,7 @@ func TestFirstRunOnAPhone(t *testing.T) {
 	if err := admin.Login(ctx, "admin.relais@agents.gouv.fr", nodetest.Password); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := admin.Dial(ctx, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Sync(mctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.Call(mctx, "create_room", map[string]any{"kind": "forum", "name": "Entraide informatique", "topic": "Questions des agents"}, nil); err != nil {
-		t.Fatal(err)
-	}
+	joinForum(t, "Entraide informatique", admin)
 
 	phone.click(`.auth-card a[href="/login"]`)
 	phone.typ("#login-email", "claire.dubois@agents.gouv.fr")

@@ -48,14 +48,23 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
     throw new ApiError(0, 'network', 'network error');
   }
   if (res.status === 204) return undefined as T;
-  let data: unknown = null;
-  try {
-    data = await res.json();
-  } catch {
-    // not JSON
-  }
+  const data = await jsonOf(res);
   if (!res.ok) throw errorOf(res.status, data, res.statusText);
   return data as T;
+}
+
+/** jsonOf reads a response's JSON body, or null when it has none. */
+async function jsonOf(res: Response): Promise<unknown> {
+  try {
+    return await res.json();
+  } catch {
+    return null; // not JSON
+  }
+}
+
+/** responseError is the node's error of a failed response. */
+export async function responseError(res: Response): Promise<ApiError> {
+  return errorOf(res.status, await jsonOf(res), res.statusText);
 }
 
 /** An upload as the node reports it (PROTOCOL.md, "Files"). */

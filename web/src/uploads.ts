@@ -11,7 +11,7 @@
 // Downloads are fetched with a progress bar, then (encrypted) checked and
 // decrypted, and saved under the file's name.
 
-import { ApiError, errorOf, fileURL, media, ScannerKey, UploadState } from './api';
+import { ApiError, errorOf, fileURL, media, responseError, ScannerKey, UploadState } from './api';
 import type { FileView } from './codec';
 import { e2eChunk } from './crypto';
 import { newID } from './outbox';
@@ -90,8 +90,13 @@ store.outboxWatchers.add((e) => {
 });
 
 function quarantineCode(u: Upload): string {
-  const st = u.file ? store.fileStates.get(u.file) : undefined;
-  return 'quarantined.' + (st?.code || 'infected');
+  return quarantined(u.file ? store.fileStates.get(u.file)?.code : undefined);
+}
+
+/** quarantined is the error code shown for a file the antivirus refused
+ * for reason code (Files.tsx reads it back). */
+function quarantined(code: string | undefined): string {
+  return 'quarantined.' + (code || 'infected');
 }
 
 const sleep = (ms: number, signal: AbortSignal) =>
@@ -227,7 +232,7 @@ async function run(u: Upload, f: File): Promise<void> {
     signal.throwIfAborted();
     u.file = file.id;
     u.blob = undefined;
-    if (file.state === 'quarantined') throw new ApiError(0, 'quarantined.' + (file.code || 'infected'), '');
+    if (file.state === 'quarantined') throw new ApiError(0, quarantined(file.code), '');
     u.phase = 'posting';
     changed(u);
     if (u.ref) {
@@ -331,15 +336,7 @@ async function fetchBytes(id: string, room: string, d: Download): Promise<Uint8A
   } catch {
     throw new ApiError(0, 'network', 'network error');
   }
-  if (!res.ok) {
-    let data: unknown = null;
-    try {
-      data = await res.json();
-    } catch {
-      // not JSON
-    }
-    throw errorOf(res.status, data, res.statusText);
-  }
+  if (!res.ok) throw await responseError(res);
   const total = Number(res.headers.get('Content-Length')) || d.total;
   d.total = total;
   const out = new Uint8Array(total);
@@ -405,7 +402,7 @@ export async function download(f: FileView, room: string): Promise<void> {
     saveAs(bytes, f.name, f.mime);
     downloads.delete(f.id);
   } catch (e) {
-    d.error = e instanceof ApiError ? (e.code === 'quarantined' ? 'quarantined.' + (e.detail || 'infected') : e.code) : 'undecryptable';
+    d.error = e instanceof ApiError ? (e.code === 'quarantined' ? quarantined(e.detail) : e.code) : 'undecryptable';
     if (!(e instanceof ApiError)) console.warn('relais download:', e);
   }
   store.emit('room:' + room);
