@@ -56,7 +56,7 @@ func (r *runner) dm(ctx context.Context) error {
 		return fmt.Errorf("open direct rooms: %w", err)
 	}
 	r.progress("dm: %d %s direct rooms ready; %s warm-up, then %s measured", pairs, r.set.roomKind(), r.set.warmup, r.set.duration)
-	r.measure(ctx, "dm", l, g.members[:pairs], rooms, enc, 1)
+	r.measure(ctx, t, "dm", l, g.members[:pairs], rooms, enc, 1)
 	r.emit("dm", "encrypted", !r.set.plaintext, "")
 	return r.reportLoad("dm", l, true)
 }

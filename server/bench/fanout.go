@@ -85,7 +85,7 @@ func (r *runner) fanout(ctx context.Context) error {
 	for i := range rooms {
 		rooms[i] = room
 	}
-	r.measure(ctx, "fanout", l, g.members[:senders], rooms, enc, int64(n-1))
+	r.measure(ctx, t, "fanout", l, g.members[:senders], rooms, enc, int64(n-1))
 	r.emit("fanout", "encrypted", !r.set.plaintext, "")
 	r.emit("fanout", "members", n, "")
 	r.emit("fanout", "senders", senders, "")

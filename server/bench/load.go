@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"relais/server/proto"
+	"relais/server/store"
 )
 
 // Messages are, by default, MLS application messages in end-to-end
@@ -88,6 +89,10 @@ type load struct {
 	errors    atomic.Int64
 	lastErr   atomic.Pointer[error]
 	lost      atomic.Int64 // connections that ended while measured
+	// writer is the in-process node's store writer over the window;
+	// zero for a node at --url.
+	writerMu sync.Mutex
+	writer   store.WriterStats
 }
 
 func (l *load) fail(err error) {
@@ -310,11 +315,22 @@ func marker(ctx context.Context, from *member, room, enc string, members []*memb
 // payload enc[i] if enc is not nil) for the warm-up and the measured
 // duration, printing progress, then waits for the deliveries still on
 // their way (perSend of them per acknowledged send).
-func (r *runner) measure(ctx context.Context, name string, l *load, senders []*member, rooms, enc []string, perSend int64) {
+func (r *runner) measure(ctx context.Context, t *target, name string, l *load, senders []*member, rooms, enc []string, perSend int64) {
 	start := time.Now()
 	from := start.Add(r.set.warmup)
 	end := from.Add(r.set.duration)
 	l.win.set(from, end)
+	if t.node != nil {
+		db := t.node.DB
+		go func() {
+			time.Sleep(time.Until(from))
+			w := db.WriterStats()
+			time.Sleep(time.Until(end))
+			l.writerMu.Lock()
+			l.writer = db.WriterStats().Sub(w)
+			l.writerMu.Unlock()
+		}()
+	}
 	var interval time.Duration
 	if r.set.rate > 0 {
 		interval = time.Duration(float64(len(senders)) / r.set.rate * float64(time.Second))
@@ -365,6 +381,18 @@ func (r *runner) reportLoad(name string, l *load, withDeliveries bool) error {
 	r.emit(name, "e2e_p99_ms", ms(l.e2e.quantile(0.99)), "ms")
 	r.emit(name, "e2e_max_ms", ms(l.e2e.quantile(1)), "ms")
 	r.emit(name, "errors", l.errors.Load(), "")
+	l.writerMu.Lock()
+	w := l.writer
+	l.writerMu.Unlock()
+	if w.Commits > 0 {
+		// The store's single writer, which every send waits for: how
+		// many sends share a commit, what a commit writes and costs,
+		// and how much of the window the writer was busy.
+		r.emit(name, "writes_per_commit", float64(w.Writes)/float64(w.Commits), "")
+		r.emit(name, "pages_per_write", float64(w.Pages)/float64(w.Writes), "")
+		r.emit(name, "commit_ms", ms(w.Busy/time.Duration(w.Commits)), "ms")
+		r.emit(name, "writer_busy", float64(w.Busy)/float64(secs*float64(time.Second)), "")
+	}
 	if l.acked.Load() == 0 {
 		return fmt.Errorf("no send was acknowledged")
 	}

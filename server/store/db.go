@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -53,6 +54,36 @@ type DB struct {
 	closed  bool
 
 	node string
+
+	cache *writeCache // the writer's alone
+	stats writerStats
+}
+
+type writerStats struct {
+	commits, writes, pages, busy atomic.Uint64
+}
+
+// WriterStats counts the writer's work since Open.
+type WriterStats struct {
+	Commits uint64        // transactions committed
+	Writes  uint64        // Update calls they carried
+	Pages   uint64        // pages they wrote, meta and freelist included
+	Busy    time.Duration // time spent in write transactions, refused ones included
+}
+
+// Sub returns the work done between an earlier snapshot and s.
+func (s WriterStats) Sub(earlier WriterStats) WriterStats {
+	return WriterStats{s.Commits - earlier.Commits, s.Writes - earlier.Writes, s.Pages - earlier.Pages, s.Busy - earlier.Busy}
+}
+
+// WriterStats returns what the writer has done so far.
+func (db *DB) WriterStats() WriterStats {
+	return WriterStats{
+		Commits: db.stats.commits.Load(),
+		Writes:  db.stats.writes.Load(),
+		Pages:   db.stats.pages.Load(),
+		Busy:    time.Duration(db.stats.busy.Load()),
+	}
 }
 
 type op struct {
@@ -94,6 +125,7 @@ func Open(path string, opts Options) (*DB, error) {
 		ops:     make(chan *op, maxBatch),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
+		cache:   newWriteCache(),
 	}
 	if err := migrate(b, migrations, db.log); err != nil {
 		b.Close()
@@ -253,22 +285,30 @@ func (db *DB) commit(batch []*op) {
 // that failed (and rolls back), or -1 with the commit's error and the
 // callbacks to run after a successful commit.
 func (db *DB) try(ops []*op) (failed int, after []func(), err error) {
+	defer func(begun time.Time) { db.stats.busy.Add(uint64(time.Since(begun))) }(time.Now())
 	btx, err := db.bolt.Begin(true)
 	if err != nil {
 		return -1, nil, fmt.Errorf("store: begin: %w", err)
 	}
-	tx := &Tx{tx: btx, writable: true}
+	tx := &Tx{tx: btx, writable: true, cache: db.cache}
 	for i, o := range ops {
 		if err := runOp(o.fn, tx); err != nil {
 			btx.Rollback()
+			db.cache.rollback()
 			o.err = err
 			return i, nil, nil
 		}
 	}
 	if err := btx.Commit(); err != nil {
+		db.cache.rollback()
 		db.log.Error("store commit failed", "err", err, "writes", len(ops))
 		return -1, nil, fmt.Errorf("store: commit: %w", err)
 	}
+	db.cache.commit()
+	st := btx.Stats()
+	db.stats.commits.Add(1)
+	db.stats.writes.Add(uint64(len(ops)))
+	db.stats.pages.Add(uint64(st.GetWrite()))
 	return -1, tx.onCommit, nil
 }
 
@@ -302,6 +342,7 @@ type Tx struct {
 	tx       *bolt.Tx
 	writable bool
 	onCommit []func()
+	cache    *writeCache // nil in read-only transactions
 }
 
 // OnCommit registers f to run after the transaction has committed

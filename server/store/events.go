@@ -76,16 +76,30 @@ func decodeEventHeader(seq uint64, v []byte) (Event, []byte, error) {
 // LastEvent returns the header (Seq, Ord, TS, Flags; no Frame) of a
 // room's last event, a zero Event for an empty log.
 func (tx *Tx) LastEvent(roomID string) (Event, error) {
+	if tx.cache != nil {
+		if ev, ok := tx.cache.last.get([]byte(roomID)); ok {
+			return ev, nil
+		}
+	}
 	b, err := tx.events(roomID)
 	if err != nil {
 		return Event{}, err
 	}
-	k, v := b.Cursor().Last()
-	if k == nil {
-		return Event{}, nil
+	return tx.lastEvent(roomID, b)
+}
+
+func (tx *Tx) lastEvent(roomID string, b *bolt.Bucket) (Event, error) {
+	var ev Event
+	if k, v := b.Cursor().Last(); k != nil {
+		var err error
+		if ev, _, err = decodeEventHeader(binary.BigEndian.Uint64(k), v); err != nil {
+			return Event{}, err
+		}
 	}
-	ev, _, err := decodeEventHeader(binary.BigEndian.Uint64(k), v)
-	return ev, err
+	if tx.cache != nil {
+		tx.cache.last.loaded([]byte(roomID), ev)
+	}
+	return ev, nil
 }
 
 // AppendEvent appends ev to a room's log and to the node's feed, and
@@ -95,17 +109,25 @@ func (tx *Tx) AppendEvent(roomID string, ev Event) (gseq uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
-	var last uint64
-	if k, _ := b.Cursor().Last(); k != nil {
-		last = binary.BigEndian.Uint64(k)
+	last, ok := Event{}, false
+	if tx.cache != nil {
+		last, ok = tx.cache.last.get([]byte(roomID))
 	}
-	if ev.Seq != last+1 {
-		return 0, fmt.Errorf("%w: room %s has %d, got %d", ErrSeq, roomID, last, ev.Seq)
+	if !ok {
+		if last, err = tx.lastEvent(roomID, b); err != nil {
+			return 0, err
+		}
+	}
+	if ev.Seq != last.Seq+1 {
+		return 0, fmt.Errorf("%w: room %s has %d, got %d", ErrSeq, roomID, last.Seq, ev.Seq)
 	}
 	// Appends are sequential: full pages waste nothing.
 	b.FillPercent = 1
 	if err := b.Put(eventKey(ev.Seq), encodeEvent(&ev)); err != nil {
 		return 0, err
+	}
+	if tx.cache != nil {
+		tx.cache.last.written([]byte(roomID), Event{Seq: ev.Seq, Ord: ev.Ord, TS: ev.TS, Flags: ev.Flags})
 	}
 	feed := tx.bucket(bFeed)
 	if gseq, err = feed.NextSequence(); err != nil {
@@ -138,7 +160,15 @@ func (tx *Tx) ReplaceEvent(roomID string, ev Event) error {
 	if b.Get(eventKey(ev.Seq)) == nil {
 		return ErrNotFound
 	}
-	return b.Put(eventKey(ev.Seq), encodeEvent(&ev))
+	if err := b.Put(eventKey(ev.Seq), encodeEvent(&ev)); err != nil {
+		return err
+	}
+	if tx.cache != nil {
+		if last, ok := tx.cache.last.get([]byte(roomID)); ok && last.Seq == ev.Seq {
+			tx.cache.last.written([]byte(roomID), Event{Seq: ev.Seq, Ord: ev.Ord, TS: ev.TS, Flags: ev.Flags})
+		}
+	}
+	return nil
 }
 
 // Events calls fn for the events of a room starting at seq from, forward

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -218,17 +219,36 @@ func groupDevicePrefix(roomID, userID string) []byte {
 // MLSGroup returns a room's group state; a room whose group has not been
 // published yet has the zero state (epoch 0).
 func (tx *Tx) MLSGroup(roomID string) (MLSGroup, error) {
-	var g MLSGroup
-	v := tx.bucket(bMLSGroups).Get([]byte(roomID))
-	if v == nil {
-		return g, nil
+	k := []byte(roomID)
+	if tx.cache != nil {
+		if g, ok := tx.cache.groups.get(k); ok {
+			g.Pending = slices.Clone(g.Pending)
+			return g, nil
+		}
 	}
-	return g, decode(v, &g)
+	var g MLSGroup
+	if v := tx.bucket(bMLSGroups).Get(k); v != nil {
+		if err := decode(v, &g); err != nil {
+			return g, err
+		}
+	}
+	if tx.cache != nil {
+		tx.cache.groups.loaded(k, MLSGroup{Epoch: g.Epoch, Suite: g.Suite, Pending: slices.Clone(g.Pending)})
+	}
+	return g, nil
 }
 
 // PutMLSGroup stores a room's group state.
 func (tx *Tx) PutMLSGroup(roomID string, g MLSGroup) error {
-	return tx.bucket(bMLSGroups).Put([]byte(roomID), encode(g))
+	k := []byte(roomID)
+	if err := tx.bucket(bMLSGroups).Put(k, encode(g)); err != nil {
+		return err
+	}
+	if tx.cache != nil {
+		g.Pending = slices.Clone(g.Pending)
+		tx.cache.groups.written(k, g)
+	}
+	return nil
 }
 
 // GroupInfo returns the latest GroupInfo of a room's group, nil if none.
