@@ -49,14 +49,6 @@ func (f *Frame) Err() error {
 	return &Error{Code: f.Code, Message: f.Message}
 }
 
-func (f *Frame) unmarshal(b []byte) error {
-	if err := json.Unmarshal(b, f); err != nil {
-		return err
-	}
-	f.Raw = b
-	return nil
-}
-
 // Decode decodes the raw frame into v.
 func (f *Frame) Decode(v any) error { return json.Unmarshal(f.Raw, v) }
 
