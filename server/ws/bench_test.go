@@ -10,14 +10,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"relais/server/chat"
 	"relais/server/proto"
@@ -53,15 +49,7 @@ func benchFanout(b *testing.B, sessions int, paced bool) {
 	srv.ctx, srv.cancel = context.WithCancel(context.Background())
 	defer srv.cancel()
 
-	accepted := make(chan *websocket.Conn)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(smallBuffers{w}, r, nil) // as ServeHTTP does
-		if err != nil {
-			return
-		}
-		accepted <- c
-	}))
-	defer ts.Close()
+	ts, accepted := acceptServer(b)
 
 	readers := make([]*rawReader, sessions)
 	for i := range readers {
@@ -71,7 +59,8 @@ func benchFanout(b *testing.B, sessions int, paced bool) {
 		}
 		defer rr.conn.Close()
 		readers[i] = rr
-		ss := &session{srv: srv, conn: <-accepted, sent: map[string]uint64{},
+		a := <-accepted
+		ss := &session{srv: srv, conn: a.conn, out: a.out, sent: map[string]uint64{},
 			actor: chat.Actor{User: fmt.Sprintf("u-nbench000-%016d", i), Device: "d-abcdefghijklmnop"}}
 		ss.cond.L = &ss.mu
 		if _, err := h.register(ss); err != nil {

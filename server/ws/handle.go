@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"relais/server/chat"
 	"relais/server/proto"
 	"relais/server/store"
@@ -252,7 +250,7 @@ func (s *session) sync(f *proto.ClientFrame) error {
 		if buf.Len() == 0 {
 			return nil
 		}
-		err := s.conn.Write(s.srv.ctx, websocket.MessageText, buf.Bytes())
+		err := s.writeMessage(s.srv.ctx, buf.Bytes())
 		buf.Reset()
 		return err
 	}

@@ -153,7 +153,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, proto.CodeForbidden, "cross-origin websocket refused")
 		return
 	}
-	conn, err := websocket.Accept(smallBuffers{w}, r, &websocket.AcceptOptions{})
+	sb := &smallBuffers{ResponseWriter: w}
+	conn, err := websocket.Accept(sb, r, &websocket.AcceptOptions{})
 	if err != nil {
 		s.log.Debug("websocket refused", "err", err)
 		return // Accept has answered
@@ -165,6 +166,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ss := &session{
 		srv:   s,
 		conn:  conn,
+		out:   sb.out,
 		actor: chat.Actor{User: ident.User, Device: ident.Device, External: ident.External},
 		sent:  map[string]uint64{},
 	}
@@ -210,10 +212,13 @@ const (
 )
 
 // smallBuffers makes the hijacked connection use buffers of readBuffer
-// and writeBuffer bytes.
-type smallBuffers struct{ http.ResponseWriter }
+// and writeBuffer bytes, the writes going through a gatherConn.
+type smallBuffers struct {
+	http.ResponseWriter
+	out *gatherConn
+}
 
-func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -227,7 +232,8 @@ func (w smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		b, _ := brw.Reader.Peek(n)
 		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
 	}
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readBuffer), bufio.NewWriterSize(conn, writeBuffer)), nil
+	w.out = &gatherConn{Conn: conn}
+	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readBuffer), bufio.NewWriterSize(w.out, writeBuffer)), nil
 }
 
 // drop unregisters a finished session.

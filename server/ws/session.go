@@ -33,6 +33,7 @@ const (
 type session struct {
 	srv   *Server
 	conn  *websocket.Conn
+	out   *gatherConn // what conn writes to
 	actor chat.Actor
 
 	rooms map[string]struct{} // owned by hub.mu
@@ -137,7 +138,7 @@ func (s *session) writeLoop() {
 			// blocked on a client that stopped reading ends when the
 			// connection is closed, which every way out of a session
 			// does (slow consumer, revocation, shutdown, drop).
-			err = s.conn.Write(context.Background(), websocket.MessageText, buf.Bytes())
+			err = s.writeMessage(context.Background(), buf.Bytes())
 		}
 		if buf.Cap() <= 1<<20 {
 			bufPool.Put(buf)
