@@ -22,6 +22,7 @@ type migration struct {
 var migrations = []migration{
 	{"initial schema", migrateInitial},
 	{"end-to-end encryption and files", migrateE2EEFiles},
+	{"client ids in two generations", migrateIdemGenerations},
 }
 
 // SchemaVersion is the version a store has after Open.
@@ -57,6 +58,13 @@ func migrateE2EEFiles(tx *bolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// migrateIdemGenerations adds the second bucket of client ids; the
+// existing one stays current until it is IdemWindow old (rooms.go).
+func migrateIdemGenerations(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists(bIdemB)
+	return err
 }
 
 func migrate(b *bolt.DB, ms []migration, log *slog.Logger) error {

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // RoomKind is the kind of a room.
@@ -282,10 +284,31 @@ func (tx *Tx) Mentions(userID, roomID string, after uint64) int {
 	return n
 }
 
+// IdemWindow is how long a client id is remembered at least. Client ids
+// live in two buckets that take turns: writes go to the current one and,
+// once it is IdemWindow old, the other is emptied and becomes current. A
+// resend is so recognised for one to two windows, far past any client's
+// retry, and the store does not keep one key per message forever.
+const IdemWindow = 24 * time.Hour
+
+// idemBuckets returns the current bucket of client ids, the other one,
+// and the other's name.
+func (tx *Tx) idemBuckets() (cur, other *bolt.Bucket, otherName []byte) {
+	if string(tx.bucket(bMeta).Get(kIdemCurrent)) == "b" {
+		return tx.bucket(bIdemB), tx.bucket(bIdem), bIdem
+	}
+	return tx.bucket(bIdem), tx.bucket(bIdemB), bIdemB
+}
+
 // Idem returns the event a client id of a user already created, and its
 // timestamp in Unix milliseconds.
 func (tx *Tx) Idem(userID, clientID string) (roomID string, seq uint64, ts int64, ok bool) {
-	v := tx.bucket(bIdem).Get(join(userID, clientID))
+	k := join(userID, clientID)
+	cur, other, _ := tx.idemBuckets()
+	v := cur.Get(k)
+	if v == nil {
+		v = other.Get(k)
+	}
 	if len(v) < 17 {
 		return "", 0, 0, false
 	}
@@ -293,11 +316,54 @@ func (tx *Tx) Idem(userID, clientID string) (roomID string, seq uint64, ts int64
 	return string(v[:sep]), binary.BigEndian.Uint64(v[sep+1:]), int64(binary.BigEndian.Uint64(v[sep+9:])), true
 }
 
-// PutIdem records the event a client id created, so that a resend gets
-// the same answer and creates nothing.
+// PutIdem records the event a client id created at tsMillis, so that a
+// resend gets the same answer and creates nothing.
 func (tx *Tx) PutIdem(userID, clientID, roomID string, seq uint64, tsMillis int64) error {
+	if err := tx.turnIdem(tsMillis); err != nil {
+		return err
+	}
 	v := append(join(roomID, ""), make([]byte, 16)...)
 	binary.BigEndian.PutUint64(v[len(v)-16:], seq)
 	binary.BigEndian.PutUint64(v[len(v)-8:], uint64(tsMillis))
-	return tx.bucket(bIdem).Put(join(userID, clientID), v)
+	cur, _, _ := tx.idemBuckets()
+	return cur.Put(join(userID, clientID), v)
+}
+
+// turnIdem empties the other bucket of client ids and makes it current
+// once the current one is IdemWindow old. Deleting a bucket frees its
+// pages in one go: no scan, no tombstones.
+func (tx *Tx) turnIdem(nowMillis int64) error {
+	meta := tx.bucket(bMeta)
+	var since int64
+	if v := meta.Get(kIdemSince); len(v) == 8 {
+		since = int64(binary.BigEndian.Uint64(v))
+	}
+	if since != 0 && nowMillis-since < IdemWindow.Milliseconds() {
+		return nil
+	}
+	turns := 0
+	switch {
+	case since == 0:
+	case nowMillis-since < 2*IdemWindow.Milliseconds():
+		turns = 1
+	default:
+		turns = 2 // both generations are older than a window
+	}
+	for range turns {
+		_, _, otherName := tx.idemBuckets()
+		if err := tx.tx.DeleteBucket(otherName); err != nil {
+			return fmt.Errorf("store: empty client ids: %w", err)
+		}
+		if _, err := tx.tx.CreateBucket(otherName); err != nil {
+			return fmt.Errorf("store: empty client ids: %w", err)
+		}
+		next := "a"
+		if bytes.Equal(otherName, bIdemB) {
+			next = "b"
+		}
+		if err := meta.Put(kIdemCurrent, []byte(next)); err != nil {
+			return err
+		}
+	}
+	return meta.Put(kIdemSince, u64(uint64(nowMillis)))
 }

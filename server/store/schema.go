@@ -20,7 +20,10 @@ package store
 //	dms         user id \x00 user id (sorted) → room id
 //	forums      folded name \x00 room id → nil           (room directory)
 //	events      room id → bucket: seq (8) → event record (see events.go)
-//	idem        user id \x00 client id → room id \x00 seq (8) ts (8)
+//	idem, idemb user id \x00 client id → room id \x00 seq (8) ts (8)
+//	            (two generations of client ids, see IdemWindow; meta
+//	            "idem_current" names the current one, "a" (idem) or "b",
+//	            and "idem_since" → Unix ms (8) when it became current)
 //	reads       room id \x00 user id → seq (8) ord (8)
 //	mentions    user id \x00 room id \x00 seq (8) → nil
 //	feed        gseq (8) → seq (8) room id               (transactional outbox, in commit order)
@@ -39,6 +42,7 @@ var (
 	bForums    = []byte("forums")
 	bEvents    = []byte("events")
 	bIdem      = []byte("idem")
+	bIdemB     = []byte("idemb")
 	bReads     = []byte("reads")
 	bMentions  = []byte("mentions")
 	bFeed      = []byte("feed")
@@ -50,4 +54,6 @@ var (
 	kCreated       = []byte("created")
 	kDomains       = []byte("domains")
 	kFeedPublished = []byte("feed_published")
+	kIdemCurrent   = []byte("idem_current")
+	kIdemSince     = []byte("idem_since")
 )

@@ -397,3 +397,50 @@ func BenchmarkAppendGroupCommit(b *testing.B) {
 		})
 	}
 }
+
+// TestClientIDsLastOneToTwoWindows: a client id is recognised for at least
+// IdemWindow and forgotten after two, the older generation being dropped
+// whole.
+func TestClientIDsLastOneToTwoWindows(t *testing.T) {
+	db := openTest(t)
+	ctx := context.Background()
+	w := IdemWindow.Milliseconds()
+	t0 := time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC).UnixMilli()
+	put := func(cid string, at int64) {
+		t.Helper()
+		if err := db.Update(ctx, func(tx *Tx) error { return tx.PutIdem("u1", cid, "r1", uint64(at), at) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	known := func(cid string) bool {
+		var ok bool
+		db.View(func(tx *Tx) error { _, _, _, ok = tx.Idem("u1", cid); return nil })
+		return ok
+	}
+	steps := []struct {
+		at    int64
+		cid   string
+		known []string
+		gone  []string
+	}{
+		{t0, "a", []string{"a"}, nil},
+		{t0 + w - 1, "b", []string{"a", "b"}, nil},
+		{t0 + w, "c", []string{"a", "b", "c"}, nil}, // turn: a and b in the older generation
+		{t0 + 2*w - 1, "d", []string{"a", "b", "c", "d"}, nil},
+		{t0 + 2*w, "e", []string{"c", "d", "e"}, []string{"a", "b"}}, // turn: a and b dropped
+		{t0 + 10*w, "f", []string{"f"}, []string{"c", "d", "e"}},     // after a long silence, one turn
+	}
+	for _, s := range steps {
+		put(s.cid, s.at)
+		for _, cid := range s.known {
+			if !known(cid) {
+				t.Errorf("after %s at t0%+dms: %s forgotten", s.cid, s.at-t0, cid)
+			}
+		}
+		for _, cid := range s.gone {
+			if known(cid) {
+				t.Errorf("after %s at t0%+dms: %s still known", s.cid, s.at-t0, cid)
+			}
+		}
+	}
+}
