@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
@@ -212,10 +213,10 @@ const (
 )
 
 // smallBuffers makes the hijacked connection use buffers of readBuffer
-// and writeBuffer bytes, the writes going through a gatherConn.
+// and writeBuffer bytes, the writes going through a socket.
 type smallBuffers struct {
 	http.ResponseWriter
-	out *gatherConn
+	out *socket
 }
 
 func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -228,12 +229,25 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	var r io.Reader = conn
-	if n := brw.Reader.Buffered(); n > 0 {
+	n := brw.Reader.Buffered()
+	if n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
 	}
-	w.out = &gatherConn{Conn: conn}
-	return conn, bufio.NewReadWriter(bufio.NewReaderSize(r, readBuffer), bufio.NewWriterSize(w.out, writeBuffer)), nil
+	w.out = &socket{Conn: conn, in: bufio.NewReaderSize(r, max(readBuffer, n))}
+	if n > 0 {
+		// Bytes the client sent right behind its request must be in
+		// the reader's buffer, not behind it: the library starts by
+		// keeping what the buffer holds and reading the connection
+		// directly (golang/go#32314).
+		w.out.in.Peek(n)
+	} else if sc, ok := conn.(syscall.Conn); ok {
+		// Plain TCP only: a TLS connection may hold decrypted bytes
+		// that the socket no longer shows as readable; and the early
+		// bytes above are, once the library took them, out of sight.
+		w.out.raw, _ = sc.SyscallConn()
+	}
+	return conn, bufio.NewReadWriter(w.out.in, bufio.NewWriterSize(w.out, writeBuffer)), nil
 }
 
 // drop unregisters a finished session.

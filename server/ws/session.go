@@ -33,7 +33,7 @@ const (
 type session struct {
 	srv   *Server
 	conn  *websocket.Conn
-	out   *gatherConn // what conn writes to
+	out   *socket // what conn writes to
 	actor chat.Actor
 
 	rooms map[string]struct{} // owned by hub.mu
@@ -75,7 +75,7 @@ func (s *session) enqueue(f *outFrame) {
 		s.queue, s.qbytes = nil, 0
 		s.mu.Unlock()
 		// Closing writes a frame: never on the fan-out's goroutine.
-		go s.conn.Close(closeSlowConsumer, "too slow: reconnect and resync")
+		go s.close(closeSlowConsumer, "too slow: reconnect and resync")
 		s.logger().Info("slow consumer disconnected")
 		return
 	}
@@ -186,8 +186,19 @@ func (s *session) closeWith(code websocket.StatusCode, reason string) {
 	s.queue = nil
 	s.mu.Unlock()
 	if !already || code != websocket.StatusGoingAway {
-		go s.conn.Close(code, reason)
+		go s.close(code, reason)
 	}
+}
+
+// close closes the connection with the closing handshake, in which the
+// library reads the client's answer itself: the session's reader keeps
+// out meanwhile (see awaitInput).
+func (s *session) close(code websocket.StatusCode, reason string) {
+	if s.out != nil {
+		s.out.rmu.Lock()
+		defer s.out.rmu.Unlock()
+	}
+	s.conn.Close(code, reason)
 }
 
 // readLoop reads and handles the client's frames until the connection
@@ -195,6 +206,7 @@ func (s *session) closeWith(code websocket.StatusCode, reason string) {
 func (s *session) readLoop() {
 	defer s.srv.drop(s)
 	for {
+		s.out.awaitInput()
 		typ, r, err := s.conn.Reader(s.srv.ctx)
 		if err != nil {
 			s.logClose(err)

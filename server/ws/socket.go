@@ -1,26 +1,57 @@
 package ws
 
 import (
+	"bufio"
 	"context"
 	"net"
 	"sync"
+	"syscall"
 
 	"github.com/coder/websocket"
 )
 
-// gatherConn lets a session hand a whole websocket message to the socket
+// socket is what a session's websocket reads from and writes to.
+//
+// Writes: it lets a session hand a whole websocket message to the socket
 // in one write. Through the connection's small write buffer (writeBuffer,
 // kept small for idle connections), the library would send a message of
 // several frames in two or three writes; gathered, a batch of events costs
-// one system call on the node and one wake-up of the client.
+// one system call on the node and one wake-up of the client. Outside a
+// gathered message, writes (pongs, close frames) go straight through. All
+// writes take mu, so bytes reach the socket in the order the library
+// produced them.
 //
-// Outside a gathered message, writes (pongs, close frames) go straight
-// through. All writes take mu, so bytes reach the socket in the order the
-// library produced them.
-type gatherConn struct {
+// Reads: see awaitInput.
+type socket struct {
 	net.Conn
 	mu   sync.Mutex
 	held *[]byte // non-nil while a message is gathered
+
+	in  *bufio.Reader   // what the library reads through
+	raw syscall.RawConn // the socket, for awaitInput; nil when it cannot tell
+	rmu sync.Mutex      // held while the library reads on its own (session.close)
+}
+
+// awaitInput returns once the client has sent something (or the
+// connection is closed). It waits in a shallow call, so that the runtime
+// can shrink the stack of an idle connection's reader, which the
+// library's read path and the handling of frames grow to 8 KiB: that
+// stack is half of what an idle connection costs.
+func (c *socket) awaitInput() {
+	if c == nil || c.raw == nil {
+		return
+	}
+	c.rmu.Lock()
+	buffered := c.in.Buffered()
+	c.rmu.Unlock()
+	if buffered > 0 {
+		return
+	}
+	// The poller forgets a readiness it saw before this call, so the
+	// function looks at the socket itself: false (nothing there yet)
+	// makes Read wait for the socket to become readable and call it
+	// again. Errors (a closed socket) are for the library's read.
+	c.raw.Read(pending)
 }
 
 // maxGather is the largest message gathered: past it, the extra writes
@@ -32,7 +63,7 @@ const frameHeader = 14
 
 var gatherPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
-func (c *gatherConn) Write(p []byte) (int, error) {
+func (c *socket) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.held != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -93,7 +94,7 @@ func TestGatheredMessagesKeepTheStream(t *testing.T) {
 // accepted is a server side of a websocket, as ServeHTTP sets it up.
 type accepted struct {
 	conn *websocket.Conn
-	out  *gatherConn
+	out  *socket
 }
 
 // acceptServer is an HTTP server that accepts websockets as ServeHTTP
@@ -111,4 +112,75 @@ func acceptServer(t testing.TB) (*httptest.Server, <-chan accepted) {
 	}))
 	t.Cleanup(ts.Close)
 	return ts, ch
+}
+
+// TestAwaitInput: the reader's shallow wait returns for a frame that came
+// in the same packet as the upgrade request (net/http read it already),
+// for a frame sent later, and for a closed connection; and the library
+// then reads the frame.
+func TestAwaitInput(t *testing.T) {
+	ts, accepted := acceptServer(t)
+	addr := ts.Listener.Addr().String()
+	// A masked text frame "hi" from a client.
+	frame := []byte{0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2}
+	upgrade := "GET / HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	for _, tc := range []struct {
+		name  string
+		early bool // the frame goes with the request
+		later bool // the frame goes once the connection is accepted
+		close bool // the client closes instead
+	}{
+		{name: "frame with the upgrade request", early: true},
+		{name: "frame sent later", later: true},
+		{name: "connection closed", close: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			req := []byte(upgrade)
+			if tc.early {
+				req = append(req, frame...)
+			}
+			if _, err := c.Write(req); err != nil {
+				t.Fatal(err)
+			}
+			a := <-accepted
+			defer a.conn.CloseNow()
+			if a.out.raw == nil && !tc.early {
+				t.Fatal("a plain TCP connection has no raw socket: the wait is never shallow")
+			}
+			waited := make(chan struct{})
+			go func() { a.out.awaitInput(); close(waited) }()
+			if !tc.early {
+				select {
+				case <-waited:
+					t.Fatal("awaitInput returned with nothing sent")
+				case <-time.After(100 * time.Millisecond):
+				}
+				if tc.close {
+					c.Close()
+				} else if _, err := c.Write(frame); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-waited:
+			case <-time.After(5 * time.Second):
+				t.Fatal("awaitInput is still waiting")
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, b, err := a.conn.Read(ctx)
+			switch {
+			case tc.close && err == nil:
+				t.Fatalf("read %q from a closed connection", b)
+			case !tc.close && (err != nil || string(b) != "hi"):
+				t.Fatalf("read %q, %v; want hi", b, err)
+			}
+		})
+	}
 }
