@@ -3,8 +3,9 @@
 // It is the only package that imports bbolt. Records, bucket names and key
 // layouts are defined here (see schema.go); domain packages call typed
 // methods on Tx. All writes go through one writer goroutine that commits
-// whatever is queued in a single transaction (group commit, no timer): a
-// caller of Update returns only after its change is durable on disk.
+// whatever is queued in a single transaction (group commit; see smallBatch
+// for when it waits for more): a caller of Update returns only after its
+// change is durable on disk.
 package store
 
 import (
@@ -225,9 +226,24 @@ func (db *DB) Update(ctx context.Context, fn func(*Tx) error) error {
 	return err
 }
 
+// A batch smaller than smallBatch, while writes come from several clients
+// at once (recent batches carried more than one on average), waits for
+// more writes for up to the last commit's duration, at most
+// maxCommitDelay: a commit costs two fsyncs whatever it carries, and the
+// events of one commit reach each recipient in one websocket message. A
+// lone writer never waits.
+const (
+	smallBatch     = 8
+	maxCommitDelay = time.Millisecond
+)
+
 func (db *DB) writer() {
 	defer close(db.done)
 	batch := make([]*op, 0, maxBatch)
+	wait := time.NewTimer(time.Hour)
+	wait.Stop()
+	// avg is a moving average of batch sizes, in sixteenths.
+	avg, lastCommit := 16, time.Duration(0)
 	for {
 		select {
 		case o := <-db.ops:
@@ -253,7 +269,25 @@ func (db *DB) writer() {
 				break fill
 			}
 		}
+		if d := min(maxCommitDelay, lastCommit); len(batch) < smallBatch && avg > 20 && d > 0 {
+			wait.Reset(d)
+		more:
+			for len(batch) < smallBatch {
+				select {
+				case o := <-db.ops:
+					batch = append(batch, o)
+				case <-wait.C:
+					break more
+				case <-db.closing:
+					break more
+				}
+			}
+			wait.Stop()
+		}
+		began := time.Now()
 		db.commit(batch)
+		avg += (16*min(len(batch), smallBatch) - avg) / 4
+		lastCommit = time.Since(began)
 	}
 }
 

@@ -444,3 +444,39 @@ func TestClientIDsLastOneToTwoWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestWriterStats: a lone writer commits each write on its own; writers
+// in parallel share commits; the counts add up.
+func TestWriterStats(t *testing.T) {
+	db := openTest(t)
+	ctx := context.Background()
+	write := func(i int) error {
+		return db.Update(ctx, func(tx *Tx) error { return tx.PutIdem("u", fmt.Sprint(i), "r", 1, 1) })
+	}
+	before := db.WriterStats()
+	for i := range 20 {
+		if err := write(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lone := db.WriterStats().Sub(before)
+	if lone.Commits != 20 || lone.Writes != 20 || lone.Pages == 0 || lone.Busy <= 0 {
+		t.Fatalf("lone writer: %+v, want 20 commits of one write", lone)
+	}
+	const writers, each = 32, 20
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := write(1000 + w*each + i); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	many := db.WriterStats().Sub(before).Sub(lone)
+	if many.Writes != writers*each || many.Commits >= many.Writes/2 {
+		t.Fatalf("%d parallel writers: %+v, want %d writes sharing commits", writers, many, writers*each)
+	}
+}
