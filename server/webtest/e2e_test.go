@@ -41,6 +41,9 @@ func TestEncryptedDM(t *testing.T) {
 	alice.openDMWith("bob", bobc.Me.ID)
 	room := alice.currentRoom()
 	alice.hasText(".room-sub .chip", "Chiffrée de bout en bout")
+	// This node does not scan encrypted files: once it has said so, no
+	// notice.
+	alice.until("node's answer on scanning", `!!document.querySelector('.room[data-scanning="false"]') && !document.querySelector('[data-notice="scanned"]')`)
 	alice.say("Bonjour Bob, le dossier **Préfecture** est prêt")
 	alice.hasText(".sys", "a ajouté Bob Durand au chiffrement")
 	alice.shot("dm-sent")

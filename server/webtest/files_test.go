@@ -271,6 +271,9 @@ func TestFilesEncryptedDM(t *testing.T) {
 	av := clamdtest.Start(t, clamdtest.Options{})
 	n := startFilesNode(t, av, nodetest.WithConfig(func(c *config.Config) { c.ScanEncrypted = true }))
 	alice, bob, _, _ := encryptedDM(t, n, "Voici le plan")
+	// The room says that its files are not for its members' eyes only.
+	alice.until("scanning notice", `!!document.querySelector('.room[data-scanning="true"] .room-sub [data-notice="scanned"]')`)
+	alice.hasText(`.room-sub [data-notice="scanned"]`, "Fichiers vus par l’antivirus")
 
 	const name = "PLAN-CONFIDENTIEL-6627.png"
 	pic := testPNG(t, 800, 600, true)

@@ -127,15 +127,32 @@ function putChunk(id: string, offset: number, body: Blob, progress: (n: number) 
 }
 
 let scannerKey: Promise<ScannerKey> | null = null;
+let scanning: boolean | null = null;
 
 /** scanner asks the node (once per page) whether it scans encrypted
  * files, and with which key. */
 function scanner(): Promise<ScannerKey> {
   if (!scannerKey) {
     scannerKey = media.scannerKey();
-    scannerKey.catch(() => (scannerKey = null));
+    scannerKey.then(
+      (k) => {
+        if (scanning !== k.enabled) {
+          scanning = k.enabled;
+          store.emit('scanner');
+        }
+      },
+      () => (scannerKey = null),
+    );
   }
   return scannerKey;
+}
+
+/** scansEncryptedFiles tells whether the node's antivirus gets the key of
+ * each file sent in an encrypted room (so that users are told): null until
+ * the node has answered, 'scanner' is emitted when it has. */
+export function scansEncryptedFiles(): boolean | null {
+  scanner().catch(() => {});
+  return scanning;
 }
 
 /** picture reads the size of a picture and makes a thumbnail fitting

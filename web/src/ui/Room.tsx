@@ -6,7 +6,7 @@ import type { Ev } from '../codec';
 import { e2eState } from '../crypto';
 import { t } from '../i18n';
 import { errorText, store } from '../store';
-import { sendFiles } from '../uploads';
+import { scansEncryptedFiles, sendFiles } from '../uploads';
 import { Avatar, ErrorBox, ExtBadge, Icon } from './common';
 import { Composer } from './Composer';
 import { hasFiles } from './Files';
@@ -81,7 +81,7 @@ function DeviceWarning({ roomID }: { roomID: string }): JSX.Element | null {
 }
 
 export function RoomView({ id }: { id: string }): JSX.Element {
-  useTopics('room:' + id, 'profiles', 'presence', 'rooms', 'e2e');
+  useTopics('room:' + id, 'profiles', 'presence', 'rooms', 'e2e', 'scanner');
   useLang();
   const [replyTo, setReplyTo] = useState<Ev | null>(null);
   const [editing, setEditing] = useState<Ev | null>(null);
@@ -106,11 +106,15 @@ export function RoomView({ id }: { id: string }): JSX.Element {
   let sub = '';
   if (r.kind === 'direct') sub = peer && store.presence.get(peer) === 'online' ? t('room.online') : (pp?.org ?? '');
   else sub = t('room.members', { count: r.count });
+  // Asked of the node only in encrypted rooms, where it changes what
+  // end-to-end encryption means for files.
+  const scanned = r.encrypted ? scansEncryptedFiles() : null;
   return (
     <section
       class={'room' + (dragging ? ' dragging' : '')}
       aria-label={name}
       data-room={id}
+      data-scanning={String(scanned)}
       onDragEnter={(e) => {
         if (!droppable || !hasFiles(e)) return;
         e.preventDefault();
@@ -159,6 +163,11 @@ export function RoomView({ id }: { id: string }): JSX.Element {
             {r.encrypted && (
               <span class="chip">
                 <Icon name="lock" size={12} /> {t('room.encrypted')}
+              </span>
+            )}
+            {r.encrypted && scanned && (
+              <span class="chip" data-notice="scanned" title={t('room.scannedFilesHint')}>
+                {t('room.scannedFiles')}
               </span>
             )}
           </p>
