@@ -21,6 +21,7 @@ import (
 	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"relais/server/client"
 	"relais/server/config"
@@ -291,6 +292,15 @@ func TestFilesEncryptedDM(t *testing.T) {
 	bob.hasText(`.msg:not(.mine) .file-picture .file-name`, name)
 	bob.shot("encrypted-picture-received")
 	alice.shot("encrypted-picture-sent")
+
+	// Full screen: the whole picture, downloaded and decrypted, not the
+	// thumbnail; Escape closes it.
+	bob.click(`.msg:not(.mine) .file-picture .picture-open`)
+	bob.until("the whole picture full screen", `(() => { const i = document.querySelector('.viewer[role="dialog"] img'); return !!i && i.src.startsWith('blob:') && i.complete && i.naturalWidth === 800 && i.naturalHeight === 600 })()`)
+	bob.hasText(`.viewer .file-name`, name)
+	bob.shot("encrypted-picture-full-screen")
+	bob.run("Escape", chromedp.KeyEvent(kb.Escape))
+	bob.until("viewer closed", `!document.querySelector('.viewer')`)
 
 	dir := t.TempDir()
 	bob.downloadsTo(dir)

@@ -409,14 +409,51 @@ async function openBytes(f: FileView, room: string, d: Download): Promise<Uint8A
 
 /** download downloads a file (decrypting it in encrypted rooms) with a
  * progress bar, then saves it. */
-export async function download(f: FileView, room: string): Promise<void> {
+export function download(f: FileView, room: string): Promise<void> {
+  return fetchFile(f, room, (bytes) => saveAs(bytes, f.name, f.mime));
+}
+
+/** Viewer is the picture shown full screen. */
+export interface Viewer {
+  f: FileView;
+  url: string; // blob: URL of the whole picture, decrypted
+}
+
+let viewer: Viewer | null = null;
+
+/** viewerOf is the picture shown full screen, if any ('viewer' is emitted
+ * when it changes). */
+export function viewerOf(): Viewer | null {
+  return viewer;
+}
+
+/** view downloads a picture (decrypting it in encrypted rooms) with a
+ * progress bar, then shows it full screen. */
+export function view(f: FileView, room: string): Promise<void> {
+  return fetchFile(f, room, (bytes) => {
+    closeViewer();
+    viewer = { f, url: URL.createObjectURL(new Blob([bytes as BlobPart], { type: f.mime })) };
+    store.emit('viewer');
+  });
+}
+
+/** closeViewer closes the full-screen picture. */
+export function closeViewer(): void {
+  if (!viewer) return;
+  URL.revokeObjectURL(viewer.url);
+  viewer = null;
+  store.emit('viewer');
+}
+
+/** fetchFile fetches (and decrypts) a file with a progress bar in its
+ * message, then hands its bytes to use; a failure shows in the message. */
+async function fetchFile(f: FileView, room: string, use: (bytes: Uint8Array) => void): Promise<void> {
   if (downloads.get(f.id) && !downloads.get(f.id)!.error) return;
   const d: Download = { done: 0, total: f.enc ? sealedSize(f.size) : f.size };
   downloads.set(f.id, d);
   store.emit('room:' + room);
   try {
-    const bytes = await openBytes(f, room, d);
-    saveAs(bytes, f.name, f.mime);
+    use(await openBytes(f, room, d));
     downloads.delete(f.id);
   } catch (e) {
     d.error = e instanceof ApiError ? (e.code === 'quarantined' ? quarantined(e.detail) : e.code) : 'undecryptable';

@@ -11,6 +11,7 @@ import { Forgot, Invite, Login, Register, Renew, Reset, Setup, Verify } from './
 import { Avatar, Icon } from './common';
 import { useLang, useTopics } from './hooks';
 import { e2eState } from '../crypto';
+import { PictureViewer } from './Files';
 import { Forums, NewDM, NewGroup, ProfileView, RecoveryKeyView, RecoveryView, RoomInfo, VerifyView } from './Panels';
 import { RoomList } from './RoomList';
 import { RoomView } from './Room';
@@ -97,6 +98,7 @@ function Messenger(): JSX.Element {
     <div class="app" data-view={view} data-e2e={e2eState.ready ? e2eState.recovery : 'off'}>
       <Sidebar active={roomID} />
       <main class="main">{pane}</main>
+      <PictureViewer />
     </div>
   );
 }

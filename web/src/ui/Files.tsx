@@ -4,12 +4,14 @@
 // uploads in progress.
 
 import type { JSX } from 'preact';
+import { useEffect } from 'preact/hooks';
 import { fileURL } from '../api';
 import type { FileView } from '../codec';
 import { formatSize, has, MessageKey, t } from '../i18n';
 import { store } from '../store';
-import { cancelUpload, dismissUpload, download, downloadOf, inlineThumb, retryUpload, Upload } from '../uploads';
+import { cancelUpload, closeViewer, dismissUpload, download, downloadOf, inlineThumb, retryUpload, Upload, view, viewerOf } from '../uploads';
 import { Icon } from './common';
+import { useTopics } from './hooks';
 
 /** codeText explains why the antivirus refused a file. */
 function codeText(code: string | undefined): string {
@@ -133,7 +135,11 @@ export function FileBlock({ f, room, mine }: Props): JSX.Element {
     const src = f.enc ? inlineThumb(f) : readable ? fileURL(f.id, true) : undefined;
     return (
       <figure class="file-picture" data-file={f.id} data-file-state={f.state}>
-        {src ? (
+        {src && readable ? (
+          <button class="picture-open" aria-label={t('file.view', { name: f.name })} onClick={() => void view(f, room)}>
+            <img src={src} width={box.w} height={box.h} alt={f.name} loading="lazy" decoding="async" />
+          </button>
+        ) : src ? (
           <img src={src} width={box.w} height={box.h} alt={f.name} loading="lazy" decoding="async" />
         ) : (
           <div class="picture-placeholder" style={{ width: box.w + 'px', aspectRatio: box.w + ' / ' + box.h }} role="img" aria-label={f.name}>
@@ -230,4 +236,36 @@ export function hasFiles(e: DragEvent): boolean {
 export function canAttach(roomID: string): boolean {
   const r = store.rooms.get(roomID);
   return !!r && r.state === 'joined';
+}
+
+/** PictureViewer shows a picture full screen, over everything: Escape, the
+ * close button or a click beside the picture closes it. */
+export function PictureViewer(): JSX.Element | null {
+  useTopics('viewer');
+  const v = viewerOf();
+  useEffect(() => {
+    if (!v) return;
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') closeViewer();
+    };
+    document.addEventListener('keydown', onKey);
+    return () => document.removeEventListener('keydown', onKey);
+  }, [v]);
+  if (!v) return null;
+  return (
+    <div class="viewer" role="dialog" aria-modal="true" aria-label={v.f.name} onClick={(e) => e.target === e.currentTarget && closeViewer()}>
+      <div class="viewer-bar">
+        <span class="file-name" title={v.f.name}>
+          {v.f.name}
+        </span>
+        <a class="secondary small viewer-save" href={v.url} download={v.f.name}>
+          <Icon name="download" size={16} /> {t('file.download')}
+        </a>
+        <button class="icon-btn viewer-close" autoFocus aria-label={t('viewer.close')} title={t('viewer.close')} onClick={closeViewer}>
+          <Icon name="close" />
+        </button>
+      </div>
+      <img src={v.url} alt={v.f.name} onClick={(e) => e.stopPropagation()} />
+    </div>
+  );
 }
