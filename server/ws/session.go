@@ -33,7 +33,7 @@ const (
 type session struct {
 	srv   *Server
 	conn  *websocket.Conn
-	out   *socket // what conn writes to
+	out   *socket // the socket under conn
 	actor chat.Actor
 
 	rooms map[string]struct{} // owned by hub.mu

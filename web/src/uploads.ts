@@ -151,9 +151,16 @@ function scanner(): Promise<ScannerKey> {
  * each file sent in an encrypted room (so that users are told): null until
  * the node has answered, 'scanner' is emitted when it has. */
 export function scansEncryptedFiles(): boolean | null {
-  scanner().catch(() => {});
+  // Rooms render often: after a failed question, ask again at most every
+  // 30 s.
+  if (scanning === null && !scannerKey && Date.now() - lastAsked > 30_000) {
+    lastAsked = Date.now();
+    scanner().catch(() => {});
+  }
   return scanning;
 }
+
+let lastAsked = 0;
 
 /** picture reads the size of a picture and makes a thumbnail fitting
  * 320×320 (JPEG), for encrypted rooms where the node cannot. */
