@@ -1,5 +1,7 @@
 package store
 
+import "slices"
+
 // maxCached bounds each cache of the writer. Past it the cache starts
 // again empty: a crude bound, but the working set of a busy node (its
 // active rooms and their members) refills it within a few commits.
@@ -16,18 +18,25 @@ const maxCached = 1 << 16
 // becomes the cached value when the transaction commits and is dropped
 // when it rolls back, so the cache never holds what was not committed.
 type writeCache struct {
-	rooms   recordCache[Room]
-	members recordCache[Membership]
-	groups  recordCache[MLSGroup]
-	last    recordCache[Event] // header only: no Frame
+	rooms   *recordCache[Room]
+	members *recordCache[Membership]
+	groups  *recordCache[MLSGroup]
+	last    *recordCache[Event] // header only: no Frame
 }
+
+// noCache is the cache of read-only transactions: its record caches are
+// nil, which hold nothing and remember nothing.
+var noCache = &writeCache{}
 
 func newWriteCache() *writeCache {
 	return &writeCache{
-		rooms:   newRecordCache[Room](),
-		members: newRecordCache[Membership](),
-		groups:  newRecordCache[MLSGroup](),
-		last:    newRecordCache[Event](),
+		rooms:   newRecordCache[Room](nil),
+		members: newRecordCache[Membership](nil),
+		groups: newRecordCache(func(g MLSGroup) MLSGroup {
+			g.Pending = slices.Clone(g.Pending)
+			return g
+		}),
+		last: newRecordCache[Event](nil),
 	}
 }
 
@@ -45,40 +54,62 @@ func (c *writeCache) rollback() {
 	c.last.rollback()
 }
 
+// recordCache holds the decoded records of one kind. A nil recordCache
+// (read-only transactions) holds nothing; its methods do nothing.
 type recordCache[T any] struct {
 	committed map[string]T
 	pending   map[string]T
+	// copy gives a value that shares no memory with v; nil when
+	// assignment does (no slices or maps in T).
+	copy func(v T) T
 }
 
-func newRecordCache[T any]() recordCache[T] {
-	return recordCache[T]{committed: map[string]T{}, pending: map[string]T{}}
+func newRecordCache[T any](copy func(T) T) *recordCache[T] {
+	return &recordCache[T]{committed: map[string]T{}, pending: map[string]T{}, copy: copy}
 }
 
-// get looks key up; the string(key) conversions in map lookups do not
-// allocate.
-func (c *recordCache[T]) get(key []byte) (T, bool) {
-	if v, ok := c.pending[string(key)]; ok {
-		return v, true
+func (c *recordCache[T]) own(v T) T {
+	if c.copy == nil {
+		return v
 	}
-	v, ok := c.committed[string(key)]
-	return v, ok
+	return c.copy(v)
 }
 
-// loaded records a value read from the file by the open transaction.
-func (c *recordCache[T]) loaded(key []byte, v T) {
-	if _, ok := c.pending[string(key)]; ok {
-		return
+// read returns key's value from the cache or, failing that, from load,
+// and remembers what load read. The string(key) conversions in map
+// lookups do not allocate.
+func (c *recordCache[T]) read(key []byte, load func() (T, error)) (T, error) {
+	if c == nil {
+		return load()
+	}
+	if v, ok := c.pending[string(key)]; ok {
+		return c.own(v), nil
+	}
+	if v, ok := c.committed[string(key)]; ok {
+		return c.own(v), nil
+	}
+	v, err := load()
+	if err != nil {
+		return v, err
 	}
 	if len(c.committed) >= maxCached {
 		clear(c.committed)
 	}
-	c.committed[string(key)] = v
+	c.committed[string(key)] = c.own(v)
+	return v, nil
 }
 
 // written records a value the open transaction wrote.
-func (c *recordCache[T]) written(key []byte, v T) { c.pending[string(key)] = v }
+func (c *recordCache[T]) written(key []byte, v T) {
+	if c != nil {
+		c.pending[string(key)] = c.own(v)
+	}
+}
 
 func (c *recordCache[T]) commit() {
+	if c == nil {
+		return
+	}
 	if len(c.committed)+len(c.pending) > maxCached {
 		clear(c.committed)
 	}
@@ -88,4 +119,8 @@ func (c *recordCache[T]) commit() {
 	clear(c.pending)
 }
 
-func (c *recordCache[T]) rollback() { clear(c.pending) }
+func (c *recordCache[T]) rollback() {
+	if c != nil {
+		clear(c.pending)
+	}
+}

@@ -181,7 +181,7 @@ func (db *DB) View(fn func(*Tx) error) error {
 	}
 	defer db.mu.RUnlock()
 	return db.bolt.View(func(btx *bolt.Tx) error {
-		return fn(&Tx{tx: btx})
+		return fn(&Tx{tx: btx, cache: noCache})
 	})
 }
 
@@ -376,7 +376,7 @@ type Tx struct {
 	tx       *bolt.Tx
 	writable bool
 	onCommit []func()
-	cache    *writeCache // nil in read-only transactions
+	cache    *writeCache // noCache in read-only transactions
 }
 
 // OnCommit registers f to run after the transaction has committed

@@ -36,6 +36,9 @@ var ErrSeq = errors.New("store: event out of sequence")
 
 func eventKey(seq uint64) []byte { return u64(seq) }
 
+// header is ev without its frame.
+func (ev *Event) header() Event { return Event{Seq: ev.Seq, Ord: ev.Ord, TS: ev.TS, Flags: ev.Flags} }
+
 func (tx *Tx) events(roomID string) (*bolt.Bucket, error) {
 	b := tx.bucket(bEvents).Bucket([]byte(roomID))
 	if b == nil {
@@ -76,30 +79,22 @@ func decodeEventHeader(seq uint64, v []byte) (Event, []byte, error) {
 // LastEvent returns the header (Seq, Ord, TS, Flags; no Frame) of a
 // room's last event, a zero Event for an empty log.
 func (tx *Tx) LastEvent(roomID string) (Event, error) {
-	if tx.cache != nil {
-		if ev, ok := tx.cache.last.get([]byte(roomID)); ok {
-			return ev, nil
-		}
-	}
-	b, err := tx.events(roomID)
-	if err != nil {
-		return Event{}, err
-	}
-	return tx.lastEvent(roomID, b)
-}
-
-func (tx *Tx) lastEvent(roomID string, b *bolt.Bucket) (Event, error) {
-	var ev Event
-	if k, v := b.Cursor().Last(); k != nil {
-		var err error
-		if ev, _, err = decodeEventHeader(binary.BigEndian.Uint64(k), v); err != nil {
+	return tx.cache.last.read([]byte(roomID), func() (Event, error) {
+		b, err := tx.events(roomID)
+		if err != nil {
 			return Event{}, err
 		}
+		return lastInLog(b)
+	})
+}
+
+func lastInLog(b *bolt.Bucket) (Event, error) {
+	k, v := b.Cursor().Last()
+	if k == nil {
+		return Event{}, nil
 	}
-	if tx.cache != nil {
-		tx.cache.last.loaded([]byte(roomID), ev)
-	}
-	return ev, nil
+	ev, _, err := decodeEventHeader(binary.BigEndian.Uint64(k), v)
+	return ev, err
 }
 
 // AppendEvent appends ev to a room's log and to the node's feed, and
@@ -109,14 +104,9 @@ func (tx *Tx) AppendEvent(roomID string, ev Event) (gseq uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
-	last, ok := Event{}, false
-	if tx.cache != nil {
-		last, ok = tx.cache.last.get([]byte(roomID))
-	}
-	if !ok {
-		if last, err = tx.lastEvent(roomID, b); err != nil {
-			return 0, err
-		}
+	last, err := tx.cache.last.read([]byte(roomID), func() (Event, error) { return lastInLog(b) })
+	if err != nil {
+		return 0, err
 	}
 	if ev.Seq != last.Seq+1 {
 		return 0, fmt.Errorf("%w: room %s has %d, got %d", ErrSeq, roomID, last.Seq, ev.Seq)
@@ -126,9 +116,7 @@ func (tx *Tx) AppendEvent(roomID string, ev Event) (gseq uint64, err error) {
 	if err := b.Put(eventKey(ev.Seq), encodeEvent(&ev)); err != nil {
 		return 0, err
 	}
-	if tx.cache != nil {
-		tx.cache.last.written([]byte(roomID), Event{Seq: ev.Seq, Ord: ev.Ord, TS: ev.TS, Flags: ev.Flags})
-	}
+	tx.cache.last.written([]byte(roomID), ev.header())
 	feed := tx.bucket(bFeed)
 	if gseq, err = feed.NextSequence(); err != nil {
 		return 0, err
@@ -163,10 +151,8 @@ func (tx *Tx) ReplaceEvent(roomID string, ev Event) error {
 	if err := b.Put(eventKey(ev.Seq), encodeEvent(&ev)); err != nil {
 		return err
 	}
-	if tx.cache != nil {
-		if last, ok := tx.cache.last.get([]byte(roomID)); ok && last.Seq == ev.Seq {
-			tx.cache.last.written([]byte(roomID), Event{Seq: ev.Seq, Ord: ev.Ord, TS: ev.TS, Flags: ev.Flags})
-		}
+	if k, _ := b.Cursor().Last(); k != nil && binary.BigEndian.Uint64(k) == ev.Seq {
+		tx.cache.last.written([]byte(roomID), ev.header())
 	}
 	return nil
 }

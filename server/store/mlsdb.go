@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"slices"
 	"time"
 )
 
@@ -220,22 +219,12 @@ func groupDevicePrefix(roomID, userID string) []byte {
 // published yet has the zero state (epoch 0).
 func (tx *Tx) MLSGroup(roomID string) (MLSGroup, error) {
 	k := []byte(roomID)
-	if tx.cache != nil {
-		if g, ok := tx.cache.groups.get(k); ok {
-			g.Pending = slices.Clone(g.Pending)
-			return g, nil
+	return tx.cache.groups.read(k, func() (g MLSGroup, err error) {
+		if v := tx.bucket(bMLSGroups).Get(k); v != nil {
+			err = decode(v, &g)
 		}
-	}
-	var g MLSGroup
-	if v := tx.bucket(bMLSGroups).Get(k); v != nil {
-		if err := decode(v, &g); err != nil {
-			return g, err
-		}
-	}
-	if tx.cache != nil {
-		tx.cache.groups.loaded(k, MLSGroup{Epoch: g.Epoch, Suite: g.Suite, Pending: slices.Clone(g.Pending)})
-	}
-	return g, nil
+		return g, err
+	})
 }
 
 // PutMLSGroup stores a room's group state.
@@ -244,10 +233,7 @@ func (tx *Tx) PutMLSGroup(roomID string, g MLSGroup) error {
 	if err := tx.bucket(bMLSGroups).Put(k, encode(g)); err != nil {
 		return err
 	}
-	if tx.cache != nil {
-		g.Pending = slices.Clone(g.Pending)
-		tx.cache.groups.written(k, g)
-	}
+	tx.cache.groups.written(k, g)
 	return nil
 }
 

@@ -73,9 +73,7 @@ func (tx *Tx) CreateRoom(r Room) error {
 	if _, err := tx.bucket(bEvents).CreateBucket([]byte(r.ID)); err != nil {
 		return fmt.Errorf("store: create event log of %s: %w", r.ID, err)
 	}
-	if tx.cache != nil {
-		tx.cache.last.written([]byte(r.ID), Event{})
-	}
+	tx.cache.last.written([]byte(r.ID), Event{})
 	return tx.putRoom(nil, &r)
 }
 
@@ -103,26 +101,16 @@ func (tx *Tx) putRoom(old, r *Room) error {
 	if err := tx.bucket(bRooms).Put([]byte(r.ID), encode(r)); err != nil {
 		return err
 	}
-	if tx.cache != nil {
-		tx.cache.rooms.written([]byte(r.ID), *r)
-	}
+	tx.cache.rooms.written([]byte(r.ID), *r)
 	return nil
 }
 
 // Room returns a room's settings.
 func (tx *Tx) Room(roomID string) (Room, error) {
 	k := []byte(roomID)
-	if tx.cache != nil {
-		if r, ok := tx.cache.rooms.get(k); ok {
-			return r, nil
-		}
-	}
-	var r Room
-	err := decode(tx.bucket(bRooms).Get(k), &r)
-	if err == nil && tx.cache != nil {
-		tx.cache.rooms.loaded(k, r)
-	}
-	return r, err
+	return tx.cache.rooms.read(k, func() (r Room, err error) {
+		return r, decode(tx.bucket(bRooms).Get(k), &r)
+	})
 }
 
 // Forums returns up to limit forums whose folded name contains the folded
@@ -148,17 +136,9 @@ func (tx *Tx) Forums(query string, limit int) ([]Room, error) {
 // Member returns a user's membership of a room.
 func (tx *Tx) Member(roomID, userID string) (Membership, error) {
 	k := join(roomID, userID)
-	if tx.cache != nil {
-		if m, ok := tx.cache.members.get(k); ok {
-			return m, nil
-		}
-	}
-	var m Membership
-	err := decode(tx.bucket(bMembers).Get(k), &m)
-	if err == nil && tx.cache != nil {
-		tx.cache.members.loaded(k, m)
-	}
-	return m, err
+	return tx.cache.members.read(k, func() (m Membership, err error) {
+		return m, decode(tx.bucket(bMembers).Get(k), &m)
+	})
 }
 
 // PutMember stores a membership and keeps the user's room index in step.
@@ -167,9 +147,7 @@ func (tx *Tx) PutMember(roomID, userID string, m Membership) error {
 	if err := tx.bucket(bMembers).Put(mk, encode(m)); err != nil {
 		return err
 	}
-	if tx.cache != nil {
-		tx.cache.members.written(mk, m)
-	}
+	tx.cache.members.written(mk, m)
 	k := join(userID, roomID)
 	if m.State == Joined || m.State == Invited {
 		return tx.bucket(bUserRooms).Put(k, nil)

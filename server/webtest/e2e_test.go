@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -468,25 +466,14 @@ func TestNoPlaintextOnNode(t *testing.T) {
 			needles[s+fmt.Sprintf(" (base64/%d)", pad)] = []byte(b64[4 : len(b64)-4])
 		}
 	}
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		files = append(files, fmt.Sprintf("%s (%d bytes)", strings.TrimPrefix(p, dir+"/"), len(data)))
+	eachDataFile(t, dir, func(rel string, data []byte) {
+		files = append(files, fmt.Sprintf("%s (%d bytes)", rel, len(data)))
 		for name, needle := range needles {
 			if bytes.Contains(data, needle) {
-				found[name] = append(found[name], strings.TrimPrefix(p, dir+"/"))
+				found[name] = append(found[name], rel)
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Logf("searched %d files: %s", len(files), strings.Join(files, ", "))
 	if len(found[control]) == 0 {
 		t.Fatalf("the control (a forum message in clear) was not found: the search sees nothing")

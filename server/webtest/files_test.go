@@ -11,7 +11,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -320,27 +319,16 @@ func TestFilesEncryptedDM(t *testing.T) {
 		needles[fmt.Sprintf("bytes %d–%d of the picture", i, i+64)] = pic[i : i+64]
 	}
 	blobs := 0
-	err := filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
+	eachDataFile(t, data, func(rel string, b []byte) {
 		if bytes.HasPrefix(b, []byte("RELAISF1")) {
 			blobs++
 		}
 		for what, needle := range needles {
 			if bytes.Contains(b, needle) {
-				t.Errorf("%s found on the node in %s", what, p)
+				t.Errorf("%s found on the node in %s", what, rel)
 			}
 		}
-		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if blobs == 0 {
 		t.Fatal("no encrypted file on the node: the search looked in the wrong place")
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -79,5 +80,25 @@ func writeArtifact(t *testing.T, name, content string) {
 	os.MkdirAll(dir, 0o755)
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
 		t.Errorf("write %s: %v", name, err)
+	}
+}
+
+// eachDataFile calls fn with the path (relative to dir) and the contents
+// of every file under dir: what a stopped node keeps on its disk.
+func eachDataFile(t *testing.T, dir string, fn func(rel string, data []byte)) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		fn(strings.TrimPrefix(p, dir+"/"), data)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

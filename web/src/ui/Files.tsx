@@ -133,18 +133,19 @@ export function FileBlock({ f, room, mine }: Props): JSX.Element {
   if (f.mime.startsWith('image/') && f.w && f.h && (f.nodeThumb || f.enc?.thumb)) {
     const box = fit(f.w, f.h, 320);
     const src = f.enc ? inlineThumb(f) : readable ? fileURL(f.id, true) : undefined;
+    const img = src && <img src={src} width={box.w} height={box.h} alt={f.name} loading="lazy" decoding="async" />;
     return (
       <figure class="file-picture" data-file={f.id} data-file-state={f.state}>
-        {src && readable ? (
+        {img && readable ? (
           <button class="picture-open" aria-label={t('file.view', { name: f.name })} onClick={() => void view(f, room)}>
-            <img src={src} width={box.w} height={box.h} alt={f.name} loading="lazy" decoding="async" />
+            {img}
           </button>
-        ) : src ? (
-          <img src={src} width={box.w} height={box.h} alt={f.name} loading="lazy" decoding="async" />
         ) : (
-          <div class="picture-placeholder" style={{ width: box.w + 'px', aspectRatio: box.w + ' / ' + box.h }} role="img" aria-label={f.name}>
-            <Icon name="clock" size={24} />
-          </div>
+          img || (
+            <div class="picture-placeholder" style={{ width: box.w + 'px', aspectRatio: box.w + ' / ' + box.h }} role="img" aria-label={f.name}>
+              <Icon name="clock" size={24} />
+            </div>
+          )
         )}
         <figcaption>
           {meta}
