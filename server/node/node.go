@@ -201,6 +201,13 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		return nil, err
 	}
 
+	// Logged before serving, so that a node that answers has told it.
+	if setup, err := n.Accounts.SetupLink(ctx); err != nil {
+		return nil, err
+	} else if setup != "" {
+		log.Warn("no administrator yet: open this one-time link to create the first one", "setup", setup)
+	}
+
 	var h http.Handler = handler
 	if tlsConf != nil {
 		h = n.TLS.HSTS(handler)
@@ -237,11 +244,6 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		"version", buildinfo.Get().Version, "tls", n.TLS.Status().Mode, "startup", time.Since(n.started).Round(time.Millisecond))
 	if fp := n.TLS.CAFingerprint(); fp != "" {
 		log.Info("local certificate authority: pin or install it in browsers", "sha256", fp, "file", filepath.Join(cfg.Data, "tls", "local", "ca.crt"))
-	}
-	if link, err := n.Accounts.SetupLink(ctx); err != nil {
-		return nil, err
-	} else if link != "" {
-		log.Warn("no administrator yet: open this one-time link to create the first one", "setup", link)
 	}
 	return n, nil
 }
