@@ -146,6 +146,9 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
     } else {
       const ids = mentions.current.filter((m) => body.includes('@' + m.name)).map((m) => m.user);
       store.sendText(room.id, body, replyTo?.seq, ids);
+      // A save still waiting would bring the sent text back as a draft.
+      if (saveTimer.current) clearTimeout(saveTimer.current);
+      saveTimer.current = null;
       localStorage.removeItem('draft:' + room.id);
     }
     mentions.current = [];
