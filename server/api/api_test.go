@@ -20,7 +20,7 @@ import (
 	"relais/server/mail"
 	"relais/server/mail/smtptest"
 	"relais/server/node"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

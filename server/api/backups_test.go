@@ -9,7 +9,7 @@ import (
 
 	"relais/server/chat"
 	"relais/server/client"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 )
 
 // TestBackupEndpoints: encrypted key backups are opaque bytes per user,

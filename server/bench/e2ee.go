@@ -7,7 +7,7 @@ import (
 	"fmt"
 
 	"relais/server/client"
-	"relais/server/mls/mlstest"
+	"relais/server/mls/mlsframe"
 	"relais/server/proto"
 )
 
@@ -15,7 +15,7 @@ import (
 // make one, through the node's Delivery Service and its real rules: the
 // room's founder publishes the group (its first commit), the other
 // senders register KeyPackages and join by external commit. The MLS
-// itself is make-believe (package mlstest): the node parses the framing
+// itself is make-believe (package mlsframe): the node parses the framing
 // and never decrypts, so what it does per message is what it does for a
 // real client.
 
@@ -24,17 +24,17 @@ func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 // publishGroup makes founder's device found the MLS group of room, an
 // encrypted room it is joined to (epoch 0 → 1).
 func publishGroup(ctx context.Context, founder *member, room string) error {
-	return call(ctx, founder, proto.TMLS, map[string]any{"room": room, "data": b64(mlstest.PrivateCommit(room, 0)),
-		"group_info": b64(mlstest.GroupInfo(mlstest.Suite, room, 1))}, nil)
+	return call(ctx, founder, proto.TMLS, map[string]any{"room": room, "data": b64(mlsframe.PrivateCommit(room, 0)),
+		"group_info": b64(mlsframe.GroupInfo(mlsframe.Suite, room, 1))}, nil)
 }
 
 // joinGroup registers KeyPackages of m's device and adds it to the
 // published group of room by external commit, retrying while other
 // commits move the epoch.
 func joinGroup(ctx context.Context, m *member, room string) error {
-	sig := mlstest.SignatureKey()
+	sig := mlsframe.SignatureKey()
 	identity := proto.DeviceIdentity(m.u.ID, m.conn.device())
-	kp := b64(mlstest.ValidKeyPackage(mlstest.Suite, identity, sig))
+	kp := b64(mlsframe.ValidKeyPackage(mlsframe.Suite, identity, sig))
 	if err := call(ctx, m, proto.TKeyPackages, map[string]any{"key_packages": []string{kp}, "last_resort": kp}, nil); err != nil {
 		return err
 	}
@@ -43,8 +43,8 @@ func joinGroup(ctx context.Context, m *member, room string) error {
 		if err != nil {
 			return err
 		}
-		err = call(ctx, m, proto.TMLS, map[string]any{"room": room, "data": b64(mlstest.ExternalCommit(mlstest.Suite, room, epoch, identity, sig)),
-			"group_info": b64(mlstest.GroupInfo(mlstest.Suite, room, epoch+1))}, nil)
+		err = call(ctx, m, proto.TMLS, map[string]any{"room": room, "data": b64(mlsframe.ExternalCommit(mlsframe.Suite, room, epoch, identity, sig)),
+			"group_info": b64(mlsframe.GroupInfo(mlsframe.Suite, room, epoch+1))}, nil)
 		var ce *client.Error
 		if !errors.As(err, &ce) || ce.Code != proto.CodeEpochMismatch {
 			return err
@@ -65,5 +65,5 @@ func groupEpoch(ctx context.Context, m *member, room string) (uint64, error) {
 // encrypted (AES-GCM: the text and a 16-byte tag). A sender sends the
 // same one again and again: the node relays it without decrypting.
 func encrypted(room string, epoch uint64, size int) string {
-	return b64(mlstest.Application(room, epoch, mlstest.Random(size+16)))
+	return b64(mlsframe.Application(room, epoch, mlsframe.Random(size+16)))
 }

@@ -16,7 +16,7 @@ import (
 // encrypted rooms, as direct rooms and private groups are by default: the
 // node parses their framing and checks the sender's device and epoch
 // against the room's group (the MLS itself is make-believe, see package
-// mlstest; the node never decrypts). With --plaintext they are text
+// mlsframe; the node never decrypts). With --plaintext they are text
 // messages in rooms that are not encrypted. Each send's id, which the
 // event carries as its "cid", starts with its send time (Unix
 // nanoseconds, this process's clock), so that receivers can measure

@@ -13,7 +13,7 @@ import (
 	"relais/server/bus"
 	"relais/server/chat"
 	"relais/server/mls"
-	"relais/server/mls/mlstest"
+	"relais/server/mls/mlsframe"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -55,15 +55,15 @@ func BenchmarkSend(b *testing.B) {
 				// The founder's first commit publishes the room's MLS
 				// group, so that its device may send there.
 				commit := &proto.ClientFrame{T: proto.TMLS, ID: "commit-0", Room: rooms[i],
-					Data:      base64.StdEncoding.EncodeToString(mlstest.PrivateCommit(rooms[i], 0)),
-					GroupInfo: base64.StdEncoding.EncodeToString(mlstest.GroupInfo(mls.CipherSuiteXWingAES256GCMSHA512Ed25519, rooms[i], 1))}
+					Data:      base64.StdEncoding.EncodeToString(mlsframe.PrivateCommit(rooms[i], 0)),
+					GroupInfo: base64.StdEncoding.EncodeToString(mlsframe.GroupInfo(mls.CipherSuiteXWingAES256GCMSHA512Ed25519, rooms[i], 1))}
 				if _, err := s.Commit(ctx, actors[i], commit); err != nil {
 					b.Fatal(err)
 				}
 			}
 			data := make([]string, writers) // an MLS application message of about 200 bytes per room
 			for i := range writers {
-				data[i] = base64.StdEncoding.EncodeToString(mlstest.Application(rooms[i], 1, []byte(strings.Repeat("ciphertext ", 15))))
+				data[i] = base64.StdEncoding.EncodeToString(mlsframe.Application(rooms[i], 1, []byte(strings.Repeat("ciphertext ", 15))))
 			}
 			b.ReportAllocs()
 			b.ResetTimer()

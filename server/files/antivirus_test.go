@@ -10,7 +10,7 @@ import (
 
 	"relais/server/config"
 	"relais/server/media/clamd/clamdtest"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

@@ -20,7 +20,7 @@ import (
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/media"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

@@ -17,8 +17,8 @@ import (
 	"relais/server/media"
 	"relais/server/media/clamd/clamdtest"
 	"relais/server/mls"
-	"relais/server/mls/mlstest"
-	"relais/server/nodetest"
+	"relais/server/mls/mlsframe"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 
@@ -73,7 +73,7 @@ func TestEncryptedRoomScanning(t *testing.T) {
 	// Posted inside an MLS application message, with the file's id in
 	// clear so that the node can report the scan and keep the file.
 	ack, code := alice.send(map[string]any{"room": room, "type": "encrypted",
-		"data": b64(mlstest.Application(room, 1, []byte("ciphertext"))), "file": map[string]any{"id": f.ID}})
+		"data": b64(mlsframe.Application(room, 1, []byte("ciphertext"))), "file": map[string]any{"id": f.ID}})
 	if code != "" {
 		t.Fatalf("posting the encrypted file: %s", code)
 	}
@@ -101,7 +101,7 @@ func TestEncryptedRoomScanning(t *testing.T) {
 	}
 	gblob := blobPath(n, blobOf(t, n, g.ID))
 	gack, code := alice.send(map[string]any{"room": room, "type": "encrypted",
-		"data": b64(mlstest.Application(room, 1, []byte("ciphertext"))), "file": map[string]any{"id": g.ID}})
+		"data": b64(mlsframe.Application(room, 1, []byte("ciphertext"))), "file": map[string]any{"id": g.ID}})
 	if code != "" {
 		t.Fatalf("posting: %s", code)
 	}
@@ -199,34 +199,34 @@ func TestEncryptedRoomUnscanned(t *testing.T) {
 
 // mlsGroup creates an encrypted group of owner with the members joined
 // and publishes its MLS group (epoch 1), with messages whose framing is
-// valid and cryptography random (mlstest).
+// valid and cryptography random (mlsframe).
 func mlsGroup(t testing.TB, owner *peer, members ...*peer) string {
 	t.Helper()
 	const suite = mls.CipherSuiteXWingAES256GCMSHA512Ed25519
 	room := group(t, owner, true, members...)
 	var users []string
 	for _, p := range append([]*peer{owner}, members...) {
-		ident, sig := proto.DeviceIdentity(p.id(), p.c.Me.Device), mlstest.SignatureKey()
+		ident, sig := proto.DeviceIdentity(p.id(), p.c.Me.Device), mlsframe.SignatureKey()
 		var kps []string
 		for range 3 {
-			kps = append(kps, b64(mlstest.ValidKeyPackage(suite, ident, sig)))
+			kps = append(kps, b64(mlsframe.ValidKeyPackage(suite, ident, sig)))
 		}
 		p.call("key_packages", map[string]any{"key_packages": kps[1:], "last_resort": kps[0]}, nil)
 		if p != owner {
 			users = append(users, p.id())
 		}
 	}
-	fields := map[string]any{"room": room, "data": b64(mlstest.PrivateCommit(room, 0)),
-		"group_info": b64(mlstest.GroupInfo(suite, room, 1))}
+	fields := map[string]any{"room": room, "data": b64(mlsframe.PrivateCommit(room, 0)),
+		"group_info": b64(mlsframe.GroupInfo(suite, room, 1))}
 	if len(users) > 0 {
 		var claim proto.Claim
 		owner.call("claim_keys", map[string]any{"users": users}, &claim)
 		var refs [][]byte
 		for _, k := range claim.KeyPackages {
 			kp, _ := base64.StdEncoding.DecodeString(k.KeyPackage)
-			refs = append(refs, mlstest.KeyPackageRef(kp))
+			refs = append(refs, mlsframe.KeyPackageRef(kp))
 		}
-		fields["welcome"] = b64(mlstest.Welcome(suite, refs...))
+		fields["welcome"] = b64(mlsframe.Welcome(suite, refs...))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

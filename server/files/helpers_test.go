@@ -21,7 +21,7 @@ import (
 	"relais/server/media/clamd/clamdtest"
 	"relais/server/media/mediatest"
 	"relais/server/node"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 	"relais/server/store"
 )

@@ -13,7 +13,7 @@ import (
 	"relais/server/client"
 	"relais/server/files"
 	"relais/server/node"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 	"relais/server/store"
 )

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 // ErrClosed is returned by Update and View once Close has begun.
@@ -114,7 +115,7 @@ func Open(path string, opts Options) (*DB, error) {
 		InitialMmapSize: 64 << 20,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("store: %s is locked by another process (is a node already running on this data directory?)", path)
 		}
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

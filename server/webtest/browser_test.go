@@ -19,7 +19,7 @@ import (
 
 	webembed "relais/embed"
 	"relais/server/node"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 )
 
 // startNode starts a node that serves the built web client.

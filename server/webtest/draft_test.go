@@ -10,7 +10,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 )
 
 // TestDraftGoneAfterQuickSend: a message typed and sent within the

@@ -14,7 +14,7 @@ import (
 
 	webembed "relais/embed"
 	"relais/server/client"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/store"
 )
 

@@ -13,8 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"relais/server/mls/mlstest"
-	"relais/server/nodetest"
+	"relais/server/mls/mlsframe"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -372,7 +372,7 @@ func TestForgedCommitRejected(t *testing.T) {
 	}
 
 	// A commit framed as a member's, from a leaf that is no member.
-	inject("u-"+n.DB.Node()+"-mallorymallorymal", "d-mallorymallorym", mlstest.PublicCommit(room, epoch, 7))
+	inject("u-"+n.DB.Node()+"-mallorymallorymal", "d-mallorymallorym", mlsframe.PublicCommit(room, epoch, 7))
 	for _, b := range []*browser{alice, bob} {
 		b.until("two refusals", `document.querySelectorAll('.sys.warn[data-commit="refused"]').length === 2`)
 	}

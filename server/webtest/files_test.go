@@ -29,7 +29,7 @@ import (
 	"relais/server/media/clamd/clamdtest"
 	"relais/server/media/mediatest"
 	"relais/server/node"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 )
 
 // Files in the web client (PROTOCOL.md, "Files"): uploads by drag and

@@ -13,7 +13,7 @@ import (
 	"relais/server/mail"
 	"relais/server/mail/smtptest"
 	"relais/server/node"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 )
 
 // TestFirstRunOnAPhone: on a 360 px phone, in English, an operator opens

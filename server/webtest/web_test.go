@@ -11,7 +11,7 @@ import (
 	"relais/server/chat"
 	"relais/server/client"
 	"relais/server/node"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

@@ -16,7 +16,7 @@ import (
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/node"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 	"relais/server/ws"
 )

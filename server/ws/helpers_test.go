@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"relais/server/client"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

@@ -11,8 +11,8 @@ import (
 
 	"relais/server/client"
 	"relais/server/mls"
-	"relais/server/mls/mlstest"
-	"relais/server/nodetest"
+	"relais/server/mls/mlsframe"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 
@@ -101,7 +101,7 @@ func TestCommitIdempotent(t *testing.T) {
 	n := nodetest.Start(t)
 	alice := newDev(t, n, "Alice Renvoi")
 	room := newGroup(t, "Renvoi", alice)
-	frame := map[string]any{"room": room, "data": b64(mlstest.PrivateCommit(room, 1)), "group_info": b64(mlstest.GroupInfo(suite, room, 2))}
+	frame := map[string]any{"room": room, "data": b64(mlsframe.PrivateCommit(room, 1)), "group_info": b64(mlsframe.GroupInfo(suite, room, 2))}
 	ctx := context.Background()
 	send := func() proto.Ack {
 		f, err := alice.conn().Request(ctx, "commit-1", map[string]any{"t": "mls", "id": "commit-1", "room": frame["room"], "data": frame["data"], "group_info": frame["group_info"]})
@@ -152,9 +152,9 @@ func TestMLSRefusals(t *testing.T) {
 	plain := roomOf(t, res)
 	other := newGroup(t, "Autre", eve)
 
-	gi := func(epoch uint64) string { return b64(mlstest.GroupInfo(suite, room, epoch)) }
-	commit := b64(mlstest.PrivateCommit(room, 1))
-	unknownRef := mlstest.KeyPackageRef(mlstest.ValidKeyPackage(suite, dave.ident(), dave.sig)) // never uploaded
+	gi := func(epoch uint64) string { return b64(mlsframe.GroupInfo(suite, room, epoch)) }
+	commit := b64(mlsframe.PrivateCommit(room, 1))
+	unknownRef := mlsframe.KeyPackageRef(mlsframe.ValidKeyPackage(suite, dave.ident(), dave.sig)) // never uploaded
 	for _, c := range []struct {
 		name         string
 		who          *dev
@@ -164,36 +164,36 @@ func TestMLSRefusals(t *testing.T) {
 	}{
 		{"data not base64", alice, "mls", map[string]any{"room": room, "data": "!!", "group_info": gi(2)}, proto.CodeBadRequest, ""},
 		{"malformed framing", alice, "mls", map[string]any{"room": room, "data": b64([]byte{0, 1, 0, 2, 5, 'r'}), "group_info": gi(2)}, proto.CodeBadRequest, "mls_malformed"},
-		{"trailing bytes", alice, "mls", map[string]any{"room": room, "data": b64(append(mlstest.PrivateCommit(room, 1), 0)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_malformed"},
-		{"application message as commit", alice, "mls", map[string]any{"room": room, "data": b64(mlstest.Application(room, 1, []byte("x"))), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_content_type"},
-		{"private proposal", alice, "mls", map[string]any{"room": room, "data": b64(mlstest.PrivateProposal(room, 1)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_content_type"},
-		{"public proposal", alice, "mls", map[string]any{"room": room, "data": b64(mlstest.PublicProposal(room, 1, 0)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_content_type"},
-		{"a welcome as data", alice, "mls", map[string]any{"room": room, "data": b64(mlstest.Welcome(suite, unknownRef)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_unsupported_wire_format"},
-		{"another group's commit", alice, "mls", map[string]any{"room": room, "data": b64(mlstest.PrivateCommit(other, 1)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_group"},
+		{"trailing bytes", alice, "mls", map[string]any{"room": room, "data": b64(append(mlsframe.PrivateCommit(room, 1), 0)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_malformed"},
+		{"application message as commit", alice, "mls", map[string]any{"room": room, "data": b64(mlsframe.Application(room, 1, []byte("x"))), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_content_type"},
+		{"private proposal", alice, "mls", map[string]any{"room": room, "data": b64(mlsframe.PrivateProposal(room, 1)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_content_type"},
+		{"public proposal", alice, "mls", map[string]any{"room": room, "data": b64(mlsframe.PublicProposal(room, 1, 0)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_content_type"},
+		{"a welcome as data", alice, "mls", map[string]any{"room": room, "data": b64(mlsframe.Welcome(suite, unknownRef)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_unsupported_wire_format"},
+		{"another group's commit", alice, "mls", map[string]any{"room": room, "data": b64(mlsframe.PrivateCommit(other, 1)), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_group"},
 		{"no group_info", alice, "mls", map[string]any{"room": room, "data": commit}, proto.CodeBadRequest, ""},
 		{"group_info of the same epoch", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(1)}, proto.CodeBadRequest, "mls_wrong_epoch"},
-		{"group_info of another group", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": b64(mlstest.GroupInfo(suite, other, 2))}, proto.CodeBadRequest, "mls_wrong_group"},
+		{"group_info of another group", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": b64(mlsframe.GroupInfo(suite, other, 2))}, proto.CodeBadRequest, "mls_wrong_group"},
 		{"group_info not a group_info", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": commit}, proto.CodeBadRequest, "mls_unsupported_wire_format"},
-		{"suite not accepted", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": b64(mlstest.GroupInfo(3, room, 2))}, proto.CodeBadRequest, "mls_unsupported_cipher_suite"},
-		{"another suite than the group's", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": b64(mlstest.GroupInfo(mls.CipherSuiteX25519AES128GCMSHA256Ed25519, room, 2))}, proto.CodeBadRequest, "mls_unsupported_cipher_suite"},
+		{"suite not accepted", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": b64(mlsframe.GroupInfo(3, room, 2))}, proto.CodeBadRequest, "mls_unsupported_cipher_suite"},
+		{"another suite than the group's", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": b64(mlsframe.GroupInfo(mls.CipherSuiteX25519AES128GCMSHA256Ed25519, room, 2))}, proto.CodeBadRequest, "mls_unsupported_cipher_suite"},
 		{"welcome not a welcome", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2), "welcome": commit}, proto.CodeBadRequest, "mls_unsupported_wire_format"},
-		{"welcome in another suite", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2), "welcome": b64(mlstest.Welcome(mls.CipherSuiteX25519AES128GCMSHA256Ed25519, unknownRef))}, proto.CodeBadRequest, "mls_unsupported_cipher_suite"},
-		{"welcome for an unknown KeyPackage", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2), "welcome": b64(mlstest.Welcome(suite, unknownRef))}, proto.CodeBadRequest, "mls_unknown_key_package"},
+		{"welcome in another suite", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2), "welcome": b64(mlsframe.Welcome(mls.CipherSuiteX25519AES128GCMSHA256Ed25519, unknownRef))}, proto.CodeBadRequest, "mls_unsupported_cipher_suite"},
+		{"welcome for an unknown KeyPackage", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2), "welcome": b64(mlsframe.Welcome(suite, unknownRef))}, proto.CodeBadRequest, "mls_unknown_key_package"},
 		{"removes not a device", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2), "removes": []string{"bob"}}, proto.CodeBadRequest, ""},
 		{"removing a device not in the group", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2), "removes": []string{bob.ident()}}, proto.CodeConflict, ""},
 		{"removing oneself", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2), "removes": []string{alice.ident()}}, proto.CodeBadRequest, ""},
-		{"a commit for a future epoch", alice, "mls", map[string]any{"room": room, "data": b64(mlstest.PrivateCommit(room, 5)), "group_info": gi(6)}, proto.CodeEpochMismatch, ""},
+		{"a commit for a future epoch", alice, "mls", map[string]any{"room": room, "data": b64(mlsframe.PrivateCommit(room, 5)), "group_info": gi(6)}, proto.CodeEpochMismatch, ""},
 		{"a member's device not in the group", bob, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2)}, proto.CodeNotInGroup, ""},
 		{"someone not in the room", eve, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2)}, proto.CodeNotFound, ""},
-		{"a room that is not encrypted", alice, "mls", map[string]any{"room": plain, "data": b64(mlstest.PrivateCommit(plain, 0)), "group_info": b64(mlstest.GroupInfo(suite, plain, 1))}, proto.CodeBadRequest, ""},
+		{"a room that is not encrypted", alice, "mls", map[string]any{"room": plain, "data": b64(mlsframe.PrivateCommit(plain, 0)), "group_info": b64(mlsframe.GroupInfo(suite, plain, 1))}, proto.CodeBadRequest, ""},
 		{"group_info for someone not in the room", eve, "group_info", map[string]any{"room": room}, proto.CodeNotFound, ""},
 		{"group_info of a plain room", alice, "group_info", map[string]any{"room": plain}, proto.CodeBadRequest, ""},
 		{"application not base64", alice, "send", map[string]any{"room": room, "type": "encrypted", "data": "!!"}, proto.CodeBadRequest, ""},
 		{"application malformed", alice, "send", map[string]any{"room": room, "type": "encrypted", "data": b64([]byte("ciphertext"))}, proto.CodeBadRequest, ""},
 		{"a commit sent as a message", alice, "send", map[string]any{"room": room, "type": "encrypted", "data": commit}, proto.CodeBadRequest, "mls_wrong_content_type"},
-		{"a message of another group", alice, "send", map[string]any{"room": room, "type": "encrypted", "data": b64(mlstest.Application(other, 1, []byte("x")))}, proto.CodeBadRequest, "mls_wrong_group"},
-		{"a message of an old epoch", alice, "send", map[string]any{"room": room, "type": "encrypted", "data": b64(mlstest.Application(room, 0, []byte("x")))}, proto.CodeEpochMismatch, ""},
-		{"a message from a device not in the group", bob, "send", map[string]any{"room": room, "type": "encrypted", "data": b64(mlstest.Application(room, 1, []byte("x")))}, proto.CodeNotInGroup, ""},
+		{"a message of another group", alice, "send", map[string]any{"room": room, "type": "encrypted", "data": b64(mlsframe.Application(other, 1, []byte("x")))}, proto.CodeBadRequest, "mls_wrong_group"},
+		{"a message of an old epoch", alice, "send", map[string]any{"room": room, "type": "encrypted", "data": b64(mlsframe.Application(room, 0, []byte("x")))}, proto.CodeEpochMismatch, ""},
+		{"a message from a device not in the group", bob, "send", map[string]any{"room": room, "type": "encrypted", "data": b64(mlsframe.Application(room, 1, []byte("x")))}, proto.CodeNotInGroup, ""},
 		// Real ts-mls messages, of the generator's group.
 		{"a ts-mls private commit of another group", alice, "mls", map[string]any{"room": room, "data": b64(tsmlsMessage(t, "commit_add_private")), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_group"},
 		{"a ts-mls public commit of another group", alice, "mls", map[string]any{"room": room, "data": b64(tsmlsMessage(t, "commit_add_public")), "group_info": gi(2)}, proto.CodeBadRequest, "mls_wrong_group"},
@@ -204,7 +204,7 @@ func TestMLSRefusals(t *testing.T) {
 		{"a ts-mls GroupInfo of another group", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": b64(tsmlsMessage(t, "group_info_epoch2"))}, proto.CodeBadRequest, "mls_wrong_group"},
 		{"a ts-mls welcome naming KeyPackages not handed out here", alice, "mls", map[string]any{"room": room, "data": commit, "group_info": gi(2), "welcome": b64(tsmlsMessage(t, "welcome_bob"))}, proto.CodeBadRequest, "mls_unknown_key_package"},
 		{"a ts-mls message of another group", alice, "send", map[string]any{"room": room, "type": "encrypted", "data": b64(tsmlsMessage(t, "application_1k"))}, proto.CodeBadRequest, "mls_wrong_group"},
-		{"an external commit before registering a key", bob, "mls", map[string]any{"room": room, "data": b64(mlstest.ExternalCommit(suite, room, 1, bob.ident(), bob.sig)), "group_info": gi(2)}, proto.CodeForbidden, ""},
+		{"an external commit before registering a key", bob, "mls", map[string]any{"room": room, "data": b64(mlsframe.ExternalCommit(suite, room, 1, bob.ident(), bob.sig)), "group_info": gi(2)}, proto.CodeForbidden, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, e := c.who.req(c.t, c.fields)
@@ -260,12 +260,12 @@ func TestWelcomeRouting(t *testing.T) {
 	var named [][]byte
 	for _, k := range claim.KeyPackages {
 		if k.Device != bob2.device() {
-			named = append(named, mlstest.KeyPackageRef(unb64(t, k.KeyPackage)))
+			named = append(named, mlsframe.KeyPackageRef(unb64(t, k.KeyPackage)))
 		}
 	}
-	welcome := mlstest.Welcome(suite, named...)
-	groupInfo := mlstest.GroupInfo(suite, room, 1)
-	ack, e := alice.ack("mls", map[string]any{"room": room, "data": b64(mlstest.PrivateCommit(room, 0)), "group_info": b64(groupInfo), "welcome": b64(welcome)})
+	welcome := mlsframe.Welcome(suite, named...)
+	groupInfo := mlsframe.GroupInfo(suite, room, 1)
+	ack, e := alice.ack("mls", map[string]any{"room": room, "data": b64(mlsframe.PrivateCommit(room, 0)), "group_info": b64(groupInfo), "welcome": b64(welcome)})
 	if e != nil {
 		t.Fatal(e)
 	}
@@ -403,7 +403,7 @@ func TestRemovePending(t *testing.T) {
 	dave2.upload(1)
 	var gi proto.GroupInfoAnswer
 	dave2.must("group_info", map[string]any{"room": room}, &gi)
-	if _, e := dave2.commitData(room, mlstest.ExternalCommit(suite, room, gi.Epoch, dave2.ident(), dave2.sig), gi.Epoch, nil); e != nil {
+	if _, e := dave2.commitData(room, mlsframe.ExternalCommit(suite, room, gi.Epoch, dave2.ident(), dave2.sig), gi.Epoch, nil); e != nil {
 		t.Fatal(e)
 	}
 	dave2.mustCommit(room, 4, nil, dave.ident())
@@ -429,15 +429,15 @@ func TestExternalJoin(t *testing.T) {
 		t.Fatalf("group_info %+v", gi)
 	}
 	external := func(d *dev, epoch uint64) (proto.Ack, *mlsErr) {
-		return d.commitData(room, mlstest.ExternalCommit(suite, room, epoch, d.ident(), d.sig), epoch, nil)
+		return d.commitData(room, mlsframe.ExternalCommit(suite, room, epoch, d.ident(), d.sig), epoch, nil)
 	}
 	_, e := external(bob2, 2)
 	errIs(t, "an external commit from a device without a key", e, proto.CodeForbidden, "")
 	bob2.upload(2)
 	_, e = external(bob2, 1)
 	epochIs(t, "an external commit for an old epoch", e, 2)
-	_, e = bob2.ack("mls", map[string]any{"room": room, "data": b64(mlstest.ExternalCommit(suite, room, 2, bob2.ident(), bob2.sig)),
-		"group_info": b64(mlstest.GroupInfo(suite, room, 3)), "welcome": b64(mlstest.Welcome(suite, mlstest.Random(64)))})
+	_, e = bob2.ack("mls", map[string]any{"room": room, "data": b64(mlsframe.ExternalCommit(suite, room, 2, bob2.ident(), bob2.sig)),
+		"group_info": b64(mlsframe.GroupInfo(suite, room, 3)), "welcome": b64(mlsframe.Welcome(suite, mlsframe.Random(64)))})
 	errIs(t, "an external commit with a welcome", e, proto.CodeBadRequest, "")
 	_, e = bob2.sendApp(room, 2, []byte("x"))
 	errIs(t, "a message before joining", e, proto.CodeNotInGroup, "")
@@ -471,7 +471,7 @@ func TestExternalJoin(t *testing.T) {
 	}
 }
 
-// TestDSHelpers checks mlstest's connection helpers, which benchmarks and
+// TestDSHelpers checks mlsframe's connection helpers, which benchmarks and
 // other tests use to put devices in groups before sending.
 func TestDSHelpers(t *testing.T) {
 	n := nodetest.Start(t)
@@ -482,18 +482,18 @@ func TestDSHelpers(t *testing.T) {
 	room := roomOf(t, res)
 	bob.call("join", map[string]any{"room": room}, nil)
 	ctx := context.Background()
-	if err := mlstest.Publish(ctx, alice.conn(), room); err != nil {
+	if err := mlsframe.Publish(ctx, alice.conn(), room); err != nil {
 		t.Fatal(err)
 	}
-	sig := mlstest.SignatureKey()
-	if err := mlstest.Register(ctx, bob.conn(), sig, 2); err != nil {
+	sig := mlsframe.SignatureKey()
+	if err := mlsframe.Register(ctx, bob.conn(), sig, 2); err != nil {
 		t.Fatal(err)
 	}
-	epoch, err := mlstest.Join(ctx, bob.conn(), room, sig)
+	epoch, err := mlsframe.Join(ctx, bob.conn(), room, sig)
 	if err != nil || epoch != 2 {
 		t.Fatalf("join: epoch %d, %v", epoch, err)
 	}
-	if _, err := bob.sendEv(map[string]any{"room": room, "type": "encrypted", "data": b64(mlstest.Application(room, epoch, []byte("x")))}); err != nil {
+	if _, err := bob.sendEv(map[string]any{"room": room, "type": "encrypted", "data": b64(mlsframe.Application(room, epoch, []byte("x")))}); err != nil {
 		t.Fatal(err)
 	}
 }

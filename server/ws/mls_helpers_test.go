@@ -12,8 +12,8 @@ import (
 
 	"relais/server/client"
 	"relais/server/mls"
-	"relais/server/mls/mlstest"
-	"relais/server/nodetest"
+	"relais/server/mls/mlsframe"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 
@@ -23,7 +23,7 @@ const suite = mls.CipherSuiteXWingAES256GCMSHA512Ed25519
 
 // dev is a peer seen as an MLS device: its credential identity is
 // "<user>/<device>" and sig is its signature key. The MLS messages it
-// sends are built by mlstest: valid framing, random cryptography.
+// sends are built by mlsframe: valid framing, random cryptography.
 type dev struct {
 	*peer
 	sig []byte
@@ -31,7 +31,7 @@ type dev struct {
 
 func newDev(t testing.TB, n *nodetest.Node, name string) *dev {
 	t.Helper()
-	return &dev{peer: newPeer(t, n, name), sig: mlstest.SignatureKey()}
+	return &dev{peer: newPeer(t, n, name), sig: mlsframe.SignatureKey()}
 }
 
 // another signs the same user in again: a new device.
@@ -41,7 +41,7 @@ func (d *dev) another(t testing.TB, n *nodetest.Node) *dev {
 	if err := c.Login(context.Background(), d.c.Me.Email, nodetest.Password); err != nil {
 		t.Fatal(err)
 	}
-	return &dev{peer: connect(t, c), sig: mlstest.SignatureKey()}
+	return &dev{peer: connect(t, c), sig: mlsframe.SignatureKey()}
 }
 
 func (d *dev) device() string { return d.c.Me.Device }
@@ -122,7 +122,7 @@ func unb64(t testing.TB, s string) []byte {
 func (d *dev) keyPackages(n int) []string {
 	out := make([]string, n)
 	for i := range out {
-		out[i] = b64(mlstest.ValidKeyPackage(suite, d.ident(), d.sig))
+		out[i] = b64(mlsframe.ValidKeyPackage(suite, d.ident(), d.sig))
 	}
 	return out
 }
@@ -148,7 +148,7 @@ func (d *dev) claim(users ...string) proto.Claim {
 func refs(t testing.TB, c proto.Claim) [][]byte {
 	var out [][]byte
 	for _, k := range c.KeyPackages {
-		out = append(out, mlstest.KeyPackageRef(unb64(t, k.KeyPackage)))
+		out = append(out, mlsframe.KeyPackageRef(unb64(t, k.KeyPackage)))
 	}
 	return out
 }
@@ -157,14 +157,14 @@ func refs(t testing.TB, c proto.Claim) [][]byte {
 // GroupInfo of epoch+1, a Welcome naming refs (if any) and the devices it
 // says it removes.
 func (d *dev) commit(room string, epoch uint64, welcome [][]byte, removes ...string) (proto.Ack, *mlsErr) {
-	return d.commitData(room, mlstest.PrivateCommit(room, epoch), epoch, welcome, removes...)
+	return d.commitData(room, mlsframe.PrivateCommit(room, epoch), epoch, welcome, removes...)
 }
 
 func (d *dev) commitData(room string, data []byte, epoch uint64, welcome [][]byte, removes ...string) (proto.Ack, *mlsErr) {
 	d.t.Helper()
-	fields := map[string]any{"room": room, "data": b64(data), "group_info": b64(mlstest.GroupInfo(suite, room, epoch+1))}
+	fields := map[string]any{"room": room, "data": b64(data), "group_info": b64(mlsframe.GroupInfo(suite, room, epoch+1))}
 	if len(welcome) > 0 {
-		fields["welcome"] = b64(mlstest.Welcome(suite, welcome...))
+		fields["welcome"] = b64(mlsframe.Welcome(suite, welcome...))
 	}
 	if len(removes) > 0 {
 		fields["removes"] = removes
@@ -198,7 +198,7 @@ func (d *dev) mustCommit(room string, epoch uint64, welcome [][]byte, removes ..
 // sendApp sends an application message of the room's group at epoch.
 func (d *dev) sendApp(room string, epoch uint64, ciphertext []byte) (proto.Ack, *mlsErr) {
 	d.t.Helper()
-	return d.ack("send", map[string]any{"room": room, "type": "encrypted", "data": b64(mlstest.Application(room, epoch, ciphertext))})
+	return d.ack("send", map[string]any{"room": room, "type": "encrypted", "data": b64(mlsframe.Application(room, epoch, ciphertext))})
 }
 
 // newGroup creates an encrypted group room of owner with the users of

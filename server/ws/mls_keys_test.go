@@ -14,8 +14,8 @@ import (
 
 	"relais/server/client"
 	"relais/server/mls"
-	"relais/server/mls/mlstest"
-	"relais/server/nodetest"
+	"relais/server/mls/mlsframe"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 
@@ -78,7 +78,7 @@ func TestKeyPackageUploadAndPinning(t *testing.T) {
 	other := newDev(t, n, "Autre Personne")
 	now := time.Now()
 	kp := func(s mls.CipherSuite, identity string, sig []byte, from, to time.Time) string {
-		return b64(mlstest.KeyPackage(s, identity, sig, from, to))
+		return b64(mlsframe.KeyPackage(s, identity, sig, from, to))
 	}
 	valid := func(identity string, sig []byte) string {
 		return kp(suite, identity, sig, now.Add(-time.Hour), now.Add(24*time.Hour))
@@ -104,8 +104,8 @@ func TestKeyPackageUploadAndPinning(t *testing.T) {
 		packages     []string
 		code, detail string
 	}{
-		{"another signature key", []string{valid(alice.ident(), mlstest.SignatureKey())}, proto.CodeForbidden, "mls_key_changed"},
-		{"two keys in one upload", []string{valid(alice.ident(), alice.sig), valid(alice.ident(), mlstest.SignatureKey())}, proto.CodeBadRequest, "mls_key_changed"},
+		{"another signature key", []string{valid(alice.ident(), mlsframe.SignatureKey())}, proto.CodeForbidden, "mls_key_changed"},
+		{"two keys in one upload", []string{valid(alice.ident(), alice.sig), valid(alice.ident(), mlsframe.SignatureKey())}, proto.CodeBadRequest, "mls_key_changed"},
 		{"another device's identity", []string{valid(proto.DeviceIdentity(alice.id(), "d-abcdefghijklmnop"), alice.sig)}, proto.CodeForbidden, "mls_bad_credential"},
 		{"another user's identity", []string{valid(other.ident(), alice.sig)}, proto.CodeForbidden, "mls_bad_credential"},
 		{"a real ts-mls KeyPackage of someone else", []string{b64(tsmlsKeyPackage(t))}, proto.CodeForbidden, "mls_bad_credential"},
@@ -116,7 +116,7 @@ func TestKeyPackageUploadAndPinning(t *testing.T) {
 		{"unknown suite", []string{kp(0x1234, alice.ident(), alice.sig, now.Add(-time.Hour), now.Add(day))}, proto.CodeBadRequest, "mls_unsupported_cipher_suite"},
 		{"not wrapped in an MLSMessage", []string{b64(unb64(t, valid(alice.ident(), alice.sig))[4:])}, proto.CodeBadRequest, ""},
 		{"truncated", []string{b64([]byte("\x00\x01\x00\x05\x00\x01\x00\x53"))}, proto.CodeBadRequest, "mls_malformed"},
-		{"a commit", []string{b64(mlstest.PrivateCommit("r-x", 1))}, proto.CodeBadRequest, "mls_unsupported_wire_format"},
+		{"a commit", []string{b64(mlsframe.PrivateCommit("r-x", 1))}, proto.CodeBadRequest, "mls_unsupported_wire_format"},
 		{"not base64", []string{"%%%"}, proto.CodeBadRequest, ""},
 		{"too many at once", alice.keyPackages(proto.MaxKeyPackagesPerFrame + 1), proto.CodeTooLarge, ""},
 		{"over the stock limit", alice.keyPackages(97), proto.CodeTooLarge, ""},
@@ -230,7 +230,7 @@ func newExternal(t *testing.T, n *nodetest.Node, inviter *peer, room, email stri
 	if err := c.Login(ctx, email, nodetest.Password); err != nil {
 		t.Fatal(err)
 	}
-	return &dev{peer: connect(t, c), sig: mlstest.SignatureKey()}
+	return &dev{peer: connect(t, c), sig: mlsframe.SignatureKey()}
 }
 
 // TestClaimExactlyOnce has claimers race for the KeyPackages of one
@@ -268,7 +268,7 @@ func TestClaimExactlyOnce(t *testing.T) {
 				got := res.Data
 				mu.Lock()
 				for _, k := range got.KeyPackages {
-					ref := mlstest.KeyPackageRef(unb64(t, k.KeyPackage))
+					ref := mlsframe.KeyPackageRef(unb64(t, k.KeyPackage))
 					if k.LastResort {
 						lastRefs = append(lastRefs, ref)
 					} else {

@@ -21,8 +21,8 @@ import (
 
 	"relais/server/client"
 	"relais/server/mls"
-	"relais/server/mls/mlstest"
-	"relais/server/nodetest"
+	"relais/server/mls/mlsframe"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 
@@ -41,7 +41,7 @@ func gcm(t testing.TB, key []byte) cipher.AEAD {
 // seal encrypts plaintext with AES-256-GCM under key: nonce | ciphertext.
 func seal(t testing.TB, key, plaintext []byte) []byte {
 	aead := gcm(t, key)
-	nonce := mlstest.Random(aead.NonceSize())
+	nonce := mlsframe.Random(aead.NonceSize())
 	return aead.Seal(nonce, nonce, plaintext, nil)
 }
 
@@ -93,12 +93,12 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	dataDir := filepath.Dir(n.DB.Path())
 
 	// The key the group's epoch gives both clients; the node never has it.
-	key := mlstest.Random(32)
+	key := mlsframe.Random(32)
 	var markers, stored []string
 	for i := range 20 {
-		marker := fmt.Sprintf("MARQUEUR-SECRET-%02d-%s réunion du préfet à huis clos", i, hex.EncodeToString(mlstest.Random(8)))
+		marker := fmt.Sprintf("MARQUEUR-SECRET-%02d-%s réunion du préfet à huis clos", i, hex.EncodeToString(mlsframe.Random(8)))
 		markers = append(markers, marker)
-		msg := b64(mlstest.Application(room, 1, seal(t, key, []byte(marker))))
+		msg := b64(mlsframe.Application(room, 1, seal(t, key, []byte(marker))))
 		stored = append(stored, msg)
 		sender := alice
 		if i%2 == 1 {
@@ -121,8 +121,8 @@ func TestNoPlaintextAtRest(t *testing.T) {
 
 	// A commit in between, and messages of the next epoch under a new key.
 	bob.mustCommit(room, 1, nil)
-	key2 := mlstest.Random(32)
-	marker := "MARQUEUR-SECRET-EPOQUE-2-" + hex.EncodeToString(mlstest.Random(8))
+	key2 := mlsframe.Random(32)
+	marker := "MARQUEUR-SECRET-EPOQUE-2-" + hex.EncodeToString(mlsframe.Random(8))
 	markers = append(markers, marker)
 	if _, e := alice.sendApp(room, 2, seal(t, key2, []byte(marker))); e != nil {
 		t.Fatal(e)
@@ -146,7 +146,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 			if m.Epoch == 2 {
 				k = key2
 			}
-			got[string(unseal(t, k, mlstest.Ciphertext(msg)))] = true
+			got[string(unseal(t, k, mlsframe.Ciphertext(msg)))] = true
 		}
 		return len(got) == 11
 	}, "bob decrypted %d of alice's 11 messages", len(got))
@@ -158,7 +158,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 
 	// An encrypted history backup, under a key derived from the user's
 	// recovery key.
-	recovery := mlstest.Random(32)
+	recovery := mlsframe.Random(32)
 	backupKey, err := hkdf.Key(sha256.New, recovery, nil, "relais backup v1", 32)
 	if err != nil {
 		t.Fatal(err)

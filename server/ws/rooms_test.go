@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"relais/server/client"
-	"relais/server/nodetest"
+	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

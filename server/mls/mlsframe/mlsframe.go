@@ -1,4 +1,4 @@
-// Package mlstest builds MLS (RFC 9420) messages whose public framing is
+// Package mlsframe builds MLS (RFC 9420) messages whose public framing is
 // valid and whose cryptographic fields (keys, ciphertexts, signatures,
 // tags) are random bytes, for tests and benchmarks of the node's Delivery
 // Service. The node parses framing and never checks cryptography, so this
@@ -6,7 +6,7 @@
 // verification.
 //
 // Every function returns a whole MLSMessage, as clients send it.
-package mlstest
+package mlsframe
 
 import (
 	"crypto/rand"
@@ -115,7 +115,7 @@ func ValidKeyPackage(suite mls.CipherSuite, identity string, sigKey []byte) []by
 func KeyPackageRef(kp []byte) []byte {
 	p, err := mls.ParseKeyPackage(kp)
 	if err != nil {
-		panic("mlstest: " + err.Error())
+		panic("mlsframe: " + err.Error())
 	}
 	return p.Ref
 }

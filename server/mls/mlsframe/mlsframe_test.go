@@ -1,4 +1,4 @@
-package mlstest
+package mlsframe
 
 import (
 	"bytes"

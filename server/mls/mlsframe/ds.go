@@ -1,4 +1,4 @@
-package mlstest
+package mlsframe
 
 import (
 	"context"
@@ -26,7 +26,7 @@ const Suite = mls.CipherSuiteXWingAES256GCMSHA512Ed25519
 // id per user, so ids must not repeat across a user's connections) and
 // decodes the data of its result into out.
 func request(ctx context.Context, c *client.Conn, t string, fields map[string]any, out any) error {
-	id := "mlstest-" + hex.EncodeToString(Random(8))
+	id := "mlsframe-" + hex.EncodeToString(Random(8))
 	frame := map[string]any{"t": t, "id": id}
 	maps.Copy(frame, fields)
 	f, err := c.Request(ctx, id, frame)
@@ -74,7 +74,7 @@ func Join(ctx context.Context, c *client.Conn, room string, sig []byte) (uint64,
 			return 0, err
 		}
 		if epoch == 0 {
-			return 0, fmt.Errorf("mlstest: the group of %s is not published", room)
+			return 0, fmt.Errorf("mlsframe: the group of %s is not published", room)
 		}
 		err = request(ctx, c, proto.TMLS, map[string]any{"room": room, "data": b64(ExternalCommit(Suite, room, epoch, identity(c), sig)),
 			"group_info": b64(GroupInfo(Suite, room, epoch+1))}, nil)
