@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -125,6 +126,24 @@ func (s *Service) Recover(ctx context.Context) error {
 		s.log.Info("republished events left by a crash", "events", len(entries))
 		last := entries[len(entries)-1].GSeq
 		return s.db.Update(ctx, func(tx *store.Tx) error { return tx.MarkFeedPublished(last, len(entries)) })
+	}
+	return nil
+}
+
+// Close records how far publication got, once nothing writes any more,
+// so that a clean restart republishes nothing and says nothing of a
+// crash. The outbox otherwise trails publication by up to 128 events.
+func (s *Service) Close(ctx context.Context) error {
+	p := s.published.Load()
+	var behind bool
+	if err := s.db.View(func(tx *store.Tx) error {
+		behind = p > tx.FeedPublished()
+		return nil
+	}); err != nil || !behind {
+		return err
+	}
+	if err := s.db.Update(ctx, func(tx *store.Tx) error { return tx.MarkFeedPublished(p, math.MaxInt) }); err != nil {
+		return fmt.Errorf("chat: mark the outbox published: %w", err)
 	}
 	return nil
 }

@@ -357,6 +357,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.WS.Close()
 	}
 	n.admin.Close()
+	if n.Chat != nil {
+		// Nothing writes any more: sessions, uploads and the admin socket
+		// are closed.
+		if err := n.Chat.Close(ctx); err != nil {
+			n.log.Error("stop", "err", err)
+		}
+	}
 	if n.bus != nil {
 		n.bus.Close()
 	}
