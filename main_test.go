@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/store"
 )
@@ -39,26 +39,7 @@ type proc struct {
 	cmd  *exec.Cmd
 	url  string
 	data string
-	logs *syncBuffer
-}
-
-// syncBuffer is the process's output, written by exec's copier while the
-// test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *nodetest.Logs
 }
 
 func freeAddr(t *testing.T) string {
@@ -77,7 +58,7 @@ func startNode(t *testing.T, data string, args ...string) *proc {
 		t.Fatal(err)
 	}
 	addr := freeAddr(t)
-	p := &proc{data: data, url: "http://" + addr, logs: &syncBuffer{}}
+	p := &proc{data: data, url: "http://" + addr, logs: &nodetest.Logs{}}
 	p.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--listen", addr, "--tls", "off",
 		"--allowed-domains", "agents.gouv.fr"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs

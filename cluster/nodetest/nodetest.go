@@ -4,11 +4,13 @@
 package nodetest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -179,5 +181,32 @@ func Eventually(t testing.TB, within time.Duration, cond func() bool, format str
 			t.Fatalf("timed out after %v: "+format, append([]any{within}, args...)...)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Logs is a sink for a node's logs (or a process's output) that a test
+// reads while they are written.
+type Logs struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Logs) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written so far.
+func (l *Logs) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// WithLogs sends the node's logs to l as well as to the test's log.
+func WithLogs(l *Logs) Option {
+	return func(_ *config.Config, o *node.Options) {
+		o.Logger = slog.New(slog.NewMultiHandler(o.Logger.Handler(), slog.NewTextHandler(l, nil)))
 	}
 }

@@ -15,12 +15,12 @@ import (
 
 	"github.com/coder/websocket"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/mail"
 	"relais/server/mail/smtptest"
 	"relais/server/node"
-	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

@@ -7,9 +7,9 @@ import (
 	"net/http"
 	"testing"
 
+	"relais/cluster/nodetest"
 	"relais/server/chat"
 	"relais/server/client"
-	"relais/cluster/nodetest"
 )
 
 // TestBackupEndpoints: encrypted key backups are opaque bytes per user,

@@ -1,44 +1,20 @@
 package chat_test
 
 import (
-	"bytes"
 	"context"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"relais/cluster/nodetest"
-	"relais/server/node"
 )
-
-// syncBuffer is a log sink that a test reads while the node writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestCleanRestartRepublishesNothing: after a clean stop, a node that
 // starts again finds its outbox empty, republishes nothing and does not
 // say that a crash left events behind.
 func TestCleanRestartRepublishesNothing(t *testing.T) {
-	var logs syncBuffer
-	n := nodetest.Start(t, nodetest.WithOptions(func(o *node.Options) {
-		o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
-	}))
+	var logs nodetest.Logs
+	n := nodetest.Start(t, nodetest.WithLogs(&logs))
 	alice := n.NewUser("Alice Martin")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"relais/cluster/nodetest"
 	"relais/server/config"
 	"relais/server/media/clamd/clamdtest"
-	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/media"
-	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/media"
 	"relais/server/media/clamd/clamdtest"
 	"relais/server/mls"
 	"relais/server/mls/mlsframe"
-	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

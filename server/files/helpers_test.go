@@ -15,13 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/files"
 	"relais/server/media/clamd/clamdtest"
 	"relais/server/media/mediatest"
 	"relais/server/node"
-	"relais/cluster/nodetest"
 	"relais/server/proto"
 	"relais/server/store"
 )

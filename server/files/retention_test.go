@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/files"
 	"relais/server/node"
-	"relais/cluster/nodetest"
 	"relais/server/proto"
 	"relais/server/store"
 )

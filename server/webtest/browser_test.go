@@ -17,9 +17,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"relais/cluster/nodetest"
 	webembed "relais/embed"
 	"relais/server/node"
-	"relais/cluster/nodetest"
 )
 
 // startNode starts a node that serves the built web client.

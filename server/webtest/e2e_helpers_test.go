@@ -12,9 +12,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"relais/cluster/nodetest"
 	webembed "relais/embed"
 	"relais/server/client"
-	"relais/cluster/nodetest"
 	"relais/server/store"
 )
 

@@ -13,8 +13,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"relais/server/mls/mlsframe"
 	"relais/cluster/nodetest"
+	"relais/server/mls/mlsframe"
 	"relais/server/proto"
 	"relais/server/store"
 )

@@ -22,6 +22,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/files"
@@ -29,7 +30,6 @@ import (
 	"relais/server/media/clamd/clamdtest"
 	"relais/server/media/mediatest"
 	"relais/server/node"
-	"relais/cluster/nodetest"
 )
 
 // Files in the web client (PROTOCOL.md, "Files"): uploads by drag and

@@ -9,11 +9,11 @@ import (
 
 	"github.com/chromedp/chromedp/kb"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/mail"
 	"relais/server/mail/smtptest"
 	"relais/server/node"
-	"relais/cluster/nodetest"
 )
 
 // TestFirstRunOnAPhone: on a 360 px phone, in English, an operator opens

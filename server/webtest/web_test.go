@@ -8,10 +8,10 @@ import (
 
 	"github.com/chromedp/chromedp/kb"
 
+	"relais/cluster/nodetest"
 	"relais/server/chat"
 	"relais/server/client"
 	"relais/server/node"
-	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

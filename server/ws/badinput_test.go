@@ -13,10 +13,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/node"
-	"relais/cluster/nodetest"
 	"relais/server/proto"
 	"relais/server/ws"
 )

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"testing"
 
-	"relais/server/client"
 	"relais/cluster/nodetest"
+	"relais/server/client"
 	"relais/server/proto"
 )
 

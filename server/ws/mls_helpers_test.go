@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/mls"
 	"relais/server/mls/mlsframe"
-	"relais/cluster/nodetest"
 	"relais/server/proto"
 )
 

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"relais/server/client"
 	"relais/cluster/nodetest"
+	"relais/server/client"
 	"relais/server/proto"
 )
 

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"testing"
 
-	"relais/server/client"
 	"relais/cluster/nodetest"
+	"relais/server/client"
 	"relais/server/proto"
 )
 
