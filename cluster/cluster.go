@@ -28,8 +28,8 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Node is a running embedded NATS server and the node's connection to it.
-type Node struct {
+// Bus is a running embedded NATS server and the node's connection to it.
+type Bus struct {
 	ns  *server.Server
 	nc  *nats.Conn
 	log *slog.Logger
@@ -38,10 +38,10 @@ type Node struct {
 	subs map[*nats.Subscription]struct{}
 }
 
-var _ bus.Bus = (*Node)(nil)
+var _ bus.Bus = (*Bus)(nil)
 
 // Start starts the embedded server and connects to it in process.
-func Start(opts Options) (_ *Node, err error) {
+func Start(opts Options) (_ *Bus, err error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -58,7 +58,7 @@ func Start(opts Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("cluster: new nats server: %w", err)
 	}
 	ns.SetLoggerV2(natsLogger{log}, false, false, false)
-	n := &Node{ns: ns, log: log, subs: map[*nats.Subscription]struct{}{}}
+	n := &Bus{ns: ns, log: log, subs: map[*nats.Subscription]struct{}{}}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -84,7 +84,7 @@ func Start(opts Options) (_ *Node, err error) {
 }
 
 // Publish implements bus.Bus.
-func (n *Node) Publish(subject string, data []byte) error {
+func (n *Bus) Publish(subject string, data []byte) error {
 	if err := n.nc.Publish(subject, data); err != nil {
 		if errors.Is(err, nats.ErrConnectionClosed) {
 			return bus.ErrClosed
@@ -95,7 +95,7 @@ func (n *Node) Publish(subject string, data []byte) error {
 }
 
 // Subscribe implements bus.Bus.
-func (n *Node) Subscribe(subject string, h bus.Handler) (bus.Subscription, error) {
+func (n *Bus) Subscribe(subject string, h bus.Handler) (bus.Subscription, error) {
 	s, err := n.nc.Subscribe(subject, func(m *nats.Msg) { h(m.Subject, m.Data) })
 	if err != nil {
 		if errors.Is(err, nats.ErrConnectionClosed) {
@@ -122,7 +122,7 @@ func (n *Node) Subscribe(subject string, h bus.Handler) (bus.Subscription, error
 }
 
 type subscription struct {
-	n *Node
+	n *Bus
 	s *nats.Subscription
 }
 
@@ -138,7 +138,7 @@ func (s subscription) Unsubscribe() error {
 }
 
 // Flush implements bus.Bus.
-func (n *Node) Flush() error {
+func (n *Bus) Flush() error {
 	if err := n.nc.Flush(); err != nil {
 		return fmt.Errorf("cluster: flush: %w", err)
 	}
@@ -147,7 +147,7 @@ func (n *Node) Flush() error {
 
 // Close drains the connection and shuts the server down, in that order.
 // It is safe after a partial Start and more than once.
-func (n *Node) Close() error {
+func (n *Bus) Close() error {
 	if n.nc != nil && !n.nc.IsClosed() {
 		n.nc.Drain()
 		deadline := time.Now().Add(5 * time.Second)
