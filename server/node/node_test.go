@@ -1,0 +1,80 @@
+package node_test
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"relais/cluster/nodetest"
+)
+
+// TestShutdownLeavesNoGoroutines starts a node, uses it (a websocket
+// session, a room, messages), stops it, and checks that every goroutine
+// the node started has ended.
+func TestShutdownLeavesNoGoroutines(t *testing.T) {
+	before := goroutines()
+	n := nodetest.Start(t)
+	alice := n.NewUser("Alice Martin")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := alice.Dial(ctx, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	var forum struct{ Room string }
+	if err := conn.Call(ctx, "create_room", map[string]any{"kind": "forum", "name": "Voirie"}, &forum); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Send(ctx, "m1", forum.Room, "Bonjour"); err != nil {
+		t.Fatal(err)
+	}
+	conn.CloseNow()
+	n.Stop()
+
+	var left []string
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		left = leaked(before, goroutines())
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Fatalf("%d goroutines outlived the node:\n\n%s", len(left), strings.Join(left, "\n\n"))
+	}
+}
+
+// goroutines returns the stacks of the running goroutines, by id.
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		id, _, _ := strings.Cut(g, " [")
+		out[id] = g
+	}
+	return out
+}
+
+// leaked lists the goroutines of now that were not running before, except
+// the test's own and the test client's idle HTTP connections (the client's,
+// not the node's).
+func leaked(before, now map[string]string) []string {
+	var out []string
+	for id, g := range now {
+		if _, ok := before[id]; ok {
+			continue
+		}
+		if strings.Contains(g, "testing.tRunner") || strings.Contains(g, "net/http.(*persistConn)") {
+			continue
+		}
+		out = append(out, g)
+	}
+	return out
+}
