@@ -210,3 +210,29 @@ func WithLogs(l *Logs) Option {
 		o.Logger = slog.New(slog.NewMultiHandler(o.Logger.Handler(), slog.NewTextHandler(l, nil)))
 	}
 }
+
+// Synced opens a websocket for c and syncs it, ready for requests; it is
+// closed when the test ends. Frames queue without bound in the client, so
+// nobody needs to read them.
+func Synced(t testing.TB, ctx context.Context, c *client.Client) *client.Conn {
+	t.Helper()
+	conn, err := c.Dial(ctx, 64)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if _, err := conn.Sync(ctx, nil); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+	return conn
+}
+
+// Forum creates a forum through conn and returns its id.
+func Forum(t testing.TB, ctx context.Context, conn *client.Conn, name string) string {
+	t.Helper()
+	var forum struct{ Room string }
+	if err := conn.Call(ctx, "create_room", map[string]any{"kind": "forum", "name": name}, &forum); err != nil {
+		t.Fatalf("create forum %q: %v", name, err)
+	}
+	return forum.Room
+}

@@ -18,21 +18,12 @@ func TestCleanRestartRepublishesNothing(t *testing.T) {
 	alice := n.NewUser("Alice Martin")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := alice.Dial(ctx, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Sync(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	var forum struct{ Room string }
-	if err := conn.Call(ctx, "create_room", map[string]any{"kind": "forum", "name": "Voirie"}, &forum); err != nil {
-		t.Fatal(err)
-	}
+	conn := nodetest.Synced(t, ctx, alice)
+	room := nodetest.Forum(t, ctx, conn, "Voirie")
 	// Fewer events than the outbox's lag, so that only the clean stop
 	// can have marked them published.
 	for i := range 20 {
-		if _, err := conn.Send(ctx, "m"+string(rune('a'+i)), forum.Room, "message"); err != nil {
+		if _, err := conn.Send(ctx, "m"+string(rune('a'+i)), room, "message"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -19,18 +19,9 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	alice := n.NewUser("Alice Martin")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn, err := alice.Dial(ctx, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Sync(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	var forum struct{ Room string }
-	if err := conn.Call(ctx, "create_room", map[string]any{"kind": "forum", "name": "Voirie"}, &forum); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Send(ctx, "m1", forum.Room, "Bonjour"); err != nil {
+	conn := nodetest.Synced(t, ctx, alice)
+	room := nodetest.Forum(t, ctx, conn, "Voirie")
+	if _, err := conn.Send(ctx, "m1", room, "Bonjour"); err != nil {
 		t.Fatal(err)
 	}
 	conn.CloseNow()

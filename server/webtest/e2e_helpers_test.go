@@ -14,7 +14,6 @@ import (
 
 	"relais/cluster/nodetest"
 	webembed "relais/embed"
-	"relais/server/client"
 	"relais/server/store"
 )
 
@@ -175,20 +174,4 @@ func encryptedDM(t *testing.T, n *nodetest.Node, first string) (alice, bob *brow
 	bob.click(`.room-item[data-room="` + room + `"]`)
 	bob.reads(first)
 	return alice, bob, bobID, room
-}
-
-// synced opens a websocket for c and syncs it, ready for requests; it is
-// closed when the test ends. Frames queue without bound in the client, so
-// nobody needs to read them.
-func synced(t *testing.T, ctx context.Context, c *client.Client) *client.Conn {
-	t.Helper()
-	conn, err := c.Dial(ctx, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if _, err := conn.Sync(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
-	return conn
 }

@@ -440,7 +440,7 @@ func TestNoPlaintextOnNode(t *testing.T) {
 	// The control: a forum message, in clear by design.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	conn := synced(t, ctx, alicec)
+	conn := nodetest.Synced(t, ctx, alicec)
 	var forum struct{ Room string }
 	if err := conn.Call(ctx, "create_room", map[string]any{"kind": "forum", "name": "Forum ouvert"}, &forum); err != nil {
 		t.Fatal(err)

@@ -143,17 +143,13 @@ func joinForum(t *testing.T, name string, owner *client.Client, others ...*clien
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	call := func(c *client.Client, typ string, fields map[string]any, out any) {
-		if err := synced(t, ctx, c).Call(ctx, typ, fields, out); err != nil {
-			t.Fatalf("%s: %v", typ, err)
+	room := nodetest.Forum(t, ctx, nodetest.Synced(t, ctx, owner), name)
+	for _, c := range others {
+		if err := nodetest.Synced(t, ctx, c).Call(ctx, "join", map[string]any{"room": room}, nil); err != nil {
+			t.Fatalf("join: %v", err)
 		}
 	}
-	var forum struct{ Room string }
-	call(owner, "create_room", map[string]any{"kind": "forum", "name": name}, &forum)
-	for _, c := range others {
-		call(c, "join", map[string]any{"room": forum.Room}, nil)
-	}
-	return forum.Room
+	return room
 }
 
 // TestFilesForum: in a forum (not encrypted), Alice drops a PDF and a
