@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,14 +42,8 @@ type proc struct {
 	logs *nodetest.Logs
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// startedURL finds the address a node reports once it listens.
+var startedURL = regexp.MustCompile(`msg="node started" url=(\S+)`)
 
 func startNode(t *testing.T, data string, args ...string) *proc {
 	t.Helper()
@@ -57,9 +51,10 @@ func startNode(t *testing.T, data string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := freeAddr(t)
-	p := &proc{data: data, url: "http://" + addr, logs: &nodetest.Logs{}}
-	p.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--listen", addr, "--tls", "off",
+	p := &proc{data: data, logs: &nodetest.Logs{}}
+	// The node picks its port and says which: no port is chosen here and
+	// then raced for.
+	p.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--tls", "off",
 		"--allowed-domains", "agents.gouv.fr"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
@@ -74,15 +69,18 @@ func startNode(t *testing.T, data string, args ...string) *proc {
 	})
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(p.url + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return p
+		if m := startedURL.FindStringSubmatch(p.logs.String()); m != nil {
+			p.url = m[1]
+			resp, err := http.Get(p.url + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return p
+				}
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node did not answer /healthz: %v\n%s", err, p.logs)
+			t.Fatalf("node did not start and answer /healthz:\n%s", p.logs)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
