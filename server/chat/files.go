@@ -55,7 +55,7 @@ func (s *Service) AppendFileState(tx *store.Tx, roomID string, seq uint64, state
 	if t.ev.Deleted || t.ev.File == nil || t.ev.File.ID != state.ID {
 		return nil
 	}
-	t.ev.File.State, t.ev.File.Code, t.ev.File.Reason = state.State, state.Code, state.Reason
+	t.ev.File.State, t.ev.File.Code, t.ev.File.Reason, t.ev.File.Checked = state.State, state.Code, state.Reason, state.Checked
 	if state.State == proto.FileQuarantined {
 		t.ev.File.Thumb = false
 	}
@@ -63,7 +63,7 @@ func (s *Service) AppendFileState(tx *store.Tx, roomID string, seq uint64, state
 		return err
 	}
 	ev := &proto.Event{Room: roomID, Type: proto.EvFileState, Target: seq,
-		File: &proto.File{ID: state.ID, State: state.State, Code: state.Code, Reason: state.Reason}}
+		File: &proto.File{ID: state.ID, State: state.State, Code: state.Code, Reason: state.Reason, Checked: state.Checked}}
 	_, err = s.appendEvent(tx, ev, 0, proto.MemberNone, "")
 	return err
 }

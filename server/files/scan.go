@@ -166,7 +166,7 @@ func (s *Service) resolve(ctx context.Context, hash string, o media.Outcome) err
 		if b.State != store.BlobPending {
 			return nil // decided already
 		}
-		_, freed, err := tx.SetBlobState(hash, state, o.Code, o.Reason)
+		_, freed, err := tx.SetBlobState(hash, state, o.Code, o.Reason, o.Antivirus)
 		if err != nil {
 			return err
 		}
@@ -175,7 +175,7 @@ func (s *Service) resolve(ctx context.Context, hash string, o media.Outcome) err
 		}
 		var notices []notice
 		for _, f := range files {
-			st := proto.File{ID: f.ID, State: string(state), Code: o.Code, Reason: o.Reason}
+			st := proto.File{ID: f.ID, State: string(state), Code: o.Code, Reason: o.Reason, Checked: checkedBy(state, o.Antivirus)}
 			if f.Seq != 0 {
 				if err := s.chat.AppendFileState(tx, f.Room, f.Seq, st); err != nil {
 					return err

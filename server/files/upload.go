@@ -467,13 +467,26 @@ func validFileID(s string) bool {
 // fileMeta is a file as clients see it. Encrypted files show only what the
 // node knows anyway: the name and type travel inside the MLS message.
 func fileMeta(f store.File, b store.Blob) proto.File {
-	out := proto.File{ID: f.ID, Size: f.Size, State: string(b.State), Code: b.Code, Reason: b.Reason}
+	out := proto.File{ID: f.ID, Size: f.Size, State: string(b.State), Code: b.Code, Reason: b.Reason, Checked: checkedBy(b.State, b.Antivirus)}
 	if f.Encrypted {
 		return out
 	}
 	out.Name, out.Mime = f.Name, b.Mime
 	out.Width, out.Height, out.Thumb = b.Width, b.Height, b.Thumb != ""
 	return out
+}
+
+// checkedBy says what passed a clean file: clients must not credit an
+// antivirus with a file that only the built-in policy looked at.
+func checkedBy(state store.BlobState, antivirus bool) string {
+	switch {
+	case state != store.BlobClean:
+		return ""
+	case antivirus:
+		return proto.CheckedAntivirus
+	default:
+		return proto.CheckedPolicy
+	}
 }
 
 // quarantinedError is the answer about a quarantined file: 410 with the

@@ -46,6 +46,9 @@ type Outcome struct {
 	Reason string
 	// Signature is clamd's signature name when Code is CodeInfected.
 	Signature string
+	// Antivirus is true when clamd passed the content, not only the
+	// built-in policy: clients say which of the two checked a file.
+	Antivirus bool
 }
 
 // Pipeline scans blobs: the built-in Policy always, then clamd when
@@ -118,7 +121,7 @@ func (p *Pipeline) scan(ctx context.Context, content io.ReaderAt, size int64) (O
 	res, err := p.Clamd.Scan(ctx, io.NewSectionReader(content, 0, size))
 	switch {
 	case err == nil && res.Clean:
-		return Outcome{State: Clean}, nil
+		return Outcome{State: Clean, Antivirus: true}, nil
 	case err == nil:
 		return Outcome{State: Quarantined, Code: CodeInfected, Signature: res.Signature,
 			Reason: "the antivirus found " + res.Signature}, nil

@@ -23,6 +23,12 @@ const (
 	FileUnscanned   = "unscanned"   // end-to-end encrypted, the node cannot open it (scanning is off)
 )
 
+// What passed a clean file (File.Checked).
+const (
+	CheckedAntivirus = "antivirus" // clamd, after the built-in policy
+	CheckedPolicy    = "policy"    // the built-in policy only: the node has no antivirus
+)
+
 // FileStateFrame is the TFileState frame.
 type FileStateFrame struct {
 	T    string `json:"t"`

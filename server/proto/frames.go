@@ -164,6 +164,9 @@ type File struct {
 	State  string `json:"state,omitempty"`
 	Code   string `json:"code,omitempty"`
 	Reason string `json:"reason,omitempty"`
+	// Checked says, for a clean file, what passed it: CheckedAntivirus
+	// or CheckedPolicy.
+	Checked string `json:"checked,omitempty"`
 	// Key and the rest are set by clients of encrypted rooms, inside the
 	// encrypted payload only; the node never sees them in the clear.
 }

@@ -60,6 +60,9 @@ type Blob struct {
 	// it is the thumbnail of. A blob at zero is deleted.
 	Refs      int  `json:"refs"`
 	Encrypted bool `json:"enc,omitempty"`
+	// Antivirus is true when clamd passed a clean blob; a clean blob
+	// without it passed the built-in policy only.
+	Antivirus bool `json:"av,omitempty"`
 	// Width and Height are an image's dimensions.
 	Width  int `json:"w,omitempty"`
 	Height int `json:"h,omitempty"`
@@ -393,7 +396,7 @@ func (tx *Tx) CreateBlob(b Blob) error {
 // pending scan (and the sealed key kept for it). Quarantining also drops
 // the blob's thumbnail and stops counting its files against their owners'
 // quotas; the thumbnail is returned in freed if no other blob uses it.
-func (tx *Tx) SetBlobState(hash string, state BlobState, code, reason string) (b Blob, freed []string, err error) {
+func (tx *Tx) SetBlobState(hash string, state BlobState, code, reason string, antivirus bool) (b Blob, freed []string, err error) {
 	b, err = tx.Blob(hash)
 	if err != nil {
 		return b, nil, err
@@ -402,7 +405,7 @@ func (tx *Tx) SetBlobState(hash string, state BlobState, code, reason string) (b
 	if err := tx.bucket(bPendingScans).Delete(hk); err != nil {
 		return b, nil, err
 	}
-	b.State, b.Code, b.Reason = state, code, reason
+	b.State, b.Code, b.Reason, b.Antivirus = state, code, reason, antivirus
 	if state == BlobQuarantined {
 		if b.Thumb != "" {
 			if freed, err = tx.unref(b.Thumb); err != nil {

@@ -142,7 +142,7 @@ func TestBlobQuarantine(t *testing.T) {
 	var freed []string
 	err = db.Update(ctx, func(tx *Tx) error {
 		var err error
-		_, freed, err = tx.SetBlobState(blob, BlobQuarantined, "infected", "EICAR")
+		_, freed, err = tx.SetBlobState(blob, BlobQuarantined, "infected", "EICAR", false)
 		return err
 	})
 	if err != nil || !slices.Equal(freed, []string{thumb}) {

@@ -152,6 +152,22 @@ func joinForum(t *testing.T, name string, owner *client.Client, others ...*clien
 	return room
 }
 
+// forumOfTwo signs Alice (in French) and Bob (in bobLang) in, each in a
+// browser, in a forum "Services techniques" they both joined and opened.
+func forumOfTwo(t *testing.T, n *nodetest.Node, bobLang string) (alice, bob *browser, room string) {
+	t.Helper()
+	alicec := n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
+	bobc := n.NewUserEmail("bob.durand@agents.gouv.fr", "Bob Durand")
+	room = joinForum(t, "Services techniques", alicec, bobc)
+	alice = newBrowser(t, "alice", "fr-FR", 1280, 800)
+	bob = newBrowser(t, "bob", bobLang, 1280, 800)
+	alice.login(n.URL(), "alice.martin@agents.gouv.fr", nodetest.Password)
+	bob.login(n.URL(), "bob.durand@agents.gouv.fr", nodetest.Password)
+	alice.click(`.room-item[data-room="` + room + `"]`)
+	bob.click(`.room-item[data-room="` + room + `"]`)
+	return alice, bob, room
+}
+
 // TestFilesForum: in a forum (not encrypted), Alice drops a PDF and a
 // picture into the room; she sees the upload progress, and the upload
 // resumes from the node's offset after her connection drops in the
@@ -163,16 +179,7 @@ func joinForum(t *testing.T, name string, owner *client.Client, others ...*clien
 func TestFilesForum(t *testing.T) {
 	av := clamdtest.Start(t, clamdtest.Options{})
 	n := startFilesNode(t, av)
-	alicec := n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
-	bobc := n.NewUserEmail("bob.durand@agents.gouv.fr", "Bob Durand")
-	room := joinForum(t, "Services techniques", alicec, bobc)
-
-	alice := newBrowser(t, "alice", "fr-FR", 1280, 800)
-	bob := newBrowser(t, "bob", "fr-FR", 1280, 800)
-	alice.login(n.URL(), "alice.martin@agents.gouv.fr", nodetest.Password)
-	bob.login(n.URL(), "bob.durand@agents.gouv.fr", nodetest.Password)
-	alice.click(`.room-item[data-room="` + room + `"]`)
-	bob.click(`.room-item[data-room="` + room + `"]`)
+	alice, bob, room := forumOfTwo(t, n, "fr-FR")
 	alice.visible(".composer .attach")
 
 	pdf := mediatest.PDF("Compte rendu du conseil municipal", 3<<20)

@@ -23,6 +23,8 @@ export interface EvFile {
   state?: string;
   code?: string;
   reason?: string;
+  /** What passed a clean file: 'antivirus' or 'policy' (the node's own rules only). */
+  checked?: string;
 }
 
 /** FileView is a file as a message shows it, whatever the room. */
@@ -36,6 +38,7 @@ export interface FileView {
   /** pending, clean, quarantined, unscanned (PROTOCOL.md, "Files"). */
   state: string;
   code?: string;
+  checked?: string;
   /** The node has a thumbnail (unencrypted rooms). */
   nodeThumb: boolean;
   /** The key, hash and inline thumbnail of an encrypted file. */
@@ -139,9 +142,9 @@ export function fileOf(ev: Ev, ref: FileRef | undefined): FileView {
   if (ref) {
     // The node's id must be the one the encrypted payload names.
     const ok = f.id === ref.id;
-    return { id: ref.id, name: ref.name, size: ref.size, mime: ref.mime, w: ref.w, h: ref.h, state: ok ? state : 'quarantined', code: ok ? f.code : 'mismatch', nodeThumb: false, enc: ref };
+    return { id: ref.id, name: ref.name, size: ref.size, mime: ref.mime, w: ref.w, h: ref.h, state: ok ? state : 'quarantined', code: ok ? f.code : 'mismatch', checked: f.checked, nodeThumb: false, enc: ref };
   }
-  return { id: f.id, name: f.name ?? '', size: f.size ?? 0, mime: f.mime ?? '', w: f.w, h: f.h, state, code: f.code, nodeThumb: !!f.thumb };
+  return { id: f.id, name: f.name ?? '', size: f.size ?? 0, mime: f.mime ?? '', w: f.w, h: f.h, state, code: f.code, checked: f.checked, nodeThumb: !!f.thumb };
 }
 
 /** canCompose tells whether this client can write in a room. */

@@ -339,7 +339,7 @@ class Store {
     if (r)
       for (let i = r.timeline.length - 1; i >= 0 && i >= r.timeline.length - 500; i--) {
         const ev = r.timeline[i];
-        if (ev.file?.id === f.id) ev.file = { ...ev.file, state: f.state, code: f.code, reason: f.reason };
+        if (ev.file?.id === f.id) ev.file = { ...ev.file, state: f.state, code: f.code, reason: f.reason, checked: f.checked };
       }
     this.emit('room:' + room);
   }
@@ -480,7 +480,7 @@ class Store {
         break;
       case 'file_state':
         // The antivirus decided on the target's file.
-        if (target?.file && ev.file && target.file.id === ev.file.id) target.file = { ...target.file, state: ev.file.state, code: ev.file.code, reason: ev.file.reason };
+        if (target?.file && ev.file && target.file.id === ev.file.id) target.file = { ...target.file, state: ev.file.state, code: ev.file.code, reason: ev.file.reason, checked: ev.file.checked };
         break;
       case 'member': {
         const u = ev.user!;

@@ -66,8 +66,9 @@ function StateLine({ f }: { f: FileView }): JSX.Element | null {
       );
     case 'clean':
       return (
-        <span class="file-state ok" data-file-state="clean">
-          <Icon name="shield" size={14} /> {t('file.clean')}
+        // Only a file clamd passed is credited to the antivirus.
+        <span class="file-state ok" data-file-state="clean" data-checked={f.checked ?? ''}>
+          <Icon name="shield" size={14} /> {f.checked === 'antivirus' ? t('file.clean') : t('file.policyChecked')}
         </span>
       );
     case 'unscanned':
