@@ -29,12 +29,12 @@ func TestRegistration(t *testing.T) {
 
 	b.typ("#reg-email", "jean.dupont@gmail.com")
 	b.typ("#reg-password", nodetest.Password+kb.Enter)
-	b.hasText(".error", "n’appartient pas à une administration servie par ce nœud")
+	b.hasText(".error", "n’appartient pas à une administration servie par ce serveur")
 	b.hasText(".error", "@agents.gouv.fr")
 	b.shot("refused-domain-fr")
 
 	b.click(".lang-switch")
-	b.hasText(".error", "does not belong to an administration served by this node")
+	b.hasText(".error", "does not belong to an administration served by this server")
 	b.hasText(".error", "@agents.gouv.fr")
 	b.shot("refused-domain-en")
 

@@ -40,7 +40,7 @@ const fr = {
   'auth.signInLead': 'La messagerie sécurisée des agents publics.',
   'auth.register': 'Créer un compte',
   'auth.registerTitle': 'Créer votre compte',
-  'auth.registerLead': 'Réservé aux adresses des administrations servies par ce nœud : {domains}.',
+  'auth.registerLead': 'Réservé aux adresses des administrations servies par ce serveur : {domains}.',
   'auth.noAccount': 'Pas encore de compte ?',
   'auth.haveAccount': 'Déjà un compte ?',
   'auth.forgot': 'Mot de passe oublié ?',
@@ -71,7 +71,7 @@ const fr = {
   'setup.done': 'Le compte administrateur est créé. Connectez-vous.',
   'setup.notNeeded': 'Ce nœud est déjà configuré.',
 
-  'err.email_domain_not_allowed': 'Cette adresse n’appartient pas à une administration servie par ce nœud. L’inscription est réservée aux adresses {domains}. Les correspondants externes rejoignent une conversation sur invitation.',
+  'err.email_domain_not_allowed': 'Cette adresse n’appartient pas à une administration servie par ce serveur. L’inscription est réservée aux adresses {domains}. Les correspondants externes rejoignent une conversation sur invitation.',
   'err.email_invalid': 'Cette adresse e-mail n’est pas valide.',
   'err.weak_password': 'Mot de passe trop faible.',
   'err.password_too_short': 'Mot de passe trop court : au moins 10 caractères.',
@@ -383,7 +383,7 @@ const en: Record<Key, Entry> = {
   'auth.signInLead': 'The secure messenger of public servants.',
   'auth.register': 'Create an account',
   'auth.registerTitle': 'Create your account',
-  'auth.registerLead': 'Open to the addresses of the administrations this node serves: {domains}.',
+  'auth.registerLead': 'Open to the addresses of the administrations this server serves: {domains}.',
   'auth.noAccount': 'No account yet?',
   'auth.haveAccount': 'Already have an account?',
   'auth.forgot': 'Forgot your password?',
@@ -414,7 +414,7 @@ const en: Record<Key, Entry> = {
   'setup.done': 'The administrator account is created. Sign in.',
   'setup.notNeeded': 'This node is already set up.',
 
-  'err.email_domain_not_allowed': 'This address does not belong to an administration served by this node. Registration is open to {domains} addresses only. External correspondents join a conversation by invitation.',
+  'err.email_domain_not_allowed': 'This address does not belong to an administration served by this server. Registration is open to {domains} addresses only. External correspondents join a conversation by invitation.',
   'err.email_invalid': 'This e-mail address is not valid.',
   'err.weak_password': 'Password too weak.',
   'err.password_too_short': 'Password too short: at least 10 characters.',
@@ -728,20 +728,38 @@ export function onLangChange(f: () => void): () => void {
 
 const pluralRules: Partial<Record<Lang, Intl.PluralRules>> = {};
 
-function interpolate(s: string, params?: Params): string {
+// French elides "de", "que" and their compounds before a vowel: "d’Alice",
+// "qu’Émile". Names come in as parameters, so the template cannot know;
+// before an h the rule depends on the word, and the full form stays.
+const elidable = /(^|[\s(«])(de|que|jusque|lorsque|puisque|De|Que) $/;
+const vowel = /^[aeiouyàâäéèêëîïôöûüœæ]/i;
+
+function interpolate(s: string, params?: Params, l?: Lang): string {
   if (!params) return s;
-  return s.replace(/\{(\w+)\}/g, (m, k: string) => (k in params ? String(params[k]) : m));
+  let out = '';
+  let last = 0;
+  for (const m of s.matchAll(/\{(\w+)\}/g)) {
+    const k = m[1];
+    let before = s.slice(last, m.index);
+    const v = k in params ? String(params[k]) : m[0];
+    if (l === 'fr' && k in params && vowel.test(v)) {
+      before = before.replace(elidable, (_, sep: string, w: string) => sep + w.slice(0, -1) + '’');
+    }
+    out += before + v;
+    last = (m.index ?? 0) + m[0].length;
+  }
+  return out + s.slice(last);
 }
 
 /** format returns the message of key in language l. */
 export function format(l: Lang, key: MessageKey, params?: Params): string {
   const entry = catalogue[l][key] ?? catalogue.fr[key] ?? key;
-  if (typeof entry === 'string') return interpolate(entry, params);
+  if (typeof entry === 'string') return interpolate(entry, params, l);
   const n = Number(params?.count ?? 0);
   const rules = (pluralRules[l] ??= new Intl.PluralRules(l));
   const form = n === 0 && entry.zero !== undefined ? 'zero' : rules.select(n);
   const s = (entry as Record<string, string | undefined>)[form] ?? entry.other;
-  return interpolate(s, { ...params, count: new Intl.NumberFormat(l).format(n) });
+  return interpolate(s, { ...params, count: new Intl.NumberFormat(l).format(n) }, l);
 }
 
 /** t returns the message of key in the current language. */

@@ -20,6 +20,22 @@ test('interpolation', () => {
   assert.match(format('fr', 'err.email_domain_not_allowed', { domains: '@agents.gouv.fr' }), /@agents\.gouv\.fr/);
 });
 
+test('French elides de and que before a name that starts with a vowel', () => {
+  for (const [key, params, want] of [
+    ['verify.devices', { name: 'Alice Martin' }, 'Appareils d’Alice Martin'],
+    ['verify.devices', { name: 'Émile Roux' }, 'Appareils d’Émile Roux'],
+    ['verify.devices', { name: 'Bob Durand' }, 'Appareils de Bob Durand'],
+    ['verify.devices', { name: 'Hélène Petit' }, 'Appareils de Hélène Petit'],
+    ['notif.dm', { name: 'Inès' }, 'Message d’Inès'],
+    ['rooms.invitedBy', { name: 'Yann' }, 'Invitation d’Yann'],
+  ] as const) {
+    assert.equal(format('fr', key, params), want);
+  }
+  assert.match(format('fr', 'verify.lead', { name: 'Alice' }), /celui qu’Alice voit/);
+  assert.match(format('fr', 'verify.lead', { name: 'Bob' }), /celui que Bob voit/);
+  assert.equal(format('en', 'verify.devices', { name: 'Alice Martin' }), 'Alice Martin’s devices');
+});
+
 test('language from the browser', () => {
   assert.equal(pickLang(['fr-FR', 'en']), 'fr');
   assert.equal(pickLang(['en-GB', 'fr']), 'en');
