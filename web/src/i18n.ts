@@ -101,7 +101,8 @@ const fr = {
   'conn.connecting': 'Connexion…',
 
   'rooms.title': 'Discussions',
-  'rooms.search': 'Rechercher une discussion (Ctrl+K)',
+  'rooms.search': 'Rechercher une discussion',
+  'rooms.searchShortcut': 'Rechercher une discussion (Ctrl+K)',
   'rooms.empty': 'Aucune discussion pour l’instant. Commencez par écrire à un collègue.',
   'rooms.noMatch': 'Aucune discussion ne correspond.',
   'rooms.invitations': 'Invitations',
@@ -444,7 +445,8 @@ const en: Record<Key, Entry> = {
   'conn.connecting': 'Connecting…',
 
   'rooms.title': 'Chats',
-  'rooms.search': 'Search chats (Ctrl+K)',
+  'rooms.search': 'Search chats',
+  'rooms.searchShortcut': 'Search chats (Ctrl+K)',
   'rooms.empty': 'No conversations yet. Start by writing to a colleague.',
   'rooms.noMatch': 'No conversation matches.',
   'rooms.invitations': 'Invitations',

@@ -56,6 +56,24 @@ function Attach({ room }: { room: Room }): JSX.Element {
   );
 }
 
+// A room opened from the keyboard hands the focus to its composer, even
+// on a device whose main pointer is a finger.
+let focusOnOpen = false;
+
+/** focusComposer puts the focus in the composer of the room about to open
+ * (or already open). */
+export function focusComposer(): void {
+  const el = document.querySelector<HTMLTextAreaElement>('.composer textarea');
+  focusOnOpen = true;
+  // The room may already be open: then no composer mounts to take it.
+  requestAnimationFrame(() => {
+    if (focusOnOpen && el?.isConnected) {
+      focusOnOpen = false;
+      el.focus();
+    }
+  });
+}
+
 export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props): JSX.Element {
   const ta = useRef<HTMLTextAreaElement>(null);
   const [text, setText] = useState(() => localStorage.getItem('draft:' + room.id) ?? '');
@@ -85,7 +103,8 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
   }, [replyTo]);
 
   useEffect(() => {
-    if (matchMedia('(pointer: fine)').matches) ta.current?.focus();
+    if (focusOnOpen || matchMedia('(pointer: fine)').matches) ta.current?.focus();
+    focusOnOpen = false;
   }, [room.id]);
 
   // Grow with the text, up to a limit set in CSS.

@@ -8,6 +8,7 @@ import { formatShort, t } from '../i18n';
 import { plain } from '../markdown';
 import { Room, store } from '../store';
 import { Avatar, ExtBadge, Icon } from './common';
+import { focusComposer } from './Composer';
 import { fold, useLang, useTopics } from './hooks';
 import { navigate } from './router';
 
@@ -48,6 +49,8 @@ function RoomItem({ r, active }: { r: Room; active: boolean }): JSX.Element {
         onClick={(e) => {
           e.preventDefault();
           performance.mark('relais:switch-start');
+          // detail is 0 for a click made with the keyboard (Enter).
+          if (e.detail === 0) focusComposer();
           navigate('/room/' + r.id);
         }}
       >
@@ -113,12 +116,15 @@ export function RoomList({ active }: { active: string | null }): JSX.Element {
         <input
           ref={search}
           type="search"
-          placeholder={t('rooms.search')}
+          placeholder={matchMedia('(pointer: fine)').matches ? t('rooms.searchShortcut') : t('rooms.search')}
           aria-label={t('rooms.search')}
           value={q}
           onInput={(e) => setQ(e.currentTarget.value)}
           onKeyDown={(e) => {
-            if (e.key === 'Enter' && rooms[0]) navigate('/room/' + rooms[0].id);
+            if (e.key === 'Enter' && rooms[0]) {
+              focusComposer();
+              navigate('/room/' + rooms[0].id);
+            }
             if (e.key === 'Escape') setQ('');
           }}
         />
