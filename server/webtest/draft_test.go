@@ -18,12 +18,8 @@ import (
 // not come back as a draft, neither on return nor after a reload.
 func TestDraftGoneAfterQuickSend(t *testing.T) {
 	n := startNode(t)
-	alicec := n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
-	first := joinForum(t, "Urbanisme", alicec)
-	second := joinForum(t, "Voirie", alicec)
-
-	alice := newBrowser(t, "alice", "fr-FR", 1280, 800)
-	alice.login(n.URL(), "alice.martin@agents.gouv.fr", nodetest.Password)
+	alice, forums := aliceInForums(t, n, "Urbanisme", "Voirie")
+	first, second := forums[0], forums[1]
 	alice.click(`.room-item[data-room="` + first + `"]`)
 	alice.visible(".composer textarea")
 
@@ -50,6 +46,20 @@ func TestDraftGoneAfterQuickSend(t *testing.T) {
 	if got := js[string](alice, `document.querySelector('.composer textarea').value`); got != "" {
 		t.Fatalf("after a reload the composer holds %q", got)
 	}
+}
+
+// aliceInForums makes Alice Martin, a member of forums of the given names,
+// and signs her in in a desktop browser.
+func aliceInForums(t *testing.T, n *nodetest.Node, names ...string) (*browser, []string) {
+	t.Helper()
+	alicec := n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
+	var rooms []string
+	for _, name := range names {
+		rooms = append(rooms, joinForum(t, name, alicec))
+	}
+	alice := newBrowser(t, "alice", "fr-FR", 1280, 800)
+	alice.login(n.URL(), "alice.martin@agents.gouv.fr", nodetest.Password)
+	return alice, rooms
 }
 
 // keyboardEnter presses Enter as a real keyboard does: a key-down that

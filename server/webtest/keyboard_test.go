@@ -15,13 +15,9 @@ import (
 // search box does not advertise a keyboard shortcut.
 func TestRoomOpenedWithEnterFocusesComposer(t *testing.T) {
 	n := startNode(t)
-	alicec := n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
-	urbanisme := joinForum(t, "Urbanisme", alicec)
-	joinForum(t, "Voirie", alicec)
+	alice, forums := aliceInForums(t, n, "Urbanisme", "Voirie")
+	urbanisme := forums[0]
 	composerFocused := `document.activeElement === document.querySelector('.composer textarea')`
-
-	alice := newBrowser(t, "alice", "fr-FR", 1280, 800)
-	alice.login(n.URL(), "alice.martin@agents.gouv.fr", nodetest.Password)
 	alice.typ(".room-list .search input", "voir")
 	alice.run("press Enter", keyboardEnter())
 	alice.hasText(".room-header", "Voirie")
