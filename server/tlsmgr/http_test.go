@@ -13,8 +13,9 @@ import (
 )
 
 func TestRedirect(t *testing.T) {
-	local := newManager(t, Config{DataDir: t.TempDir()})
-	alt := newManager(t, Config{DataDir: t.TempDir(), RedirectPort: 8443})
+	names := []string{"chat.mairie.fr", "2001:db8::1", "192.0.2.1"}
+	local := newManager(t, Config{DataDir: t.TempDir(), HostNames: names})
+	alt := newManager(t, Config{DataDir: t.TempDir(), RedirectPort: 8443, HostNames: names})
 	for _, tc := range []struct {
 		name     string
 		m        *Manager
@@ -32,6 +33,11 @@ func TestRedirect(t *testing.T) {
 		{"redirect port", alt, "GET", "/x?q", "192.0.2.1:8080", 301, "https://192.0.2.1:8443/x?q"},
 		{"redirect port ipv6", alt, "GET", "/", "[::1]", 301, "https://[::1]:8443/"},
 		{"no host", local, "GET", "/", "", 400, ""},
+		// An attacker's Host is not a place to send users (phishing through
+		// the node's own port 80): only the node's names are redirected.
+		{"unknown host", local, "GET", "/login", "relais-mairie.attacker.example", 421, ""},
+		{"unknown host with port", alt, "POST", "/api/v1/login", "attacker.example:80", 421, ""},
+		{"unknown address", local, "GET", "/", "203.0.113.9", 421, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, tc.target, nil)
