@@ -3,9 +3,14 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -256,4 +261,57 @@ func TestMetricsNotOnPublicListener(t *testing.T) {
 			t.Fatal("with --metrics-listen the public listener still serves metrics")
 		}
 	}
+}
+
+// TestLocalTLSNodeWithDomain: a node run with --tls local --domain NAME
+// serves a certificate for NAME that a client trusting only its CA
+// accepts, prints the pin of its key, and its port-80 listener redirects
+// NAME but refuses a Host an attacker chose.
+func TestLocalTLSNodeWithDomain(t *testing.T) {
+	logs := newCapture()
+	n := nodetest.Start(t, nodetest.WithConfig(func(c *config.Config) {
+		c.TLS, c.Domains, c.HTTPListen = "local", config.List{"relais.mairie.fr"}, "127.0.0.1:0"
+	}), nodetest.WithOptions(func(o *node.Options) { o.Logger = slog.New(logs) }))
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(n.TLS.CACertPEM()) {
+		t.Fatal("no CA")
+	}
+	conn, err := tls.Dial("tcp", n.Addr(), &tls.Config{ServerName: "relais.mairie.fr", RootCAs: roots})
+	if err != nil {
+		t.Fatalf("client trusting the CA, asking for the --domain name: %v", err)
+	}
+	leaf := conn.ConnectionState().PeerCertificates[0]
+	conn.Close()
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	pin := "sha256//" + base64.StdEncoding.EncodeToString(sum[:])
+	if !slices.ContainsFunc(logs.take(), func(r string) bool { return strings.Contains(r, "spki_pin="+pin) }) {
+		t.Errorf("the start does not print the served key's pin %s", pin)
+	}
+
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, tc := range []struct {
+		host     string
+		code     int
+		location string
+	}{
+		{"relais.mairie.fr", http.StatusMovedPermanently, "https://relais.mairie.fr:" + portOf(n.Addr()) + "/login"},
+		{"relais.mairie.fr.attacker.example", http.StatusMisdirectedRequest, ""},
+		{"attacker.example", http.StatusMisdirectedRequest, ""},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+n.RedirectAddr()+"/login", nil)
+		req.Host = tc.host
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.code || resp.Header.Get("Location") != tc.location {
+			t.Errorf("Host %s: %d %q, want %d %q", tc.host, resp.StatusCode, resp.Header.Get("Location"), tc.code, tc.location)
+		}
+	}
+}
+
+func portOf(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }

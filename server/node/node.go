@@ -70,10 +70,11 @@ type Node struct {
 	TLS      *tlsmgr.Manager
 	Files    *files.Service
 
-	admin    *admin.Server
-	http     *http.Server
-	redirect *http.Server
-	listener net.Listener
+	admin      *admin.Server
+	http       *http.Server
+	redirect   *http.Server
+	redirectLn net.Listener
+	listener   net.Listener
 
 	metricsSrv *http.Server
 	metricsLn  net.Listener
@@ -243,6 +244,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		}
 	}()
 	if redirectLn != nil {
+		n.redirectLn = redirectLn
 		n.redirect = &http.Server{Handler: n.TLS.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 		go n.redirect.Serve(redirectLn)
 	}
@@ -310,6 +312,15 @@ func portOf(a net.Addr) int {
 
 // URL is the node's public URL.
 func (n *Node) URL() string { return n.url }
+
+// RedirectAddr is the address of the plain HTTP listener (redirects and
+// ACME challenges), "" without one.
+func (n *Node) RedirectAddr() string {
+	if n.redirectLn == nil {
+		return ""
+	}
+	return n.redirectLn.Addr().String()
+}
 
 // MetricsAddr is the address of the metrics listener, "" without one.
 func (n *Node) MetricsAddr() string {
