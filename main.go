@@ -10,7 +10,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -159,6 +161,7 @@ const adminUsage = `usage: relais admin [--data DIR] COMMAND
   invitations list              invitations of externals waiting (no SMTP relay)
   invitations approve EMAIL     prints the link to hand to the external
   setup-link                    prints a new one-time link to create the first administrator
+  health                        the node's health details (version, TLS state, pins), as JSON
 `
 
 func adminCmd(args []string) error {
@@ -251,6 +254,14 @@ func adminCmd(args []string) error {
 		for _, i := range out {
 			fmt.Printf("%s\troom %s\texpires %s\n", i.Email, i.RoomID, i.Expires.Format(time.DateOnly))
 		}
+	case "health":
+		var out json.RawMessage
+		if err := c.Do(ctx, "GET", "/health", nil, &out); err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		json.Indent(&b, out, "", "  ")
+		fmt.Println(b.String())
 	case "setup-link":
 		var out struct{ Link string }
 		if err := c.Do(ctx, "POST", "/setup-link", nil, &out); err != nil {

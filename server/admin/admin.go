@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"relais/server/account"
@@ -33,6 +34,8 @@ type Server struct {
 	log  *slog.Logger
 	srv  *http.Server
 	path string
+	// health fills GET /health; nil until ServeHealth.
+	health atomic.Pointer[func() map[string]any]
 }
 
 // Listen creates the socket in dataDir and serves it until Close.
@@ -64,9 +67,21 @@ func Listen(dataDir string, acc *account.Service, db *store.DB, log *slog.Logger
 	mux.HandleFunc("POST /invitations/approve", s.handle(s.link(acc.ApproveInvitation)))
 	mux.HandleFunc("POST /setup-link", s.handle(s.setupLink))
 	mux.HandleFunc("GET /backup", s.backup)
+	mux.HandleFunc("GET /health", s.handle(s.healthDetails))
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(l)
 	return s, nil
+}
+
+// ServeHealth makes GET /health answer f's details: the ones the public
+// /healthz keeps for administrators.
+func (s *Server) ServeHealth(f func() map[string]any) { s.health.Store(&f) }
+
+func (s *Server) healthDetails(w http.ResponseWriter, r *http.Request) (any, error) {
+	if f := s.health.Load(); f != nil {
+		return (*f)(), nil
+	}
+	return map[string]string{"status": "ok"}, nil
 }
 
 // Close stops the admin API and removes the socket.

@@ -1,12 +1,10 @@
 package api
 
 import (
-	"net"
 	"net/http"
 	"time"
 
 	"relais/server/account"
-	"relais/server/proto"
 )
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
@@ -242,23 +240,19 @@ func (h *Handler) publicConfig(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// health answers whether the node is up. The details (version, node id,
+// sizes, certificate state) help an attacker choose an exploit, so only an
+// administrator's session gets them; operators also read them on the admin
+// socket.
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) error {
 	ans := map[string]any{"status": "ok"}
 	if h.cfg.Health != nil {
-		ans = h.cfg.Health()
+		if token, _ := account.TokenFrom(r); token != "" {
+			if ident, err := h.cfg.Accounts.Resolve(token); err == nil && ident.User.Admin {
+				ans = h.cfg.Health()
+			}
+		}
 	}
 	writeJSON(w, http.StatusOK, ans)
 	return nil
-}
-
-// metrics serves the Prometheus text format to loopback clients only: the
-// figures are for the operator, not for the users.
-func (h *Handler) metrics(w http.ResponseWriter, r *http.Request) {
-	host, _, _ := net.SplitHostPort(r.RemoteAddr)
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() || h.cfg.Metrics == nil {
-		writeError(w, r, h.log, proto.Errorf(proto.CodeNotFound, "no such endpoint"))
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	h.cfg.Metrics(w)
 }

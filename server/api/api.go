@@ -1,5 +1,5 @@
 // Package api serves the node's plain HTTP endpoints: the JSON API of
-// accounts, health and metrics, the web client's files, and the mounting
+// accounts, health, the web client's files, and the mounting
 // of the websocket endpoint. Handlers return errors; one mapper turns them
 // into a status, a stable code and a log line.
 package api
@@ -39,10 +39,9 @@ type Config struct {
 	Media http.Handler
 	// Web holds the built web client (index.html and assets/).
 	Web fs.FS
-	// Health fills the /healthz answer.
+	// Health fills the /healthz answer given to administrators; others
+	// get {"status":"ok"}.
 	Health func() map[string]any
-	// Metrics writes the Prometheus text of /metrics.
-	Metrics func(w io.Writer)
 	// SecureCookies sets the Secure attribute on cookies; only a plain
 	// HTTP node on loopback may turn it off.
 	SecureCookies bool
@@ -90,7 +89,6 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("GET /api/v1/backups/{name}", h.authed(h.getBackup))
 	m.HandleFunc("DELETE /api/v1/backups/{name}", h.authed(h.deleteBackup))
 	m.HandleFunc("GET /healthz", h.handle(h.health))
-	m.HandleFunc("GET /metrics", h.metrics)
 	if cfg.WS != nil {
 		m.Handle("GET /api/v1/ws", cfg.WS)
 	}

@@ -61,6 +61,7 @@ Flags:
 // settings are the command's flags.
 type settings struct {
 	url          string
+	metricsURL   string
 	accountsFile string
 	data         string
 
@@ -91,6 +92,7 @@ type settings struct {
 
 func (s *settings) flags(fs *flag.FlagSet) {
 	fs.StringVar(&s.url, "url", "", "drive the running node at this URL instead of starting one")
+	fs.StringVar(&s.metricsURL, "metrics-url", "", "with --url, idle: the node's metrics endpoint (its --metrics-listen), e.g. http://127.0.0.1:9090/metrics")
 	fs.StringVar(&s.accountsFile, "accounts-file", "", "with --url: file of active accounts, one per line: the address, a space, the password")
 	fs.StringVar(&s.data, "data", "", "with --url: the node's data directory on this machine; missing accounts are registered and approved through its admin socket")
 	fs.DurationVar(&s.duration, "duration", 30*time.Second, "measured time of dm and fanout")

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -28,11 +29,14 @@ func (r *runner) idle(ctx context.Context) error {
 	var stats func(gc bool) (childStats, error)
 	profile := func() {}
 	if r.set.url != "" {
+		if r.set.metricsURL == "" {
+			return errors.New("idle with --url: give --metrics-url, the node's --metrics-listen address (the public listener serves no metrics)")
+		}
 		var err error
 		if t, err = r.remote(); err != nil {
 			return err
 		}
-		stats = func(bool) (childStats, error) { return remoteStats(ctx, t) }
+		stats = func(bool) (childStats, error) { return remoteStats(ctx, r.set.metricsURL) }
 	} else {
 		dir, err := os.MkdirTemp(r.tmp, "idle-")
 		if err != nil {
@@ -150,12 +154,13 @@ func (r *runner) idle(ctx context.Context) error {
 }
 
 // remoteStats reads a node's heap, goroutines and sessions from its
-// /metrics (a node at --url: its RSS is not known).
-func remoteStats(ctx context.Context, t *target) (childStats, error) {
+// metrics endpoint (a node at --url: its RSS is not known). Nodes serve
+// metrics only on their --metrics-listen.
+func remoteStats(ctx context.Context, metricsURL string) (childStats, error) {
 	var st childStats
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", t.url+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, "GET", metricsURL, nil)
 	if err != nil {
 		return st, err
 	}

@@ -21,8 +21,10 @@ type Config struct {
 	Data       string
 	Listen     string
 	HTTPListen string
-	PublicURL  string
-	Name       string
+	// MetricsListen is the address of the Prometheus listener; "" is none.
+	MetricsListen string
+	PublicURL     string
+	Name          string
 
 	TLS        string
 	Domains    List
@@ -80,6 +82,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (created with mode 0700): store, certificates, files")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the HTTPS (or, with --tls off, HTTP) listener")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address of the plain HTTP listener that redirects to HTTPS and answers ACME challenges (default :80 with --domain, none otherwise)")
+	fs.StringVar(&c.MetricsListen, "metrics-listen", c.MetricsListen, "address of a separate plain HTTP listener serving /metrics (Prometheus), e.g. 127.0.0.1:9090; none by default, and never on the public listener")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the node's address as users reach it, for links in e-mails (default: https://DOMAIN, or derived from --listen)")
 	fs.StringVar(&c.Name, "name", c.Name, "the service's name as users see it in the web client and e-mails")
 	fs.StringVar(&c.TLS, "tls", c.TLS, "TLS mode: auto (ACME with --domain, else a local CA), acme, local, files, off (plain HTTP behind a proxy)")

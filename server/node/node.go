@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"relais/server/account"
@@ -69,14 +70,19 @@ type Node struct {
 	TLS      *tlsmgr.Manager
 	Files    *files.Service
 
-	admin    *admin.Server
-	http     *http.Server
-	redirect *http.Server
-	listener net.Listener
-	url      string
-	started  time.Time
-	stop     context.CancelFunc
-	done     chan struct{}
+	admin      *admin.Server
+	http       *http.Server
+	redirect   *http.Server
+	redirectLn net.Listener
+	listener   net.Listener
+
+	metricsSrv *http.Server
+	metricsLn  net.Listener
+
+	url     string
+	started time.Time
+	stop    context.CancelFunc
+	done    chan struct{}
 }
 
 // BusFunc starts the node's bus once the node's identifier is known.
@@ -194,11 +200,21 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		return nil, err
 	}
 	handler := api.New(api.Config{
-		Accounts: n.Accounts, Chat: n.Chat, WS: n.WS, Media: n.Files.Handler(), Web: opts.Web, Health: n.health, Metrics: n.metrics,
-		SecureCookies: tlsConf != nil || !loopback, TrustProxy: cfg.TrustProxy, Name: name, Logger: log,
+		Accounts: n.Accounts, Chat: n.Chat, WS: n.WS, Media: n.Files.Handler(), Web: opts.Web, Health: n.health,
+		// Browsers reach the node at its public URL: behind a local HTTPS
+		// proxy the listener is plain HTTP on loopback, the cookie still
+		// must never travel in clear.
+		SecureCookies: tlsConf != nil || !loopback || strings.HasPrefix(n.url, "https://"),
+		TrustProxy:    cfg.TrustProxy, Name: name, Logger: log,
 	})
 	if n.admin, err = admin.Listen(cfg.Data, n.Accounts, n.DB, log); err != nil {
 		return nil, err
+	}
+	n.admin.ServeHealth(n.health)
+	if cfg.MetricsListen != "" {
+		if err := n.serveMetrics(cfg.MetricsListen); err != nil {
+			return nil, err
+		}
 	}
 
 	// Logged before serving, so that a node that answers has told it.
@@ -228,6 +244,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		}
 	}()
 	if redirectLn != nil {
+		n.redirectLn = redirectLn
 		n.redirect = &http.Server{Handler: n.TLS.HTTPHandler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 		go n.redirect.Serve(redirectLn)
 	}
@@ -243,7 +260,8 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	log.Info("node started", "url", n.url, "listen", n.listener.Addr().String(), "node", n.DB.Node(),
 		"version", buildinfo.Get().Version, "tls", n.TLS.Status().Mode, "startup", time.Since(n.started).Round(time.Millisecond))
 	if fp := n.TLS.CAFingerprint(); fp != "" {
-		log.Info("local certificate authority: pin or install it in browsers", "sha256", fp, "file", filepath.Join(cfg.Data, "tls", "local", "ca.crt"))
+		log.Info("local certificate authority: pin the node's key (curl --pinnedpubkey) or trust the CA, which can only vouch for the node's names",
+			"sha256", fp, "spki_pin", n.TLS.SPKIPin(), "file", filepath.Join(cfg.Data, "tls", "local", "ca.crt"))
 	}
 	return n, nil
 }
@@ -295,6 +313,46 @@ func portOf(a net.Addr) int {
 // URL is the node's public URL.
 func (n *Node) URL() string { return n.url }
 
+// RedirectAddr is the address of the plain HTTP listener (redirects and
+// ACME challenges), "" without one.
+func (n *Node) RedirectAddr() string {
+	if n.redirectLn == nil {
+		return ""
+	}
+	return n.redirectLn.Addr().String()
+}
+
+// MetricsAddr is the address of the metrics listener, "" without one.
+func (n *Node) MetricsAddr() string {
+	if n.metricsLn == nil {
+		return ""
+	}
+	return n.metricsLn.Addr().String()
+}
+
+// serveMetrics serves /metrics alone on its own listener, so that the
+// public listener never does: behind a reverse proxy every request comes
+// from loopback, and no check of the client address can tell the operator
+// from the public.
+func (n *Node) serveMetrics(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--metrics-listen): %w", addr, err)
+	}
+	n.metricsLn = ln
+	if !tlsmgr.LoopbackOnly(ln.Addr().String()) {
+		n.log.Warn("the metrics listener is reachable beyond loopback: restrict it with a firewall", "metrics_listen", ln.Addr().String())
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+		n.metrics(w)
+	})
+	n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
+	go n.metricsSrv.Serve(ln)
+	return nil
+}
+
 // Addr is the address the node listens on.
 func (n *Node) Addr() string { return n.listener.Addr().String() }
 
@@ -343,6 +401,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	if n.redirect != nil {
 		n.redirect.Shutdown(ctx)
+	}
+	if n.metricsSrv != nil {
+		n.metricsSrv.Shutdown(ctx)
+	} else if n.metricsLn != nil {
+		n.metricsLn.Close()
 	}
 	if n.http != nil {
 		n.http.Shutdown(ctx)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -13,8 +14,9 @@ import (
 )
 
 func TestRedirect(t *testing.T) {
-	local := newManager(t, Config{DataDir: t.TempDir()})
-	alt := newManager(t, Config{DataDir: t.TempDir(), RedirectPort: 8443})
+	names := []string{"chat.mairie.fr", "2001:db8::1", "192.0.2.1"}
+	local := newManager(t, Config{DataDir: t.TempDir(), HostNames: names})
+	alt := newManager(t, Config{DataDir: t.TempDir(), RedirectPort: 8443, HostNames: names})
 	for _, tc := range []struct {
 		name     string
 		m        *Manager
@@ -32,6 +34,11 @@ func TestRedirect(t *testing.T) {
 		{"redirect port", alt, "GET", "/x?q", "192.0.2.1:8080", 301, "https://192.0.2.1:8443/x?q"},
 		{"redirect port ipv6", alt, "GET", "/", "[::1]", 301, "https://[::1]:8443/"},
 		{"no host", local, "GET", "/", "", 400, ""},
+		// An attacker's Host is not a place to send users (phishing through
+		// the node's own port 80): only the node's names are redirected.
+		{"unknown host", local, "GET", "/login", "relais-mairie.attacker.example", 421, ""},
+		{"unknown host with port", alt, "POST", "/api/v1/login", "attacker.example:80", 421, ""},
+		{"unknown address", local, "GET", "/", "203.0.113.9", 421, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := httptest.NewRequest(tc.method, tc.target, nil)
@@ -166,4 +173,35 @@ func TestZapToSlog(t *testing.T) {
 	if strings.Contains(out, "maire@") || strings.Contains(out, "hidden") {
 		t.Errorf("log leaks: %s", out)
 	}
+}
+
+// FuzzRedirect: whatever the Host header, the port-80 handler redirects
+// only to one of the node's names, or refuses.
+func FuzzRedirect(f *testing.F) {
+	for _, h := range []string{"chat.mairie.fr", "chat.mairie.fr:80", "[2001:db8::1]:80", "evil.example", "chat.mairie.fr.evil.example", "chat.mairie.fr@evil.example", "[::1", "", "CHAT.MAIRIE.FR."} {
+		f.Add(h, "/x?y")
+	}
+	m := newManager(f, Config{DataDir: f.TempDir(), HostNames: []string{"chat.mairie.fr", "2001:db8::1"}, RedirectPort: 8443})
+	h := m.HTTPHandler()
+	f.Fuzz(func(t *testing.T, host, target string) {
+		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n\t") {
+			return
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.URL.Path, r.URL.RawQuery, _ = strings.Cut(target, "?")
+		r.Host = host
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		loc := w.Header().Get("Location")
+		if loc == "" {
+			return
+		}
+		u, err := url.Parse(loc)
+		if err != nil {
+			t.Fatalf("Host %q: Location %q does not parse: %v", host, loc, err)
+		}
+		if u.Scheme != "https" || u.User != nil || !m.ownName(u.Hostname()) || u.Port() != "8443" {
+			t.Fatalf("Host %q: redirected to %q", host, loc)
+		}
+	})
 }

@@ -8,10 +8,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math/big"
 	"net"
 	"net/netip"
@@ -23,11 +23,19 @@ import (
 )
 
 // Lifetimes of the local CA and of the certificates it signs.
+//
+// The CA lives two years: every new CA must be installed (or its pin
+// handed out) again by every user, so it should not change often, but its
+// key sits on the node's disk and, although name constraints confine it to
+// the node's own names, a stolen key stays useful until the CA expires. The
+// node certificate lives 30 days and the running node renews it ten days
+// before expiry, so a stolen node key is worth a month at most.
 const (
-	localCAValidity   = 10 * 365 * 24 * time.Hour
-	localLeafValidity = 397 * 24 * time.Hour // the most browsers accept
-	localLeafRenewal  = 30 * 24 * time.Hour  // re-issue this long before expiry
-	localBackdate     = time.Hour            // tolerate clients with a slow clock
+	localCAValidity   = 2 * 365 * 24 * time.Hour
+	localCAWarn       = 60 * 24 * time.Hour // warn this long before the CA expires
+	localLeafValidity = 30 * 24 * time.Hour
+	localLeafRenewal  = 10 * 24 * time.Hour // re-issue this long before expiry; also the CA's
+	localBackdate     = time.Hour           // tolerate clients with a slow clock
 )
 
 // File names under DataDir/tls/local.
@@ -39,6 +47,10 @@ const (
 )
 
 // localCA is the node's own certificate authority, created on first start.
+// Its certificate carries critical name constraints: it can only vouch for
+// the names it was created for (and their sub-domains) and the node's
+// addresses, so that installing it in a browser does not let its key
+// impersonate any other site.
 type localCA struct {
 	dir     string
 	cert    *x509.Certificate
@@ -46,26 +58,8 @@ type localCA struct {
 	key     *ecdsa.PrivateKey
 }
 
-// loadOrCreateLocalCA loads the CA stored in dir or, when there is none (or
-// it is about to expire), creates one named after hostname. created reports
-// a new CA.
-func loadOrCreateLocalCA(dir, hostname string, now time.Time) (ca *localCA, created bool, err error) {
-	ca, err = loadLocalCA(dir)
-	switch {
-	case err == nil && now.Add(localLeafRenewal).Before(ca.cert.NotAfter):
-		return ca, false, nil
-	case err == nil:
-		// Expiring: a new CA is the only way out; its fingerprint changes.
-	case !errors.Is(err, fs.ErrNotExist):
-		return nil, false, err
-	}
-	ca, err = createLocalCA(dir, hostname, now)
-	if err != nil {
-		return nil, false, err
-	}
-	return ca, true, nil
-}
-
+// loadLocalCA loads the CA stored in dir; a missing CA is an error
+// wrapping fs.ErrNotExist.
 func loadLocalCA(dir string) (*localCA, error) {
 	certPEM, err := os.ReadFile(filepath.Join(dir, localCACertFile))
 	if err != nil {
@@ -89,7 +83,53 @@ func loadLocalCA(dir string) (*localCA, error) {
 	return &localCA{dir: dir, cert: pair.Leaf, certPEM: certPEM, key: key}, nil
 }
 
-func createLocalCA(dir, hostname string, now time.Time) (*localCA, error) {
+// unfit says why ca must be replaced before it signs for required at now,
+// or "" when it can go on.
+func (ca *localCA) unfit(required []string, now time.Time) string {
+	c := ca.cert
+	if !now.Add(localLeafRenewal).Before(c.NotAfter) {
+		return "it expires on " + c.NotAfter.UTC().Format(time.DateOnly)
+	}
+	if !c.PermittedDNSDomainsCritical || len(c.PermittedDNSDomains) == 0 || len(c.PermittedIPRanges) == 0 {
+		return "it has no name constraints (made by an older version): it could vouch for any website"
+	}
+	if c.NotAfter.Sub(c.NotBefore) > localCAValidity+localBackdate {
+		return "it is valid longer than " + localCAValidity.String()
+	}
+	var missing []string
+	for _, n := range required {
+		if !ca.permits(n) {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return "its name constraints do not permit " + strings.Join(missing, ", ")
+	}
+	return ""
+}
+
+// permits reports whether ca's name constraints allow name (normalized):
+// a DNS name equal to or under a permitted domain, an IP address in a
+// permitted range. It mirrors crypto/x509's checks for these two forms.
+func (ca *localCA) permits(name string) bool {
+	if ip, err := netip.ParseAddr(name); err == nil {
+		return slices.ContainsFunc(ca.cert.PermittedIPRanges, func(r *net.IPNet) bool { return r.Contains(ip.AsSlice()) })
+	}
+	return slices.ContainsFunc(ca.cert.PermittedDNSDomains, func(d string) bool {
+		d = strings.ToLower(d)
+		return name == d || strings.HasSuffix(name, "."+d)
+	})
+}
+
+// permitted returns the names ca may sign for.
+func (ca *localCA) permitted(names []string) []string {
+	return slices.DeleteFunc(slices.Clone(names), func(n string) bool { return !ca.permits(n) })
+}
+
+// createLocalCA creates a CA named after hostname whose name constraints
+// permit exactly names (DNS names with their sub-domains, IP addresses
+// alone), and stores it in dir in place of any previous one.
+func createLocalCA(dir, hostname string, names []string, now time.Time) (*localCA, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generate local CA key: %w", err)
@@ -108,6 +148,20 @@ func createLocalCA(dir, hostname string, now time.Time) (*localCA, error) {
 		IsCA:                  true,
 		MaxPathLen:            0,
 		MaxPathLenZero:        true,
+		// Critical: a client that does not understand name constraints must
+		// refuse the CA rather than trust it for every name.
+		PermittedDNSDomainsCritical: true,
+	}
+	for _, n := range names {
+		if ip, err := netip.ParseAddr(n); err == nil {
+			tmpl.PermittedIPRanges = append(tmpl.PermittedIPRanges, &net.IPNet{IP: ip.AsSlice(), Mask: net.CIDRMask(ip.BitLen(), ip.BitLen())})
+		} else {
+			tmpl.PermittedDNSDomains = append(tmpl.PermittedDNSDomains, n)
+		}
+	}
+	if len(tmpl.PermittedDNSDomains) == 0 || len(tmpl.PermittedIPRanges) == 0 {
+		// An empty list would leave that name form unconstrained.
+		return nil, fmt.Errorf("create local CA: names %v lack a DNS name or an IP address", names)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -179,7 +233,8 @@ func (ca *localCA) leafUsable(leaf *x509.Certificate, names []string, now time.T
 	if leaf == nil || leaf.CheckSignatureFrom(ca.cert) != nil {
 		return false
 	}
-	if now.Before(leaf.NotBefore) || !now.Add(localLeafRenewal).Before(leaf.NotAfter) {
+	if now.Before(leaf.NotBefore) || !now.Add(localLeafRenewal).Before(leaf.NotAfter) ||
+		leaf.NotAfter.Sub(leaf.NotBefore) > localLeafValidity {
 		return false
 	}
 	return slices.Equal(certNames(leaf), names)
@@ -189,9 +244,9 @@ func (ca *localCA) issueLeaf(names []string, now time.Time) (*tls.Certificate, e
 	if len(names) == 0 {
 		return nil, errors.New("issue local node certificate: no host names")
 	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ca.leafKey()
 	if err != nil {
-		return nil, fmt.Errorf("generate node key: %w", err)
+		return nil, err
 	}
 	notBefore := now.Add(-localBackdate)
 	notAfter := notBefore.Add(localLeafValidity)
@@ -237,6 +292,33 @@ func (ca *localCA) issueLeaf(names []string, now time.Time) (*tls.Certificate, e
 	return &pair, nil
 }
 
+// leafKey returns the stored node key, or a new one when there is none:
+// renewals keep the key, so that clients pinning it (curl --pinnedpubkey)
+// go on working. Deleting node.key makes the next certificate use a new one.
+func (ca *localCA) leafKey() (*ecdsa.PrivateKey, error) {
+	if b, err := os.ReadFile(filepath.Join(ca.dir, localLeafKeyFile)); err == nil {
+		if blk, _ := pem.Decode(b); blk != nil {
+			if k, err := x509.ParsePKCS8PrivateKey(blk.Bytes); err == nil {
+				if ek, ok := k.(*ecdsa.PrivateKey); ok {
+					return ek, nil
+				}
+			}
+		}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate node key: %w", err)
+	}
+	return key, nil
+}
+
+// spkiPin is the pin of cert's public key as curl --pinnedpubkey takes it:
+// sha256// and the base64 SHA-256 of the DER SubjectPublicKeyInfo.
+func spkiPin(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.RawSubjectPublicKeyInfo)
+	return "sha256//" + base64.StdEncoding.EncodeToString(sum[:])
+}
+
 // certNames returns the DNS names and IP addresses of cert in the
 // normalized, sorted form of normalizeNames.
 func certNames(cert *x509.Certificate) []string {
@@ -265,17 +347,25 @@ func normalizeNames(in []string) []string {
 	return slices.Compact(out)
 }
 
-// defaultHostNames returns the names a local certificate always covers: the
-// machine's host name, localhost, the loopback addresses and the addresses
-// of its interfaces (link-local ones excepted: they need a zone).
-func defaultHostNames() []string {
+// baseHostNames returns the names a local certificate always covers and
+// its CA must permit: localhost, the loopback addresses and the machine's
+// host name.
+func baseHostNames() []string {
 	names := []string{"localhost", "127.0.0.1", "::1"}
 	if h, err := os.Hostname(); err == nil && h != "" {
 		names = append(names, h)
 	}
+	return names
+}
+
+// interfaceAddrs returns the addresses of the machine's interfaces
+// (link-local ones excepted: they need a zone). They change with the
+// network, so a CA that does not permit one is not replaced for it.
+func interfaceAddrs() []string {
+	var names []string
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
-		return names
+		return nil
 	}
 	for _, a := range addrs {
 		pfx, err := netip.ParsePrefix(a.String())

@@ -28,6 +28,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -132,6 +133,7 @@ type Config struct {
 
 	// Test hooks.
 	pollInterval            time.Duration // files watcher; 0 means defaultPollInterval
+	localCheck              time.Duration // local certificate check; 0 means localCheckInterval
 	disableHTTPChallenge    bool
 	disableTLSALPNChallenge bool
 	// disableARI: pebble v2.10.1 indexes certificates by the minimal hex of
@@ -163,18 +165,22 @@ type Status struct {
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	// CAFingerprint is the SHA-256 fingerprint of the local CA (local mode).
 	CAFingerprint string `json:"ca_fingerprint,omitempty"`
+	// SPKIPin is the pin of the served certificate's key, for curl
+	// --pinnedpubkey (local mode).
+	SPKIPin string `json:"spki_pin,omitempty"`
 }
 
 // Manager provides the node's certificates in one mode. Its methods are
 // safe for concurrent use.
 type Manager struct {
-	cfg     Config
-	mode    string
-	domains []string // acme mode, normalized
-	names   []string // local certificate's names, normalized
-	tlsDir  string
-	log     *slog.Logger
-	now     func() time.Time
+	cfg      Config
+	mode     string
+	domains  []string // acme mode, normalized
+	names    []string // local certificate's names, normalized
+	required []string // names the local CA must permit: configured ones, not interface addresses
+	tlsDir   string
+	log      *slog.Logger
+	now      func() time.Time
 
 	ctx    context.Context // cancelled by Close
 	cancel context.CancelFunc
@@ -182,8 +188,9 @@ type Manager struct {
 
 	// cert is the certificate served in local and files modes, and the
 	// temporary one in acme mode.
-	cert  atomic.Pointer[tls.Certificate]
-	local *localCA
+	cert    atomic.Pointer[tls.Certificate]
+	local   atomic.Pointer[localCA]
+	localMu sync.Mutex // one CA check and issuance at a time
 
 	// acme mode
 	cache   *certmagic.Cache
@@ -277,15 +284,21 @@ func (m *Manager) provision(ctx context.Context) error {
 				return fmt.Errorf("tls mode acme: %q is not a valid domain name", d)
 			}
 		}
-		m.names = normalizeNames(slices.Concat(m.domains, defaultHostNames(), cfg.HostNames))
+		m.required = normalizeNames(slices.Concat(m.domains, baseHostNames(), cfg.HostNames))
+		m.names = normalizeNames(slices.Concat(m.required, interfaceAddrs()))
 		if err := m.provisionLocal(); err != nil {
 			return err
 		}
 		return m.provisionACME(ctx)
 	case ModeLocal:
-		m.names = normalizeNames(slices.Concat(defaultHostNames(), cfg.HostNames))
+		// --domain in local mode names the node without ACME: its
+		// certificate covers the name and the CA permits it.
+		m.domains = normalizeNames(cfg.Domains)
+		m.required = normalizeNames(slices.Concat(m.domains, baseHostNames(), cfg.HostNames))
+		m.names = normalizeNames(slices.Concat(m.required, interfaceAddrs()))
 		return m.provisionLocal()
 	case ModeFiles:
+		m.names = normalizeNames(cfg.HostNames)
 		return m.provisionFiles()
 	}
 	m.log.Info("TLS is off: serving plain HTTP; only safe behind a reverse proxy that terminates TLS")
@@ -310,43 +323,91 @@ func (m *Manager) provisionLocal() error {
 	if err := mkdirPrivate(dir); err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
-	ca, created, err := loadOrCreateLocalCA(dir, host, m.now())
-	if err != nil {
-		return fmt.Errorf("local CA: %w", err)
-	}
-	m.local = ca
-	if m.mode == ModeLocal {
-		if created {
-			m.log.Info("created local CA: install it in browsers or pin its fingerprint",
-				"ca", ca.cert.Subject.CommonName, "ca_fingerprint", ca.fingerprint(),
-				"ca_file", filepath.Join(dir, localCACertFile))
-		} else {
-			m.log.Info("local CA", "ca", ca.cert.Subject.CommonName, "ca_fingerprint", ca.fingerprint(),
-				"ca_file", filepath.Join(dir, localCACertFile))
-		}
-	}
 	if err := m.refreshLocal(false); err != nil {
 		return err
+	}
+	if ca := m.local.Load(); m.mode == ModeLocal {
+		m.log.Info("local CA: pin the node's key or trust this CA (it can only vouch for the node's names)",
+			"ca", ca.cert.Subject.CommonName, "ca_fingerprint", ca.fingerprint(),
+			"ca_not_after", ca.cert.NotAfter, "spki_pin", m.SPKIPin(),
+			"ca_file", filepath.Join(dir, localCACertFile))
 	}
 	m.wg.Add(1)
 	go m.localLoop()
 	return nil
 }
 
-// refreshLocal installs the node certificate signed by the local CA, issuing
-// a new one when forced or when the stored one is due.
+// ensureLocalCA loads the local CA, or creates one when there is none or
+// the stored one is unfit: expiring, without name constraints (an older
+// version's), or not permitting a configured name. A CA is replaced rather
+// than kept with a warning because an unconstrained CA that users installed
+// lets its key impersonate any website: only a new one ends that, and the
+// log tells the operator to have users remove the old one.
+func (m *Manager) ensureLocalCA() (*localCA, error) {
+	now := m.now()
+	ca := m.local.Load()
+	dir := filepath.Join(m.tlsDir, "local")
+	if ca == nil {
+		var err error
+		if ca, err = loadLocalCA(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("local CA: %w", err)
+		}
+	}
+	why := ""
+	if ca != nil {
+		if why = ca.unfit(m.required, now); why == "" {
+			if left := ca.cert.NotAfter.Sub(now); left < localCAWarn && m.mode == ModeLocal {
+				m.log.Warn("the local CA expires soon: a new one will replace it and users will have to trust it (or the new pin) again",
+					"ca_fingerprint", ca.fingerprint(), "ca_not_after", ca.cert.NotAfter)
+			}
+			m.local.Store(ca)
+			return ca, nil
+		}
+	}
+	host, _ := os.Hostname()
+	fresh, err := createLocalCA(dir, host, m.names, now)
+	if err != nil {
+		return nil, fmt.Errorf("local CA: %w", err)
+	}
+	m.local.Store(fresh)
+	switch {
+	case ca == nil:
+		m.log.Info("created local CA", "ca_fingerprint", fresh.fingerprint(), "permitted", m.names)
+	case m.mode == ModeLocal:
+		m.log.Warn("replaced the local CA: users who installed or pinned the old one must remove it and trust the new one",
+			"reason", why, "old_ca_fingerprint", ca.fingerprint(), "ca_fingerprint", fresh.fingerprint(), "permitted", m.names)
+	default:
+		// acme mode: the local CA only signs the temporary certificate.
+		m.log.Info("replaced the local CA of temporary certificates", "reason", why)
+	}
+	return fresh, nil
+}
+
+// refreshLocal installs the node certificate signed by the local CA
+// (replacing the CA first when it is unfit), issuing a new certificate when
+// forced or when the stored one is due.
 func (m *Manager) refreshLocal(force bool) error {
+	m.localMu.Lock()
+	defer m.localMu.Unlock()
+	ca, err := m.ensureLocalCA()
+	if err != nil {
+		m.setError(localErrorKey, err.Error())
+		return err
+	}
+	names := ca.permitted(m.names)
+	if dropped := len(m.names) - len(names); dropped > 0 {
+		m.log.Info("local certificate: names the CA does not permit are left out (addresses that appeared after it was created)",
+			"names", names, "wanted", m.names)
+	}
 	var (
 		cert   *tls.Certificate
 		issued bool
-		err    error
 	)
 	if force {
-		cert, err = m.local.issueLeaf(m.names, m.now())
+		cert, err = ca.issueLeaf(names, m.now())
 		issued = err == nil
 	} else {
-		cert, issued, err = m.local.leaf(m.names, m.now())
+		cert, issued, err = ca.leaf(names, m.now())
 	}
 	if err != nil {
 		err = fmt.Errorf("local certificate: %w", err)
@@ -356,15 +417,19 @@ func (m *Manager) refreshLocal(force bool) error {
 	m.cert.Store(cert)
 	m.clearError(localErrorKey)
 	if issued {
-		m.log.Info("issued local certificate", "names", m.names,
-			"not_after", cert.Leaf.NotAfter, "serial", cert.Leaf.SerialNumber.Text(16))
+		m.log.Info("issued local certificate", "names", names,
+			"not_after", cert.Leaf.NotAfter, "serial", cert.Leaf.SerialNumber.Text(16), "spki_pin", spkiPin(cert.Leaf))
 	}
 	return nil
 }
 
 func (m *Manager) localLoop() {
 	defer m.wg.Done()
-	t := time.NewTicker(localCheckInterval)
+	every := m.cfg.localCheck
+	if every <= 0 {
+		every = localCheckInterval
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -372,7 +437,7 @@ func (m *Manager) localLoop() {
 			return
 		case <-t.C:
 			if err := m.refreshLocal(false); err != nil {
-				m.log.Error("renewing local certificate", "error", err)
+				m.log.Error("renewing local certificate", "err", err)
 			}
 		}
 	}
@@ -446,6 +511,12 @@ func (m *Manager) redirect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "missing Host header", http.StatusBadRequest)
 		return
 	}
+	if !m.ownName(host) {
+		// Redirecting any Host would make the node's port 80 an open
+		// redirector to whatever site an attacker names.
+		http.Error(w, "unknown host name", http.StatusMisdirectedRequest)
+		return
+	}
 	if port := m.cfg.RedirectPort; port != 0 && port != 443 {
 		host = net.JoinHostPort(host, strconv.Itoa(port))
 	} else if strings.Contains(host, ":") {
@@ -456,6 +527,21 @@ func (m *Manager) redirect(w http.ResponseWriter, r *http.Request) {
 		code = http.StatusMovedPermanently
 	}
 	http.Redirect(w, r, "https://"+host+r.URL.RequestURI(), code)
+}
+
+// ownName reports whether host is one of the node's names: a domain, a
+// name of the local certificate, or a name the served certificate covers
+// (files mode, wildcards included).
+func (m *Manager) ownName(host string) bool {
+	n := normalizeNames([]string{host})
+	if len(n) == 0 {
+		return false
+	}
+	if slices.Contains(m.domains, n[0]) || slices.Contains(m.names, n[0]) {
+		return true
+	}
+	c := m.cert.Load()
+	return c != nil && c.Leaf != nil && c.Leaf.VerifyHostname(n[0]) == nil
 }
 
 // HSTS wraps next so that responses over TLS carry Strict-Transport-Security
@@ -478,19 +564,28 @@ func (m *Manager) Mode() string { return m.mode }
 // CAFingerprint returns the SHA-256 fingerprint of the local CA certificate
 // as upper-case colon hex in local mode, "" otherwise.
 func (m *Manager) CAFingerprint() string {
-	if m.mode != ModeLocal || m.local == nil {
-		return ""
+	if ca := m.local.Load(); m.mode == ModeLocal && ca != nil {
+		return ca.fingerprint()
 	}
-	return m.local.fingerprint()
+	return ""
+}
+
+// SPKIPin returns the pin of the served certificate's public key in the
+// form of curl --pinnedpubkey (sha256//BASE64), in local mode; "" otherwise.
+func (m *Manager) SPKIPin() string {
+	if c := m.cert.Load(); m.mode == ModeLocal && c != nil && c.Leaf != nil {
+		return spkiPin(c.Leaf)
+	}
+	return ""
 }
 
 // CACertPEM returns the local CA certificate (PEM) in local mode, for the
 // setup page to offer for download; nil otherwise.
 func (m *Manager) CACertPEM() []byte {
-	if m.mode != ModeLocal || m.local == nil {
-		return nil
+	if ca := m.local.Load(); m.mode == ModeLocal && ca != nil {
+		return slices.Clone(ca.certPEM)
 	}
-	return slices.Clone(m.local.certPEM)
+	return nil
 }
 
 // Status returns the current state of the certificates.
@@ -524,6 +619,7 @@ func (m *Manager) Status() Status {
 			served = append(served, c.Leaf)
 		}
 		st.CAFingerprint = m.CAFingerprint()
+		st.SPKIPin = m.SPKIPin()
 	}
 	var names []string
 	for _, c := range served {
