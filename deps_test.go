@@ -120,7 +120,7 @@ func TestDependencyRulesCatchForbiddenImports(t *testing.T) {
 		{"only store imports bbolt", "relais/server/node", "go.etcd.io/bbolt/errors", false},
 		{"only cluster imports NATS", "relais/server/node", "github.com/nats-io/nats.go", false},
 		{"nothing under server imports cluster", "relais/server/node", "relais/cluster", false},
-		{"no test helper is linked into the relais binary", "", "relais/server/mls/mlstest", true},
+		{"no test helper is linked into the relais binary", "", "relais/server/media/mediatest", true},
 	}
 	for _, c := range cases {
 		t.Run(c.rule+": "+c.importer+" → "+c.imported, func(t *testing.T) {

@@ -18,12 +18,12 @@ import (
 	"sync"
 	"testing"
 
+	"relais/cluster/nodetest"
 	"relais/server/account"
 	"relais/server/admin"
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/node"
-	"relais/server/nodetest"
 )
 
 // captureHandler keeps every log record, of every level, as text.
