@@ -189,7 +189,8 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	}
 	wsOpts := opts.WS
 	wsOpts.Logger = log
-	wsOpts.RateLimits = cfg.RateLimits
+	// Tests may turn the websocket's limits on alone.
+	wsOpts.RateLimits = wsOpts.RateLimits || cfg.RateLimits
 	if n.WS, err = ws.New(n.Chat, b, ws.AuthFunc(n.authenticate), wsOpts); err != nil {
 		return nil, err
 	}
