@@ -109,7 +109,9 @@ func TestFrameFloodsAreRefusedAfterTheBurst(t *testing.T) {
 			owner, flooder, member, newRoom := people("Role")
 			room := newRoom("group")
 			roles := []string{"moderator", "member"}
-			return flood{flooder, func(i int) map[string]any { return map[string]any{"room": room, "user": member.id(), "role": roles[i%2]} },
+			return flood{flooder, func(i int) map[string]any {
+				return map[string]any{"room": room, "user": member.id(), "role": roles[i%2]}
+			},
 				countEvents(owner, room, func(ev proto.Event) bool { return ev.Type == proto.EvMember && ev.Action == proto.ActRole })}
 		}},
 		{"invite", func() flood {
