@@ -44,8 +44,13 @@ type Options struct {
 	Password password.Params
 	// Mailer overrides the SMTP relay of the configuration.
 	Mailer mail.Sender
-	// WS overrides the websocket endpoint's tuning.
+	// WS overrides the websocket endpoint's tuning; WS.RateLimits turns
+	// the limits of websocket frames (and KeyPackage claims) on even with
+	// the configuration's rate limits off.
 	WS ws.Options
+	// LowKeysEvery overrides the least time between two low_keys frames
+	// of one device (tests).
+	LowKeysEvery time.Duration
 	// NoSync turns fsync off; only for tests that measure nothing.
 	NoSync bool
 	// Now is the clock of accounts and rooms (tests of expiry).
@@ -167,7 +172,8 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if name == "" {
 		name = "Relais"
 	}
-	n.Chat = chat.New(n.DB, b, chat.Options{Logger: log, Now: opts.Now})
+	n.Chat = chat.New(n.DB, b, chat.Options{Logger: log, Now: opts.Now,
+		RateLimits: cfg.RateLimits || opts.WS.RateLimits, LowKeysEvery: opts.LowKeysEvery})
 	if n.Accounts, err = account.New(ctx, n.DB, b, account.Config{
 		Domains: cfg.AllowedDomains, PublicURL: n.url, Mailer: mailer, Templates: mail.Templates{Node: name},
 		Validity: time.Duration(cfg.AccountValidity), RateLimits: cfg.RateLimits, Password: opts.Password, Logger: log, Now: opts.Now,
