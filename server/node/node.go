@@ -48,6 +48,8 @@ type Options struct {
 	// the limits of websocket frames (and KeyPackage claims) on even with
 	// the configuration's rate limits off.
 	WS ws.Options
+	// Bodies overrides the deadlines of request bodies (tests).
+	Bodies api.BodyDeadlines
 	// LowKeysEvery overrides the least time between two low_keys frames
 	// of one device (tests).
 	LowKeysEvery time.Duration
@@ -202,7 +204,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	}
 	handler := api.New(api.Config{
 		Accounts: n.Accounts, Chat: n.Chat, WS: n.WS, Media: n.Files.Handler(), Web: opts.Web, Health: n.health, Metrics: n.metrics,
-		SecureCookies: tlsConf != nil || !loopback, TrustProxy: cfg.TrustProxy, Name: name, Logger: log,
+		SecureCookies: tlsConf != nil || !loopback, TrustProxy: cfg.TrustProxy, Bodies: opts.Bodies, Name: name, Logger: log,
 	})
 	if n.admin, err = admin.Listen(cfg.Data, n.Accounts, n.DB, log); err != nil {
 		return nil, err
@@ -219,8 +221,10 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if tlsConf != nil {
 		h = n.TLS.HSTS(handler)
 	}
-	// Only ReadHeaderTimeout: read and write timeouts would stay on the
-	// connections hijacked by websockets.
+	// Only ReadHeaderTimeout here: read and write timeouts would stay on
+	// the connections hijacked by websockets. Bodies get their deadline
+	// per request (api.BodyDeadlines); idle keep-alive connections close
+	// after IdleTimeout.
 	n.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		TLSConfig: tlsConf, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go func() {

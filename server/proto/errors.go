@@ -21,6 +21,7 @@ const (
 	CodeGone              = "gone"                 // the target was deleted
 	CodeRateLimited       = "rate_limited"         // slow down; see retry_after
 	CodeTooManySockets    = "too_many_connections" // the account has as many websockets open as allowed
+	CodeRequestTimeout    = "request_timeout"      // the request body arrived too slowly
 	CodeInternal          = "internal"             // our fault; retry later
 	CodeUnavailable       = "unavailable"          // the node is shutting down or overloaded
 	CodeEmailInvalid      = "email_invalid"        // not a well-formed address
