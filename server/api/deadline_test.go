@@ -100,14 +100,8 @@ func TestSlowHonestUploadsAndIdleWebsocketsLive(t *testing.T) {
 	c := n.NewUser("Lent Honnete")
 	ctx := context.Background()
 	room := group(t, c)
-	ws, err := c.Dial(ctx, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := dialSynced(t, ctx, c)
 	defer ws.CloseNow()
-	if _, err := ws.Sync(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
 
 	const size = 7000 // 3.5 s at 2000 bytes/s: past the 2 s grace, above 1000 bytes/s
 	up, err := c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: "lent.txt", Size: size})
@@ -146,17 +140,25 @@ func group(t *testing.T, c *client.Client) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ws, err := c.Dial(ctx, 16)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws := dialSynced(t, ctx, c)
 	defer ws.CloseNow()
-	if _, err := ws.Sync(ctx, nil); err != nil {
-		t.Fatal(err)
-	}
 	var res map[string]string
 	if err := ws.Call(ctx, "create_room", map[string]any{"kind": "group", "name": "Lenteur", "encrypted": false}, &res); err != nil {
 		t.Fatal(err)
 	}
 	return res["room"]
+}
+
+// dialSynced opens a websocket of c and syncs it.
+func dialSynced(t *testing.T, ctx context.Context, c *client.Client) *client.Conn {
+	t.Helper()
+	ws, err := c.Dial(ctx, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ws.Sync(ctx, nil); err != nil {
+		ws.CloseNow()
+		t.Fatal(err)
+	}
+	return ws
 }
