@@ -142,6 +142,28 @@ func TestFrameFloodsAreRefusedAfterTheBurst(t *testing.T) {
 			attacker := newDev(t, n, "Assaillant Depart")
 			return flood{attacker, func(int) map[string]any { return map[string]any{"room": room} }, nil}
 		}},
+		{"send", func() flood {
+			owner, flooder, _, newRoom := people("Envoi")
+			room := newRoom("group")
+			return flood{flooder, func(i int) map[string]any {
+				return map[string]any{"room": room, "type": "text", "body": fmt.Sprint("spam ", i)}
+			},
+				countEvents(owner, room, func(ev proto.Event) bool { return ev.Type == proto.EvText })}
+		}},
+		{"typing", func() flood {
+			_, flooder, _, newRoom := people("Frappe")
+			room := newRoom("group")
+			return flood{flooder, func(i int) map[string]any { return map[string]any{"room": room, "on": i%2 == 0} }, nil}
+		}},
+		{"open_dm", func() flood {
+			_, flooder, member, _ := people("Direct")
+			return flood{flooder, func(int) map[string]any { return map[string]any{"user": member.id(), "encrypted": false} }, nil}
+		}},
+		{"unban", func() flood {
+			_, flooder, member, newRoom := people("Grace")
+			room := newRoom("group")
+			return flood{flooder, func(int) map[string]any { return map[string]any{"room": room, "user": member.id()} }, nil}
+		}},
 		{"create_room", func() flood {
 			attacker := newDev(t, n, "Assaillant Salles")
 			return flood{attacker, func(i int) map[string]any {
