@@ -25,8 +25,8 @@ var testBodies = nodetest.WithOptions(func(o *node.Options) {
 
 // slowRequest writes a request's head, then its body one byte every
 // interval, and returns how long the node kept the connection open
-// (failing the test if still open after limit).
-func slowRequest(t *testing.T, addr, head string, body int, every, limit time.Duration) time.Duration {
+// (failing the test if still open after limit) and what it answered.
+func slowRequest(t *testing.T, addr, head, body string, every, limit time.Duration) (time.Duration, string) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -40,24 +40,25 @@ func slowRequest(t *testing.T, addr, head string, body int, every, limit time.Du
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		for range body {
+		for i := range len(body) {
 			select {
 			case <-stop:
 				return
 			case <-time.After(every):
 			}
-			if _, err := conn.Write([]byte("x")); err != nil {
+			if _, err := conn.Write([]byte{body[i]}); err != nil {
 				return
 			}
 		}
 	}()
 	conn.SetReadDeadline(start.Add(limit))
-	_, err = io.Copy(io.Discard, conn)
+	var answer strings.Builder
+	_, err = io.Copy(&answer, conn)
 	took := time.Since(start)
 	if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Fatalf("the connection was still open after %v", took.Round(time.Millisecond))
 	}
-	return took
+	return took, answer.String()
 }
 
 // TestSlowBodiesAreCut: a body that trickles in (one byte a second) is
@@ -75,18 +76,25 @@ func TestSlowBodiesAreCut(t *testing.T) {
 	host := strings.TrimPrefix(n.URL(), "http://")
 	for _, tc := range []struct {
 		name, head string
+		answer     string // the status line and the error code
 	}{
-		{"sign-in", "POST /api/v1/login HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"},
+		{"sign-in", "POST /api/v1/login HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n", "408 request_timeout"},
 		{"file chunk", "PUT /api/v1/media/uploads/" + url.PathEscape(up.ID) + "?offset=0 HTTP/1.1\r\nHost: " + host +
-			"\r\nAuthorization: Bearer " + c.Token() + "\r\nContent-Length: 100\r\n\r\n"},
+			"\r\nAuthorization: Bearer " + c.Token() + "\r\nContent-Length: 100\r\n\r\n", "400 interrupted"},
 		{"key backup", "PUT /api/v1/backups/slow HTTP/1.1\r\nHost: " + host +
-			"\r\nAuthorization: Bearer " + c.Token() + "\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\n"},
+			"\r\nAuthorization: Bearer " + c.Token() + "\r\nContent-Type: application/octet-stream\r\nContent-Length: 100\r\n\r\n", "408 request_timeout"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			took := slowRequest(t, n.Addr(), tc.head, 100, time.Second, 6*time.Second)
+			// The start of a valid JSON body: the decoder waits for more.
+			body := `{"email":"` + strings.Repeat("a", 90)
+			took, answer := slowRequest(t, n.Addr(), tc.head, body, time.Second, 6*time.Second)
 			if took < 1500*time.Millisecond {
 				t.Fatalf("closed after %v, before the deadline", took)
+			}
+			status, code, _ := strings.Cut(tc.answer, " ")
+			if !strings.HasPrefix(answer, "HTTP/1.1 "+status) || !strings.Contains(answer, `"code":"`+code+`"`) {
+				t.Fatalf("answered %q, want %s", answer, tc.answer)
 			}
 		})
 	}
