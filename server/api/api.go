@@ -48,6 +48,8 @@ type Config struct {
 	// TrustProxy takes the client address from the last
 	// X-Forwarded-For entry (a node behind a reverse proxy).
 	TrustProxy bool
+	// Bodies bound how long request bodies may take to arrive.
+	Bodies BodyDeadlines
 	// Name is the node's name as shown to users.
 	Name   string
 	Logger *slog.Logger
@@ -65,6 +67,7 @@ func New(cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cfg.Bodies.defaults()
 	h := &Handler{cfg: cfg, log: cfg.Logger.With("component", "api"), mux: http.NewServeMux()}
 	m := h.mux
 	m.HandleFunc("POST /api/v1/register", h.handle(h.register))
@@ -126,6 +129,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, h.log, proto.Errorf(proto.CodeForbidden, "cross-site request refused"))
 		return
 	}
+	h.withBodyDeadline(w, r)
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -185,6 +189,9 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return proto.Errorf(proto.CodeTooLarge, "body over %d bytes", maxBody)
+		}
+		if pe := proto.AsError(err); pe != nil {
+			return pe // request_timeout
 		}
 		return proto.Errorf(proto.CodeBadRequest, "body is not the expected JSON: %v", err)
 	}

@@ -42,6 +42,9 @@ func (h *Handler) putBackup(w http.ResponseWriter, r *http.Request, id account.I
 		if errors.As(err, &mbe) {
 			return proto.Errorf(proto.CodeTooLarge, "a backup is at most %d bytes", chat.MaxBackupSize)
 		}
+		if pe := proto.AsError(err); pe != nil {
+			return pe // request_timeout
+		}
 		return proto.Errorf(proto.CodeBadRequest, "reading the body: %v", err)
 	}
 	if err := h.cfg.Chat.PutBackup(r.Context(), id.User.ID, r.PathValue("name"), data); err != nil {

@@ -23,6 +23,8 @@ var statusOf = map[string]int{
 	proto.CodeConflict:          http.StatusConflict,
 	proto.CodeGone:              http.StatusGone,
 	proto.CodeRateLimited:       http.StatusTooManyRequests,
+	proto.CodeTooManySockets:    http.StatusTooManyRequests,
+	proto.CodeRequestTimeout:    http.StatusRequestTimeout,
 	proto.CodeInternal:          http.StatusInternalServerError,
 	proto.CodeUnavailable:       http.StatusServiceUnavailable,
 	proto.CodeEmailInvalid:      http.StatusBadRequest,

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"relais/server/mls"
@@ -194,11 +195,32 @@ func (s *Service) announceDevice(tx *store.Tx, a Actor, key []byte) error {
 	return nil
 }
 
+// Claim limits, with rate limits on (the bursts exported for tests). A claim takes one KeyPackage of
+// each device of the people named, so that a claimer who shares a room
+// with someone could otherwise empty that person's stock, and every
+// later add would get the reused last-resort KeyPackage. Per target user,
+// whoever claims: 30 at once then one every 6 s; per claimer and target:
+// 5 then one every 30 s, so that one room-mate alone cannot spend the
+// target's budget. Honest claims come once per room someone is added to.
+// One's own devices are not limited.
+const (
+	claimTargetRate, ClaimTargetBurst = 1.0 / 6, 30
+	claimPairRate, ClaimPairBurst     = 1.0 / 30, 5
+)
+
+// detailNotShared refines the forbidden answer to a claim naming nobody
+// the claimer is adding to a room.
+const detailNotShared = "mls_no_shared_room"
+
 // ClaimKeys hands out one KeyPackage of every signed-in device of the
 // given users (the actor's own device left out), in suite (0: any): a
-// regular one, consumed, or the device's last-resort one. Devices with
-// none are listed as missing. Users who are not active accounts are left
-// out. Devices whose stock runs low are asked for more.
+// regular one, consumed, or the device's last-resort one, which is never
+// consumed. Devices with none are listed as missing. Only the actor's own
+// user and people the actor may be adding to an encrypted room are
+// claimed from (see claimable); others, and users who are not active
+// accounts, are left out, and a claim that leaves out everyone it names
+// is refused. Devices whose stock runs low are asked for more (coalesced,
+// see lowKeysNotices).
 func (s *Service) ClaimKeys(ctx context.Context, a Actor, users []string, suite uint16) (proto.Claim, error) {
 	if a.External {
 		return proto.Claim{}, proto.Errorf(proto.CodeExternalForbidden, "external correspondents cannot add people to conversations")
@@ -209,11 +231,20 @@ func (s *Service) ClaimKeys(ctx context.Context, a Actor, users []string, suite 
 	var out proto.Claim
 	err := s.update(ctx, func(tx *store.Tx) error {
 		out = proto.Claim{KeyPackages: []proto.ClaimedKey{}, Missing: []proto.DeviceName{}}
+		targets, err := claimable(tx, a.User, dedupe(users, ""))
+		if err != nil {
+			return err
+		}
+		if len(targets) == 0 {
+			e := proto.Errorf(proto.CodeForbidden, "KeyPackages are claimed only for people in an encrypted room you are in (joined or invited)")
+			e.Detail = detailNotShared
+			return e
+		}
+		if err := s.allowClaims(a.User, targets); err != nil {
+			return err
+		}
 		now := s.now()
-		for _, u := range dedupe(users, "") {
-			if usr, err := tx.User(u); err != nil || usr.State != store.UserActive {
-				continue
-			}
+		for _, u := range targets {
 			devices, err := tx.Devices(u)
 			if err != nil {
 				return err
@@ -233,14 +264,153 @@ func (s *Service) ClaimKeys(ctx context.Context, a Actor, users []string, suite 
 				out.KeyPackages = append(out.KeyPackages, proto.ClaimedKey{User: u, Device: d.DeviceID,
 					KeyPackage: base64.StdEncoding.EncodeToString(kp.Data), LastResort: kp.LastResort})
 				if n := tx.KeyPackageCount(u, d.DeviceID); n < lowKeys {
-					frame := proto.Encode(proto.LowKeys{T: proto.TLowKeys, Device: d.DeviceID, Count: n})
-					tx.OnCommit(func() { s.PublishUser(u, frame) })
+					tx.OnCommit(func() { s.lowKeys.notify(s, u, d.DeviceID) })
 				}
 			}
 		}
 		return nil
 	})
 	return out, err
+}
+
+// claimable returns the users, of those named, whose KeyPackages the
+// claimer may take: their own, and those of active people joined or
+// invited in an encrypted room the claimer has joined. That is everyone a
+// client adds to a group: the other person of a direct conversation it
+// opened (both joined), the people it invited to a group it created or
+// is in (invited before their devices are added), and the members whose
+// new devices it adds. A stranger found in the directory is claimable
+// once the direct conversation with them is opened.
+func claimable(tx *store.Tx, claimer string, users []string) ([]string, error) {
+	var shared map[string]bool // the claimer's joined encrypted rooms
+	var out []string
+	for _, u := range users {
+		if usr, err := tx.User(u); err != nil || usr.State != store.UserActive {
+			continue
+		}
+		if u == claimer {
+			out = append(out, u)
+			continue
+		}
+		if shared == nil {
+			shared = map[string]bool{}
+			rooms, err := tx.UserRooms(claimer)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rooms {
+				m, err := tx.Member(r, claimer)
+				if err != nil || m.State != store.Joined {
+					continue
+				}
+				if room, err := tx.Room(r); err == nil && room.Encrypted {
+					shared[r] = true
+				}
+			}
+		}
+		// The room index lists joined and invited memberships only.
+		theirs, err := tx.UserRooms(u)
+		if err != nil {
+			return nil, err
+		}
+		if slices.ContainsFunc(theirs, func(r string) bool { return shared[r] }) {
+			out = append(out, u)
+		}
+	}
+	return out, nil
+}
+
+// allowClaims takes a token per target (other than the claimer) from the
+// target's bucket and the claimer's bucket for that target, all or none:
+// a refused claim leaves every bucket as it was.
+func (s *Service) allowClaims(claimer string, targets []string) error {
+	if s.claimsByTarget == nil {
+		return nil
+	}
+	var taken []string
+	undo := func() {
+		for _, k := range taken {
+			s.claimsByTarget.Undo(k)
+			s.claimsByPair.Undo(claimer + "\x00" + k)
+		}
+	}
+	for _, u := range targets {
+		if u == claimer {
+			continue
+		}
+		ok, wait := s.claimsByPair.Allow(claimer + "\x00" + u)
+		if ok {
+			if ok, wait = s.claimsByTarget.Allow(u); !ok {
+				s.claimsByPair.Undo(claimer + "\x00" + u)
+			}
+		}
+		if !ok {
+			undo()
+			e := proto.Errorf(proto.CodeRateLimited, "too many KeyPackages claimed for this person: try again later")
+			e.RetryAfter = int(wait/time.Second) + 1
+			return e
+		}
+		taken = append(taken, u)
+	}
+	return nil
+}
+
+// lowKeysNotices coalesces low_keys: a device is told at once the first
+// time, then at most once per interval, with its stock as it is then, so
+// that a run of claims does not send it a frame each.
+type lowKeysNotices struct {
+	every time.Duration
+	mu    sync.Mutex
+	// byDevice holds, for devices told within the interval, whether
+	// another notice is due at its end.
+	byDevice map[store.DeviceRef]*lowKeysState
+}
+
+type lowKeysState struct{ due bool }
+
+func (l *lowKeysNotices) notify(s *Service, user, device string) {
+	ref := store.DeviceRef{User: user, Device: device}
+	l.mu.Lock()
+	if st := l.byDevice[ref]; st != nil {
+		st.due = true
+		l.mu.Unlock()
+		return
+	}
+	if l.byDevice == nil {
+		l.byDevice = map[store.DeviceRef]*lowKeysState{}
+	}
+	st := &lowKeysState{}
+	l.byDevice[ref] = st
+	l.mu.Unlock()
+	s.sendLowKeys(ref)
+	var end func()
+	end = func() {
+		l.mu.Lock()
+		if !st.due {
+			delete(l.byDevice, ref)
+			l.mu.Unlock()
+			return
+		}
+		st.due = false
+		l.mu.Unlock()
+		s.sendLowKeys(ref)
+		time.AfterFunc(l.every, end)
+	}
+	time.AfterFunc(l.every, end)
+}
+
+// sendLowKeys tells a device's user its stock, if it is still low.
+func (s *Service) sendLowKeys(ref store.DeviceRef) {
+	frame, err := s.LowKeys(Actor{User: ref.User, Device: ref.Device})
+	if err != nil {
+		if !errors.Is(err, store.ErrClosed) {
+			s.log.Error("low_keys", "err", err)
+		}
+		return
+	}
+	if frame != nil {
+		s.PublishUser(ref.User, frame)
+	}
 }
 
 // LowKeys returns the low_keys frame a device should get when it

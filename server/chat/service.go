@@ -15,6 +15,7 @@ import (
 
 	"relais/server/bus"
 	"relais/server/proto"
+	"relais/server/ratelimit"
 	"relais/server/store"
 )
 
@@ -59,6 +60,11 @@ type Options struct {
 	Now     func() time.Time
 	Inviter Inviter
 	Files   Files
+	// RateLimits turns on the limits of KeyPackage claims (keys.go).
+	RateLimits bool
+	// LowKeysEvery is the least time between two low_keys frames of one
+	// device (default 30 s).
+	LowKeysEvery time.Duration
 }
 
 // Service implements the rooms of one node.
@@ -70,6 +76,11 @@ type Service struct {
 	node    string
 	inviter Inviter
 	files   Files
+
+	// claimsByTarget and claimsByPair limit KeyPackage claims (nil: no
+	// limits); lowKeys coalesces low_keys frames (keys.go).
+	claimsByTarget, claimsByPair *ratelimit.Limiter
+	lowKeys                      lowKeysNotices
 
 	// published is the feed position of the last event handed to the bus.
 	published atomic.Uint64
@@ -83,10 +94,19 @@ func New(db *store.DB, b bus.Bus, opts Options) *Service {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Service{
+	s := &Service{
 		db: db, bus: b, log: opts.Logger.With("component", "chat"), now: opts.Now,
 		node: db.Node(), inviter: opts.Inviter, files: opts.Files,
 	}
+	if opts.RateLimits {
+		s.claimsByTarget = ratelimit.New(claimTargetRate, ClaimTargetBurst)
+		s.claimsByPair = ratelimit.New(claimPairRate, ClaimPairBurst)
+	}
+	s.lowKeys.every = opts.LowKeysEvery
+	if s.lowKeys.every == 0 {
+		s.lowKeys.every = 30 * time.Second
+	}
+	return s
 }
 
 // SetInviter sets the external inviter after construction (the account

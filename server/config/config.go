@@ -94,7 +94,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "private key PEM file (--tls files)")
 	fs.Var(&c.AllowedDomains, "allowed-domains", "e-mail domains allowed to register, comma-separated: a.gouv.fr is that domain, *.gouv.fr its sub-domains")
 	fs.Var(&c.AccountValidity, "account-validity", "accounts expire after this long unless renewed by e-mail (e.g. 365d); 0 for never")
-	fs.Var(onOff{&c.RateLimits}, "rate-limits", "on or off: rate limits on sign-in, registration and sending (off only for tests and benchmarks)")
+	fs.Var(onOff{&c.RateLimits}, "rate-limits", "on or off: rate limits on sign-in, registration, websocket frames and KeyPackage claims (off only for tests and benchmarks)")
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", c.TrustProxy, "take client addresses from X-Forwarded-For (only behind your own reverse proxy)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", c.SMTPHost, "SMTP relay for verification and invitation e-mails; without one, an operator approves registrations")
 	fs.IntVar(&c.SMTPPort, "smtp-port", c.SMTPPort, "SMTP relay port (default 587 with starttls, 465 with tls)")

@@ -8,7 +8,6 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
-	"time"
 
 	"relais/server/account"
 	"relais/server/api"
@@ -17,10 +16,6 @@ import (
 	"relais/server/proto"
 	"relais/server/store"
 )
-
-// chunkIdle bounds how long a chunk may go without a byte arriving: a
-// stalled phone must not hold its upload (and a connection) forever.
-const chunkIdle = time.Minute
 
 // handler serves /api/v1/media/. Every endpoint needs a session (cookie
 // or bearer); the api package has already refused cross-site
@@ -132,14 +127,10 @@ func (h *handler) chunk(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	if err != nil {
 		return err
 	}
-	// No whole-request timeout (large chunks on slow links are fine), but
-	// a chunk that stops arriving ends.
-	rc := http.NewResponseController(w)
-	body := &idleReader{r: r.Body, rc: rc}
-	body.extend()
+	// The api package bounds the chunk's arrival: large chunks on slow
+	// links are fine, a chunk that trickles or stops ends.
 	id := r.PathValue("id")
-	n, err := h.s.WriteChunk(r.Context(), a.User, id, offset, r.ContentLength, body)
-	rc.SetReadDeadline(time.Time{})
+	n, err := h.s.WriteChunk(r.Context(), a.User, id, offset, r.ContentLength, r.Body)
 	var oe *media.OffsetError
 	switch {
 	case errors.As(err, &oe):
@@ -161,27 +152,6 @@ func (h *handler) chunk(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	setOffset(w, n)
 	writeJSON(w, http.StatusOK, UploadState{ID: id, Offset: n, Size: st.Meta.DeclaredSize})
 	return nil
-}
-
-// idleReader pushes the connection's read deadline forward as bytes
-// arrive.
-type idleReader struct {
-	r    io.Reader
-	rc   *http.ResponseController
-	last time.Time
-}
-
-func (b *idleReader) extend() {
-	b.last = time.Now()
-	b.rc.SetReadDeadline(b.last.Add(chunkIdle))
-}
-
-func (b *idleReader) Read(p []byte) (int, error) {
-	n, err := b.r.Read(p)
-	if n > 0 && time.Since(b.last) > time.Second {
-		b.extend()
-	}
-	return n, err
 }
 
 func (h *handler) abort(w http.ResponseWriter, r *http.Request, a chat.Actor) error {

@@ -45,8 +45,15 @@ type Options struct {
 	Password password.Params
 	// Mailer overrides the SMTP relay of the configuration.
 	Mailer mail.Sender
-	// WS overrides the websocket endpoint's tuning.
+	// WS overrides the websocket endpoint's tuning; WS.RateLimits turns
+	// the limits of websocket frames (and KeyPackage claims) on even with
+	// the configuration's rate limits off.
 	WS ws.Options
+	// Bodies overrides the deadlines of request bodies (tests).
+	Bodies api.BodyDeadlines
+	// LowKeysEvery overrides the least time between two low_keys frames
+	// of one device (tests).
+	LowKeysEvery time.Duration
 	// NoSync turns fsync off; only for tests that measure nothing.
 	NoSync bool
 	// Now is the clock of accounts and rooms (tests of expiry).
@@ -173,7 +180,8 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if name == "" {
 		name = "Relais"
 	}
-	n.Chat = chat.New(n.DB, b, chat.Options{Logger: log, Now: opts.Now})
+	n.Chat = chat.New(n.DB, b, chat.Options{Logger: log, Now: opts.Now,
+		RateLimits: cfg.RateLimits || opts.WS.RateLimits, LowKeysEvery: opts.LowKeysEvery})
 	if n.Accounts, err = account.New(ctx, n.DB, b, account.Config{
 		Domains: cfg.AllowedDomains, PublicURL: n.url, Mailer: mailer, Templates: mail.Templates{Node: name},
 		Validity: time.Duration(cfg.AccountValidity), RateLimits: cfg.RateLimits, Password: opts.Password, Logger: log, Now: opts.Now,
@@ -195,7 +203,8 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	}
 	wsOpts := opts.WS
 	wsOpts.Logger = log
-	wsOpts.RateLimits = cfg.RateLimits
+	// Tests may turn the websocket's limits on alone.
+	wsOpts.RateLimits = wsOpts.RateLimits || cfg.RateLimits
 	if n.WS, err = ws.New(n.Chat, b, ws.AuthFunc(n.authenticate), wsOpts); err != nil {
 		return nil, err
 	}
@@ -205,7 +214,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		// proxy the listener is plain HTTP on loopback, the cookie still
 		// must never travel in clear.
 		SecureCookies: tlsConf != nil || !loopback || strings.HasPrefix(n.url, "https://"),
-		TrustProxy:    cfg.TrustProxy, Name: name, Logger: log,
+		TrustProxy:    cfg.TrustProxy, Bodies: opts.Bodies, Name: name, Logger: log,
 	})
 	if n.admin, err = admin.Listen(cfg.Data, n.Accounts, n.DB, log); err != nil {
 		return nil, err
@@ -228,8 +237,10 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if tlsConf != nil {
 		h = n.TLS.HSTS(handler)
 	}
-	// Only ReadHeaderTimeout: read and write timeouts would stay on the
-	// connections hijacked by websockets.
+	// Only ReadHeaderTimeout here: read and write timeouts would stay on
+	// the connections hijacked by websockets. Bodies get their deadline
+	// per request (api.BodyDeadlines); idle keep-alive connections close
+	// after IdleTimeout.
 	n.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		TLSConfig: tlsConf, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	go func() {

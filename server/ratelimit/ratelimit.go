@@ -88,3 +88,16 @@ func (l *Limiter) Allow(key string) (bool, time.Duration) {
 	}
 	return b.Allow(now)
 }
+
+// Undo gives back a token Allow took from key's bucket (up to the burst),
+// for a caller that takes from several buckets all or none.
+func (l *Limiter) Undo(key string) {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.buckets[key]; b != nil {
+		b.tokens = math.Min(b.burst, b.tokens+1)
+	}
+}

@@ -52,3 +52,27 @@ func TestNilLimiterAllows(t *testing.T) {
 		t.Fatal("nil limiter refused")
 	}
 }
+
+func TestLimiterUndoGivesBackUpToTheBurst(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := New(1, 2)
+	l.now = func() time.Time { return now }
+	l.Allow("a")
+	l.Allow("a")
+	if ok, _ := l.Allow("a"); ok {
+		t.Fatal("allowed past the burst")
+	}
+	l.Undo("a")
+	if ok, _ := l.Allow("a"); !ok {
+		t.Fatal("a token given back was not usable")
+	}
+	l.Undo("a")
+	l.Undo("a")
+	l.Undo("a") // beyond the burst: capped
+	l.Allow("a")
+	l.Allow("a")
+	if ok, _ := l.Allow("a"); ok {
+		t.Fatal("Undo filled past the burst")
+	}
+	l.Undo("unknown") // no bucket: nothing to give back
+}

@@ -2,7 +2,6 @@ package ws
 
 import (
 	"bytes"
-	"time"
 
 	"relais/server/chat"
 	"relais/server/proto"
@@ -26,8 +25,14 @@ func (s *session) handle(b []byte) {
 		s.refuse(id, err)
 		return
 	}
-	if err := s.limit(f); err != nil {
+	coalesced, err := s.limit(f)
+	if err != nil {
 		s.refuse(f.ID, err)
+		return
+	}
+	if coalesced {
+		s.done(f.ID, nil)
+		s.refused = 0
 		return
 	}
 	if err := s.dispatch(f); err != nil {
@@ -35,33 +40,6 @@ func (s *session) handle(b []byte) {
 		return
 	}
 	s.refused = 0
-}
-
-// limit applies the rate limits to sends and typing notices.
-func (s *session) limit(f *proto.ClientFrame) error {
-	if !s.srv.opts.RateLimits {
-		return nil
-	}
-	now := time.Now()
-	var ok bool
-	var wait time.Duration
-	switch f.T {
-	case proto.TSend, proto.TCreateRoom, proto.TOpenDM, proto.TInvite, proto.TInviteExt,
-		proto.TMLS, proto.TKeyPackages, proto.TClaimKeys:
-		if ok, wait = s.sendLimit.Allow(now); ok {
-			ok, wait = s.srv.userLimits.Allow(s.actor.User)
-		}
-	case proto.TTyping:
-		ok, wait = s.typingLimit.Allow(now)
-	default:
-		return nil
-	}
-	if ok {
-		return nil
-	}
-	e := proto.Errorf(proto.CodeRateLimited, "too many messages: slow down")
-	e.RetryAfter = int(wait/time.Second) + 1
-	return e
 }
 
 func (s *session) result(id string, data any) {
@@ -170,9 +148,9 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 	case proto.TRead:
 		return s.done(f.ID, c.MarkRead(ctx, a, f.Room, f.Seq))
 	case proto.TTyping:
-		return c.Typing(a, f.Room, f.On)
+		return s.done(f.ID, c.Typing(a, f.Room, f.On))
 	case proto.TPresence:
-		return c.Presence(a.User, f.Status)
+		return s.done(f.ID, c.Presence(a.User, f.Status))
 	case proto.TPing:
 		s.reply(proto.Encode(proto.Result{T: proto.TPong, ID: f.ID}))
 	case proto.TKeyPackages, proto.TClaimKeys, proto.TDeviceKeys, proto.TMLS, proto.TGroupInfo, proto.TWelcomeAck:

@@ -21,19 +21,22 @@ type hub struct {
 	mu     sync.RWMutex
 	byUser map[string]map[*session]struct{}
 	byRoom map[string]map[*session]struct{}
+	// reserved counts upgrades under way, by user, for the socket cap.
+	reserved map[string]int
 	// rooms lists the joined rooms of a user with sessions here, for a
 	// newly registered session of that user.
 	rooms func(userID string) ([]string, error)
 }
 
 func newHub(rooms func(string) ([]string, error)) *hub {
-	return &hub{byUser: map[string]map[*session]struct{}{}, byRoom: map[string]map[*session]struct{}{}, rooms: rooms}
+	return &hub{byUser: map[string]map[*session]struct{}{}, byRoom: map[string]map[*session]struct{}{},
+		reserved: map[string]int{}, rooms: rooms}
 }
 
-// register adds a session and subscribes it to its user's rooms. The room
-// list is read under the hub's lock so that no membership change on the
-// bus can fall between the read and the subscription. It reports whether
-// this is the user's first session here.
+// register adds a session, whose place was reserved, and subscribes it to
+// its user's rooms. The room list is read under the hub's lock so that no
+// membership change on the bus can fall between the read and the
+// subscription. It reports whether this is the user's first session here.
 func (h *hub) register(s *session) (first bool, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -47,10 +50,36 @@ func (h *hub) register(s *session) (first bool, err error) {
 		h.byUser[s.actor.User] = set
 	}
 	set[s] = struct{}{}
+	h.unreserveLocked(s.actor.User)
 	for _, r := range rooms {
 		h.joinLocked(s, r)
 	}
 	return len(set) == 1, nil
+}
+
+// reserve holds a place for a new session of the user if the user's
+// sessions and upgrades under way are fewer than limit (negative: no
+// limit); register takes the place, unreserve gives it back.
+func (h *hub) reserve(userID string, limit int) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if limit >= 0 && len(h.byUser[userID])+h.reserved[userID] >= limit {
+		return false
+	}
+	h.reserved[userID]++
+	return true
+}
+
+func (h *hub) unreserve(userID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.unreserveLocked(userID)
+}
+
+func (h *hub) unreserveLocked(userID string) {
+	if h.reserved[userID]--; h.reserved[userID] <= 0 {
+		delete(h.reserved, userID)
+	}
 }
 
 // unregister removes a session; it reports whether it was the user's last

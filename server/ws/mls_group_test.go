@@ -215,7 +215,9 @@ func TestMLSRefusals(t *testing.T) {
 		})
 	}
 	// A Welcome for someone who is not in the room (dave's KeyPackage,
-	// claimed) is refused; once invited, accepted.
+	// claimed, which needs an encrypted room shared with him: a direct
+	// conversation) is refused; once invited, accepted.
+	alice.call("open_dm", map[string]any{"user": dave.id()}, nil)
 	daveRefs := refs(t, alice.claim(dave.id()))
 	_, e = alice.commit(room, 1, daveRefs)
 	errIs(t, "a welcome for someone not in the room", e, proto.CodeForbidden, "")

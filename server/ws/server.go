@@ -49,10 +49,14 @@ type Options struct {
 	QueueBytes  int
 	// PingEvery is how often an idle connection is pinged.
 	PingEvery time.Duration
-	// RateLimits turns on per-session and per-user limits on sends.
+	// RateLimits turns on per-session and per-user limits on the frames
+	// that change state (limits.go).
 	RateLimits bool
 	// MaxRefused is how many consecutive refused frames close a session.
 	MaxRefused int
+	// MaxUserSockets caps the open websockets of one user on this node
+	// (default 40: 20 devices with two tabs each); negative: no cap.
+	MaxUserSockets int
 }
 
 func (o *Options) defaults() {
@@ -71,14 +75,10 @@ func (o *Options) defaults() {
 	if o.MaxRefused == 0 {
 		o.MaxRefused = 50
 	}
+	if o.MaxUserSockets == 0 {
+		o.MaxUserSockets = 40
+	}
 }
-
-// Send limits, per session and per user across sessions.
-const (
-	sendRate, sendBurst     = 10, 30
-	userRate, userBurst     = 20, 60
-	typingRate, typingBurst = 2, 4
-)
 
 // Server serves /api/v1/ws.
 type Server struct {
@@ -89,7 +89,7 @@ type Server struct {
 	hub  *hub
 	sub  bus.Subscription
 
-	userLimits *ratelimit.Limiter
+	userLimits []*ratelimit.Limiter // by limit class (limits.go)
 
 	// ctx is cancelled by Close: it outlives the HTTP requests that
 	// upgraded to websockets.
@@ -103,7 +103,7 @@ func New(c *chat.Service, b bus.Bus, auth Authenticator, opts Options) (*Server,
 	opts.defaults()
 	s := &Server{chat: c, auth: auth, opts: opts, log: opts.Logger.With("component", "ws"), hub: newHub(c.JoinedRooms)}
 	if opts.RateLimits {
-		s.userLimits = ratelimit.New(userRate, userBurst)
+		s.userLimits = newUserLimiters()
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	sub, err := b.Subscribe(proto.SubjectAll, s.hub.handle)
@@ -154,6 +154,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, proto.CodeForbidden, "cross-origin websocket refused")
 		return
 	}
+	// The cap is checked before the upgrade, and the place held until the
+	// session is registered, so that concurrent upgrades cannot pass it.
+	if !s.hub.reserve(ident.User, s.opts.MaxUserSockets) {
+		w.Header().Set("Retry-After", "60")
+		writeError(w, http.StatusTooManyRequests, proto.CodeTooManySockets,
+			"too many open connections for this account: close some tabs or sign out unused devices")
+		return
+	}
+	registered := false
+	defer func() {
+		if !registered {
+			s.hub.unreserve(ident.User)
+		}
+	}()
 	sb := &smallBuffers{ResponseWriter: w}
 	conn, err := websocket.Accept(sb, r, &websocket.AcceptOptions{})
 	if err != nil {
@@ -173,14 +187,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ss.cond.L = &ss.mu
 	ss.lastRead = time.Now()
-	if s.opts.RateLimits {
-		ss.sendLimit.Init(sendRate, sendBurst)
-		ss.typingLimit.Init(typingRate, typingBurst)
-	}
 	// Nothing is written before the client's sync: pause so that events
 	// arriving from registration on wait in the queue.
 	ss.paused = true
 	first, err := s.hub.register(ss)
+	registered = err == nil
 	if err != nil {
 		s.log.Error("register session", "err", err)
 		conn.Close(websocket.StatusInternalError, "internal error")
@@ -234,6 +245,9 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		b, _ := brw.Reader.Peek(n)
 		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
 	}
+	// A websocket lives past the request: no deadline set for reading the
+	// request may stay on it.
+	conn.SetDeadline(time.Time{})
 	w.out = &socket{Conn: conn, in: bufio.NewReaderSize(r, max(readBuffer, n))}
 	if n > 0 {
 		// Bytes the client sent right behind its request must be in
@@ -256,6 +270,7 @@ func (s *Server) drop(ss *session) {
 	ss.closed = true
 	ss.queue = nil
 	ss.mu.Unlock()
+	ss.stopCoalescing()
 	if s.hub.unregister(ss) && s.ctx.Err() == nil {
 		s.chat.Presence(ss.actor.User, "offline")
 	}

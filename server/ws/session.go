@@ -52,10 +52,16 @@ type session struct {
 	// paused.
 	sent map[string]uint64
 
-	sendLimit   ratelimit.Bucket
-	typingLimit ratelimit.Bucket
-	refused     int // consecutive refused frames
-	lastRead    time.Time
+	// lmu guards the rate limits' buckets and the frames kept over them
+	// (limits.go); buckets is nil until the first limited frame.
+	lmu             sync.Mutex
+	buckets         []ratelimit.Bucket
+	pendingReads    map[string]uint64
+	pendingPresence string
+	flushTimer      *time.Timer
+
+	refused  int // consecutive refused frames
+	lastRead time.Time
 }
 
 // logger is the session's logger. It is built when something is logged,
