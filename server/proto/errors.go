@@ -16,7 +16,7 @@ const (
 	CodeUnauthorized       = "unauthorized"      // no valid session
 	CodeForbidden          = "forbidden"         // authenticated but not allowed
 	CodeNotFound           = "not_found"         // no such thing, or not visible to you
-	CodeNotMember          = "not_member"        // the room exists but you are not in it
+	CodeNotMember          = "not_member"        // the room exists but you (or the person you act on) are not in it
 	CodeConflict           = "conflict"          // the request contradicts the current state
 	CodeGone               = "gone"              // the target was deleted
 	CodeRateLimited        = "rate_limited"      // slow down; see retry_after
