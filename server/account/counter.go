@@ -56,3 +56,19 @@ func (c *dailyCounter) take(now time.Time, key1 string, limit1 int, key2 string,
 	c.m[key2] = append(c.m[key2], now)
 	return nil
 }
+
+// giveBack forgets the events counted at now for the keys, for an action
+// that did not happen after all (a mail that could not be sent).
+func (c *dailyCounter) giveBack(now time.Time, keys ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		ts := c.m[k]
+		for i := len(ts) - 1; i >= 0; i-- {
+			if ts[i].Equal(now) {
+				c.m[k] = append(ts[:i], ts[i+1:]...)
+				break
+			}
+		}
+	}
+}

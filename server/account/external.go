@@ -45,10 +45,11 @@ func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email 
 	}
 	token, hash := newToken()
 	var u store.User
+	var counted time.Time // when this invitation's mail was counted
 	mail := false
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
 		var err error
-		mail = false
+		mail, counted = false, time.Time{}
 		u, err = tx.UserByEmail(addr.String())
 		created := errors.Is(err, store.ErrNotFound)
 		switch {
@@ -76,10 +77,12 @@ func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email 
 			return proto.Errorf(proto.CodeTooManyInvitations,
 				"you have %d invitations waiting to be accepted: withdraw some or wait", pendingBy)
 		}
-		if err := s.invitationMails.take(s.now(), "by:"+inviter.ID, InvitationMailsPerInviter,
+		now := s.now()
+		if err := s.invitationMails.take(now, "by:"+inviter.ID, InvitationMailsPerInviter,
 			"to:"+addr.String(), InvitationMailsPerAddress); err != nil {
 			return err
 		}
+		counted = now
 		if created {
 			if err := tx.CreateUser(u); err != nil {
 				return err
@@ -90,12 +93,17 @@ func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email 
 			Expires: s.now().Add(invitationTTL)})
 	})
 	if err != nil {
+		if !counted.IsZero() {
+			s.invitationMails.giveBack(counted, "by:"+inviter.ID, "to:"+addr.String())
+		}
 		return "", err
 	}
 	if mail {
 		if err := s.send(ctx, s.cfg.Templates.Invitation(u.Email, inviter.Org, s.link("/invite", token))); err != nil {
 			// Not mailed: drop the token, so that it does not count as
-			// pending and absorb the next attempt without a mail.
+			// pending and absorb the next attempt without a mail, and
+			// do not count the mail.
+			s.invitationMails.giveBack(counted, "by:"+inviter.ID, "to:"+addr.String())
 			if derr := s.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.DeleteToken(hash) }); derr != nil {
 				s.log.Error("dropping an unsent invitation", "user", u.ID, "err", derr)
 			}
