@@ -12,10 +12,29 @@ import (
 	"relais/server/store"
 )
 
+// Limits of invitations of externals, which mail any outside address:
+// they keep an agent's account (or a stolen session) from turning the
+// node into a mail cannon.
+const (
+	// MaxPendingInvitations is how many invitations of externals one
+	// inviter may have pending (mailed, not yet accepted nor expired).
+	MaxPendingInvitations = 50
+	// InvitationMailsPerInviter is how many invitation mails one inviter
+	// may cause in 24 hours.
+	InvitationMailsPerInviter = 20
+	// InvitationMailsPerAddress is how many invitation mails one address
+	// may receive in 24 hours. While an invitation to an address is
+	// pending, further invitations to it (into any room, by anyone) are
+	// added to it and send no mail at all.
+	InvitationMailsPerAddress = 1
+)
+
 // InviteExternal returns the account of an external correspondent invited
 // by e-mail to a room, creating it if needed, and sends the invitation
 // (with no relay, the invitation waits for an operator to hand the link
-// over: see Invitations). It implements chat.Inviter.
+// over: see Invitations). While an invitation to the address is pending,
+// nothing is mailed: the caller's invitation to the room joins the
+// pending one. It implements chat.Inviter.
 func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email string, room store.Room) (string, error) {
 	addr, err := mailaddr.Parse(email)
 	if err != nil {
@@ -26,16 +45,17 @@ func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email 
 	}
 	token, hash := newToken()
 	var u store.User
+	var counted time.Time // when this invitation's mail was counted
+	mail := false
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
 		var err error
+		mail, counted = false, time.Time{}
 		u, err = tx.UserByEmail(addr.String())
+		created := errors.Is(err, store.ErrNotFound)
 		switch {
-		case errors.Is(err, store.ErrNotFound):
+		case created:
 			u = store.User{ID: id.NewUser(s.db.Node()), Email: addr.String(), Name: mailaddr.DisplayName(addr.Local),
 				Org: addr.DomainUnicode(), State: store.UserInvited, External: true, Created: s.now()}
-			if err := tx.CreateUser(u); err != nil {
-				return err
-			}
 		case err != nil:
 			return err
 		case !u.External:
@@ -46,19 +66,75 @@ func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email 
 		if u.State != store.UserInvited {
 			return nil // an active external is simply invited to the room
 		}
+		pendingTo, pendingBy, err := s.pendingInvitations(tx, u.ID, inviter.ID)
+		if err != nil {
+			return err
+		}
+		if pendingTo {
+			return nil // the pending invitation's mail is enough
+		}
+		if pendingBy >= MaxPendingInvitations {
+			return proto.Errorf(proto.CodeTooManyInvitations,
+				"you have %d invitations waiting to be accepted: withdraw some or wait", pendingBy)
+		}
+		now := s.now()
+		if err := s.invitationMails.take(now, "by:"+inviter.ID, InvitationMailsPerInviter,
+			"to:"+addr.String(), InvitationMailsPerAddress); err != nil {
+			return err
+		}
+		counted = now
+		if created {
+			if err := tx.CreateUser(u); err != nil {
+				return err
+			}
+		}
+		mail = true
 		return tx.PutToken(hash, store.Token{Kind: store.TokenInvitation, UserID: u.ID, RoomID: room.ID, By: inviter.ID,
 			Expires: s.now().Add(invitationTTL)})
 	})
 	if err != nil {
+		if !counted.IsZero() {
+			s.invitationMails.giveBack(counted, "by:"+inviter.ID, "to:"+addr.String())
+		}
 		return "", err
 	}
-	if u.State == store.UserInvited {
-		if err := s.send(ctx, s.cfg.Templates.Invitation(u.Email, inviter.Name, room.Name, s.link("/invite", token))); err != nil {
+	if mail {
+		if err := s.send(ctx, s.cfg.Templates.Invitation(u.Email, inviter.Org, s.link("/invite", token))); err != nil {
+			// Not mailed: drop the token, so that it does not count as
+			// pending and absorb the next attempt without a mail, and
+			// do not count the mail.
+			s.invitationMails.giveBack(counted, "by:"+inviter.ID, "to:"+addr.String())
+			if derr := s.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.DeleteToken(hash) }); derr != nil {
+				s.log.Error("dropping an unsent invitation", "user", u.ID, "err", derr)
+			}
 			return "", err
 		}
 		s.log.Info("external invited", "user", u.ID, "room", room.ID, "by", inviter.ID, "mailed", s.cfg.Mailer != nil)
 	}
 	return u.ID, nil
+}
+
+// pendingInvitations reports whether an invitation to userID is pending,
+// and how many invitations by inviterID are.
+func (s *Service) pendingInvitations(tx *store.Tx, userID, inviterID string) (to bool, by int, err error) {
+	now := s.now()
+	invited := map[string]bool{}
+	err = tx.Tokens(func(_ []byte, t store.Token) bool {
+		if t.Kind != store.TokenInvitation || now.After(t.Expires) {
+			return true
+		}
+		if t.UserID == userID {
+			to = true
+		}
+		if t.By == inviterID && !invited[t.UserID] {
+			if u, err := tx.User(t.UserID); err == nil && u.State == store.UserInvited {
+				invited[t.UserID] = true
+				by++
+			}
+		}
+		return true
+	})
+	return to, by, err
 }
 
 // Invitation is a pending invitation of an external, for operators of a
@@ -295,20 +371,69 @@ func (s *Service) Renew(ctx context.Context, token, ip string) error {
 // Maintain runs the periodic work until ctx ends: expired tokens and
 // abandoned registrations are removed, renewal mails go out before
 // accounts expire.
+// Every cfg.ExpirySweep, accounts whose validity ran out are signed out.
 func (s *Service) Maintain(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	sweep := s.cfg.ExpirySweep
+	if sweep <= 0 {
+		sweep = DefaultExpirySweep
+	}
+	st := time.NewTicker(sweep)
+	defer st.Stop()
 	for {
 		if err := s.expireTokens(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("expire tokens", "err", err)
 		}
 		s.remindRenewals(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	sweeping:
+		for {
+			if err := s.SignOutExpired(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("sign out expired accounts", "err", err)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-st.C:
+			case <-t.C:
+				break sweeping
+			}
 		}
 	}
+}
+
+// DefaultExpirySweep is how often, by default, accounts whose validity
+// ran out are signed out.
+const DefaultExpirySweep = time.Minute
+
+// SignOutExpired revokes every session of the active accounts whose
+// validity has run out, closing their connections, as deactivation does:
+// expiry happens by time passing, and a socket opened before it must not
+// outlive it. Their devices are then listed inactive.
+func (s *Service) SignOutExpired(ctx context.Context) error {
+	if s.cfg.Validity == 0 {
+		return nil
+	}
+	var due []string
+	if err := s.db.View(func(tx *store.Tx) error {
+		return tx.Users(func(u store.User) bool {
+			if u.State == store.UserActive && s.expired(u) {
+				if d, err := tx.Devices(u.ID); err == nil && len(d) > 0 {
+					due = append(due, u.ID)
+				}
+			}
+			return true
+		})
+	}); err != nil {
+		return err
+	}
+	for _, userID := range due {
+		if err := s.revoke(ctx, userID, func(store.Device) bool { return true }); err != nil {
+			return err
+		}
+		s.log.Info("account expired: signed out", "user", userID)
+	}
+	return nil
 }
 
 func (s *Service) remindRenewals(ctx context.Context) {

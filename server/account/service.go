@@ -56,6 +56,9 @@ type Config struct {
 	// Validity makes accounts expire unless renewed by e-mail; zero means
 	// accounts never expire.
 	Validity time.Duration
+	// ExpirySweep is how often expired accounts are signed out; zero
+	// means DefaultExpirySweep.
+	ExpirySweep time.Duration
 	// RateLimits turns on the per-address and per-client limits.
 	RateLimits bool
 	// Password are the hashing parameters of new hashes.
@@ -81,6 +84,10 @@ type Service struct {
 	joiner Joiner
 
 	byIP, byEmail *ratelimit.Limiter
+	// invitationMails counts invitation mails per inviter and per
+	// address, whatever RateLimits says: it is a limit of abuse, not of
+	// guessing.
+	invitationMails dailyCounter
 
 	touchMu sync.Mutex
 	touched map[string]time.Time // session hash → last time written

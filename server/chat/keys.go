@@ -469,9 +469,12 @@ func (s *Service) DeviceKeys(a Actor, users []string) ([]proto.DeviceKey, error)
 			if err != nil {
 				return err
 			}
+			// An expired account's sessions are revoked by the account
+			// service's sweep; until it passes, they are inactive too.
+			live := u.State == store.UserActive && !s.expired(u)
 			for _, k := range keys {
 				out = append(out, proto.DeviceKey{User: uid, Device: k.DeviceID, Key: base64.StdEncoding.EncodeToString(k.Key),
-					Created: k.Created.UnixMilli(), Active: tx.HasSession(uid, k.DeviceID)})
+					Created: k.Created.UnixMilli(), Active: live && tx.HasSession(uid, k.DeviceID)})
 			}
 		}
 		return nil

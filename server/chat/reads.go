@@ -235,6 +235,7 @@ func roommates(tx *store.Tx, userID string) (map[string]bool, error) {
 }
 
 // Directory searches agents by name; external correspondents may not.
+// Accounts whose validity ran out are not listed.
 func (s *Service) Directory(a Actor, query string, limit int) ([]proto.Profile, error) {
 	if a.External {
 		return nil, proto.Errorf(proto.CodeExternalForbidden, "the directory is for agents only")
@@ -243,6 +244,9 @@ func (s *Service) Directory(a Actor, query string, limit int) ([]proto.Profile, 
 	err := s.db.View(func(tx *store.Tx) error {
 		users, err := tx.SearchNames(query, limit)
 		for _, u := range users {
+			if s.expired(u) {
+				continue // nobody can reach them until they renew
+			}
 			out = append(out, ProfileOf(u))
 		}
 		return err

@@ -240,7 +240,7 @@ func (s *Service) InviteExternal(ctx context.Context, a Actor, roomID, email str
 	}
 	err = s.Invite(ctx, a, roomID, userID)
 	if pe := proto.AsError(err); pe != nil && pe.Code == proto.CodeConflict {
-		return userID, nil // invited again: the mail was resent
+		return userID, nil // invited again: the pending invitation stands, no second mail
 	}
 	return userID, err
 }
@@ -357,7 +357,7 @@ func (s *Service) moderate(ctx context.Context, a Actor, roomID, userID string, 
 		return proto.Errorf(proto.CodeBadRequest, "use leave to leave a room")
 	}
 	return s.update(ctx, func(tx *store.Tx) error {
-		_, me, err := access(tx, a, roomID, act)
+		room, me, err := access(tx, a, roomID, act)
 		if err != nil {
 			return err
 		}
@@ -366,8 +366,17 @@ func (s *Service) moderate(ctx context.Context, a Actor, roomID, userID string, 
 			if act != ActBan {
 				return proto.Errorf(proto.CodeConflict, "this person is not in the room")
 			}
-			if _, err := tx.User(userID); err != nil {
+			u, err := tx.User(userID)
+			if err != nil {
 				return proto.Errorf(proto.CodeNotFound, "no such person")
+			}
+			// A ban tells its target the room as they now see it, name
+			// included: only a forum, whose name every agent can find in
+			// the forum directory anyway, may ban an agent who was never
+			// in it. Anyone else must be a member, an invitee or have
+			// been in the room.
+			if room.Kind != store.Forum || u.External {
+				return proto.Errorf(proto.CodeNotMember, "this person is not in the room: only members and invitees can be banned")
 			}
 			target = store.Membership{Role: store.Member, State: store.Left}
 		} else if err != nil {

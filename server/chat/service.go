@@ -214,6 +214,12 @@ func (s *Service) publish(subject string, data []byte) {
 	}
 }
 
+// expired reports whether an account's validity has run out (the account
+// service signs such accounts out).
+func (s *Service) expired(u store.User) bool {
+	return !u.Expires.IsZero() && s.now().After(u.Expires)
+}
+
 // notifyUser publishes, once committed, the room as userID now sees it to
 // all of that user's devices.
 func (s *Service) notifyUser(tx *store.Tx, userID, roomID string) error {

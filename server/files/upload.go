@@ -76,7 +76,12 @@ func (s *Service) Begin(ctx context.Context, a chat.Actor, req BeginRequest) (Up
 		clear(fileKey)
 		key = &store.SealedKey{Enc: req.Encrypted.Enc, Sealed: req.Encrypted.Sealed}
 	}
-	meta := media.UploadMeta{Owner: a.User, Name: req.Name, DeclaredSize: req.Size, DeclaredType: req.Type}
+	// Deduplication is per room: the same bytes already stored for
+	// another room are a new blob here, checked, scanned and answered as
+	// any new content. Otherwise a "clean" (or "quarantined") answer at
+	// once would tell anyone whether a guessed file exists in a room they
+	// are not in.
+	meta := media.UploadMeta{Owner: a.User, Name: req.Name, DeclaredSize: req.Size, DeclaredType: req.Type, Scope: room.ID}
 	if room.Encrypted {
 		// The type of an encrypted file is the ciphertext's; the real one
 		// travels inside the MLS message.
@@ -179,8 +184,8 @@ func (s *Service) Abort(userID, uploadID string) error {
 // Tuning.MaxImagePixels are refused as decompression bombs), the file is
 // recorded, and the antivirus scan starts in the background. The answer's
 // state is pending until the scan ends (or clean, when the same content
-// was already scanned; unscanned for an encrypted file the node cannot
-// open).
+// was already scanned for the same room; unscanned for an encrypted file
+// the node cannot open).
 func (s *Service) Finish(ctx context.Context, a chat.Actor, uploadID string) (proto.File, error) {
 	up, err := s.ownUpload(a.User, uploadID)
 	if err != nil {

@@ -150,39 +150,41 @@ Without confirmation, your account will be deactivated on that date. If you have
 }
 
 // Invitation invites the reader, usually an external correspondent, to
-// join a room. inviterName and roomName come from users: they are cleaned
-// of line breaks and control characters, shortened and quoted.
-func (t Templates) Invitation(to, inviterName, roomName, link string) Message {
+// join a conversation. It names the inviter's administration by its
+// e-mail domain (set by the operator, not by users) and carries no text a
+// user chose: neither the room's name nor the inviter's display name, so
+// that invitations cannot be used to mail arbitrary text to any address.
+// The person sees who invited them where once they open the link.
+func (t Templates) Invitation(to, inviterDomain, link string) Message {
 	node := t.node()
 	link = clean(link, 2048)
-	inviter := clean(inviterName, 80)
-	if inviter == "" {
-		inviter = "Un membre"
+	org := clean(inviterDomain, 80)
+	if org == "" {
+		org = node
 	}
-	room := clean(roomName, 80)
 	fr := fmt.Sprintf(`Bonjour,
 
-%s vous invite à rejoindre la conversation «%s%s%s» sur %s, la messagerie sécurisée de son administration.
+Un agent de l’administration %s vous invite à rejoindre une conversation sur %s, sa messagerie sécurisée.
 
-Pour accepter l’invitation et créer votre accès, ouvrez ce lien%s:
+Pour voir qui vous invite, accepter l’invitation et créer votre accès, ouvrez ce lien%s:
 
     %s
 
-Vous n’aurez accès qu’aux conversations auxquelles on vous invite. Si vous ne connaissez pas cette personne ou ne souhaitez pas participer, ignorez ce message.`,
-		inviter, nbsp, room, nbsp, node, nbsp, link)
+Vous n’aurez accès qu’aux conversations auxquelles on vous invite. Si vous n’attendiez pas cette invitation, ignorez ce message.`,
+		org, node, nbsp, link)
 	en := fmt.Sprintf(`Hello,
 
-%s invites you to join the conversation “%s” on %s, the secure messaging service of their administration.
+An agent of the administration %s invites you to join a conversation on %s, its secure messaging service.
 
-To accept the invitation and create your access, open this link:
+To see who invites you, accept the invitation and create your access, open this link:
 
     %s
 
-You will only see the conversations you are invited to. If you do not know this person or do not wish to take part, ignore this message.`,
-		inviter, room, node, link)
+You will only see the conversations you are invited to. If you did not expect this invitation, ignore this message.`,
+		org, node, link)
 	return Message{
 		To:      to,
-		Subject: clean("Invitation de "+inviter+" / Invitation from "+inviter+" – "+node, MaxSubject),
+		Subject: clean("Invitation – "+org+" / Invitation – "+org+" – "+node, MaxSubject),
 		Text:    t.compose(fr, en),
 	}
 }

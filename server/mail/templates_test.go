@@ -21,8 +21,8 @@ func TestTemplates(t *testing.T) {
 			[]string{"nouveau mot de passe", "https://chat.lyon.fr/r/abc", "Hello", "new password", "https://chat.lyon.fr/r/abc"}},
 		{"renewal", tp.Renewal("jean.dupont@elysee.fr", "https://chat.lyon.fr/n/abc", expires),
 			[]string{"avant le mercredi 1er avril 2026", "https://chat.lyon.fr/n/abc", "before Wednesday 1 April 2026", "https://chat.lyon.fr/n/abc"}},
-		{"invitation", tp.Invitation("c.martin@prestataire.fr", "Jean Dupont", "Travaux de la place Bellecour", "https://chat.lyon.fr/i/abc"),
-			[]string{"Jean Dupont vous invite", "«\u00a0Travaux de la place Bellecour\u00a0»", "https://chat.lyon.fr/i/abc", "Jean Dupont invites you", "“Travaux de la place Bellecour”", "https://chat.lyon.fr/i/abc"}},
+		{"invitation", tp.Invitation("c.martin@prestataire.fr", "mairie-lyon.fr", "https://chat.lyon.fr/i/abc"),
+			[]string{"administration mairie-lyon.fr vous invite", "https://chat.lyon.fr/i/abc", "administration mairie-lyon.fr invites you", "https://chat.lyon.fr/i/abc"}},
 		{"already registered", tp.AlreadyRegistered("jean.dupont@elysee.fr", "https://chat.lyon.fr/login", "https://chat.lyon.fr/reset"),
 			[]string{"déjà un compte", "https://chat.lyon.fr/login", "https://chat.lyon.fr/reset", "already have an account", "https://chat.lyon.fr/login", "https://chat.lyon.fr/reset"}},
 	} {
@@ -71,19 +71,15 @@ func TestTemplatesVerificationWithoutCode(t *testing.T) {
 
 func TestTemplatesHostileNames(t *testing.T) {
 	m := Templates{Node: "Mairie\r\nBcc: x@gmail.com"}.Invitation("a@b.fr",
-		"Jean\r\nDupont\u202e\u200b "+strings.Repeat("x", 200),
-		"Salon\n\nCliquez ici : https://evil.example\n",
+		"mairie\r\n.fr\u202e\u200b "+strings.Repeat("x", 200),
 		"https://chat.lyon.fr/i/abc")
 	if _, err := m.Validate(); err != nil {
 		t.Fatalf("Validate: %v", err)
 	}
-	for _, bad := range []string{"\r", "\u202e", "\u200b", "Jean\n", "\n\nCliquez", strings.Repeat("x", 81)} {
+	for _, bad := range []string{"\r", "\u202e", "\u200b", "mairie\n", strings.Repeat("x", 81)} {
 		if strings.Contains(m.Text, bad) || strings.Contains(m.Subject, bad) {
 			t.Errorf("message contains %q:\n%s\n%s", bad, m.Subject, m.Text)
 		}
-	}
-	if !strings.Contains(m.Text, "«\u00a0Salon Cliquez ici : https://evil.example\u00a0»") {
-		t.Errorf("room name not kept on one quoted line:\n%s", m.Text)
 	}
 }
 

@@ -75,6 +75,12 @@ type UploadMeta struct {
 	// checked by the policy and never served: downloads use the type
 	// sniffed from the bytes.
 	DeclaredType string
+	// Scope limits deduplication: content is stored once per scope, and
+	// an upload in one scope never finds the blob of another (the blob's
+	// hash covers the scope). The files service scopes by room, so that
+	// an upload cannot learn whether the same bytes exist in a room the
+	// uploader is not in. "" is the unscoped content hash.
+	Scope string
 }
 
 // Upload is the state of a resumable upload.
@@ -92,7 +98,8 @@ type Upload struct {
 
 // Blob is finished content, named by its SHA-256.
 type Blob struct {
-	// Hash is the lower-case hex SHA-256 of the content.
+	// Hash is the lower-case hex SHA-256 of the content, preceded by
+	// the upload's scope when it has one (see scopedHash).
 	Hash string
 	Size int64
 	// ContentType is sniffed from the bytes (net/http's sniffing, with the
@@ -149,6 +156,7 @@ type stateFile struct {
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
 	Type    string    `json:"type,omitempty"`
+	Scope   string    `json:"scope,omitempty"`
 	Created time.Time `json:"created"`
 	Offset  int64     `json:"offset"`
 	Hash    []byte    `json:"sha256_state"`
@@ -238,7 +246,7 @@ func (s *Store) load(id string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := sha256.New()
+	h := scopedHash(st.Scope)
 	offset := st.Offset
 	if fi.Size() < offset {
 		// Should not happen (data is synced first): start the hash over.
@@ -247,7 +255,7 @@ func (s *Store) load(id string) (*session, error) {
 			return nil, err
 		}
 	} else if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st.Hash); err != nil {
-		h = sha256.New()
+		h = scopedHash(st.Scope)
 		if err := hashFile(h, data, offset); err != nil {
 			return nil, err
 		}
@@ -265,6 +273,7 @@ func (s *Store) load(id string) (*session, error) {
 			Name:         st.Name,
 			DeclaredSize: st.Size,
 			DeclaredType: st.Type,
+			Scope:        st.Scope,
 		},
 		created: st.Created,
 		offset:  offset,
@@ -273,6 +282,17 @@ func (s *Store) load(id string) (*session, error) {
 	sess.committed.Store(offset)
 	sess.updated.Store(fi.ModTime().UnixNano())
 	return sess, nil
+}
+
+// scopedHash returns the hash of an upload's blob name: SHA-256 of the
+// content, preceded for a scoped upload by a prefix naming the scope, so
+// that the same bytes in two scopes are two blobs.
+func scopedHash(scope string) hash.Hash {
+	h := sha256.New()
+	if scope != "" {
+		h.Write([]byte("relais-scope\x00" + scope + "\x00"))
+	}
+	return h
 }
 
 func hashFile(h hash.Hash, path string, n int64) error {
@@ -294,6 +314,8 @@ func (s *Store) Begin(meta UploadMeta) (Upload, error) {
 	switch {
 	case meta.Owner == "" || len(meta.Owner) > maxOwnerLen || !utf8.ValidString(meta.Owner):
 		return Upload{}, fmt.Errorf("begin upload: owner: %w", ErrBadRequest)
+	case len(meta.Scope) > maxOwnerLen || !utf8.ValidString(meta.Scope) || strings.ContainsRune(meta.Scope, 0):
+		return Upload{}, fmt.Errorf("begin upload: scope: %w", ErrBadRequest)
 	case meta.DeclaredSize < 0:
 		return Upload{}, fmt.Errorf("begin upload: negative size %d: %w", meta.DeclaredSize, ErrBadRequest)
 	case meta.DeclaredSize > s.maxSize:
@@ -369,7 +391,7 @@ func (s *Store) create(meta UploadMeta) (*session, error) {
 		return nil, err
 	}
 	now := time.Now()
-	sess := &session{id: id, dir: dir, meta: meta, created: now, hash: sha256.New()}
+	sess := &session{id: id, dir: dir, meta: meta, created: now, hash: scopedHash(meta.Scope)}
 	sess.updated.Store(now.UnixNano())
 	f, err := os.OpenFile(filepath.Join(dir, "data"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err == nil {
@@ -406,6 +428,7 @@ func (u *session) persist() error {
 		Owner:   u.meta.Owner,
 		Name:    u.meta.Name,
 		Size:    u.meta.DeclaredSize,
+		Scope:   u.meta.Scope,
 		Type:    u.meta.DeclaredType,
 		Created: u.created,
 		Offset:  u.offset,

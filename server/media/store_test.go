@@ -607,3 +607,47 @@ func TestPut(t *testing.T) {
 	}
 	assertEmpty(t, filepath.Join(s.Dir(), "uploads"))
 }
+
+// The same bytes in two scopes are two blobs, also for an upload resumed
+// after a restart whose hash state was lost; in one scope they are one.
+func TestScopedDedup(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	content := randomBytes(100_000, 9)
+	finish := func(s *Store, scope string, lose bool) string {
+		t.Helper()
+		u, err := s.Begin(UploadMeta{Owner: "u", Name: "f", DeclaredSize: int64(len(content)), Scope: scope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.WriteChunk(t.Context(), u.ID, 0, bytes.NewReader(content[:40_000])); err != nil {
+			t.Fatal(err)
+		}
+		if lose {
+			statePath := filepath.Join(dir, "uploads", u.ID, "state")
+			raw, _ := os.ReadFile(statePath)
+			os.WriteFile(statePath, bytes.Replace(raw, []byte(`"sha256_state":"`), []byte(`"sha256_state":"AAAA`), 1), 0o600)
+			if s, err = Open(dir, Options{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.WriteChunk(t.Context(), u.ID, 40_000, bytes.NewReader(content[40_000:])); err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Finish(u.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b.Hash
+	}
+	plain, a, a2, b := finish(s, "", false), finish(s, "r-a", false), finish(s, "r-a", true), finish(s, "r-b", false)
+	if plain != sha(content) || a == plain || b == plain || a == b || a2 != a {
+		t.Fatalf("hashes: plain %s, a %s, a again %s, b %s", plain, a, a2, b)
+	}
+	if _, err := s.Begin(UploadMeta{Owner: "u", Name: "f", DeclaredSize: 1, Scope: "x\x00y"}); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("scope with a NUL: %v", err)
+	}
+}

@@ -58,6 +58,9 @@ type Options struct {
 	NoSync bool
 	// Now is the clock of accounts and rooms (tests of expiry).
 	Now func() time.Time
+	// ExpirySweep is how often accounts whose validity ran out are signed
+	// out (default account.DefaultExpirySweep).
+	ExpirySweep time.Duration
 	// AltHTTPPort and AltTLSALPNPort redirect ACME validation (tests).
 	AltHTTPPort, AltTLSALPNPort int
 	// Files tunes the attachment service (tests shorten its periods).
@@ -185,6 +188,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if n.Accounts, err = account.New(ctx, n.DB, b, account.Config{
 		Domains: cfg.AllowedDomains, PublicURL: n.url, Mailer: mailer, Templates: mail.Templates{Node: name},
 		Validity: time.Duration(cfg.AccountValidity), RateLimits: cfg.RateLimits, Password: opts.Password, Logger: log, Now: opts.Now,
+		ExpirySweep: opts.ExpirySweep,
 	}); err != nil {
 		return nil, err
 	}

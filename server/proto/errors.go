@@ -8,35 +8,36 @@ import (
 // Error codes are part of the protocol: clients switch on them, so they
 // never change meaning. Messages are for people and may change.
 const (
-	CodeBadRequest        = "bad_request"          // malformed or incomplete request
-	CodeBadFrame          = "bad_frame"            // websocket frame that does not decode
-	CodeUnknownType       = "unknown_type"         // frame or event type this version does not know
-	CodeTooLarge          = "too_large"            // body, frame or field over its limit
-	CodeUnsupportedMedia  = "unsupported_media"    // wrong Content-Type
-	CodeUnauthorized      = "unauthorized"         // no valid session
-	CodeForbidden         = "forbidden"            // authenticated but not allowed
-	CodeNotFound          = "not_found"            // no such thing, or not visible to you
-	CodeNotMember         = "not_member"           // the room exists but you are not in it
-	CodeConflict          = "conflict"             // the request contradicts the current state
-	CodeGone              = "gone"                 // the target was deleted
-	CodeRateLimited       = "rate_limited"         // slow down; see retry_after
-	CodeTooManySockets    = "too_many_connections" // the account has as many websockets open as allowed
-	CodeRequestTimeout    = "request_timeout"      // the request body arrived too slowly
-	CodeInternal          = "internal"             // our fault; retry later
-	CodeUnavailable       = "unavailable"          // the node is shutting down or overloaded
-	CodeEmailInvalid      = "email_invalid"        // not a well-formed address
-	CodeEmailNotAllowed   = "email_domain_not_allowed"
-	CodeWeakPassword      = "weak_password"
-	CodeBadCredentials    = "bad_credentials"      // wrong e-mail or password (never says which)
-	CodeAccountInactive   = "account_inactive"     // not verified, waiting for approval, deactivated
-	CodeAccountExpired    = "account_expired"      // must be renewed by e-mail
-	CodeInvalidToken      = "invalid_token"        // unknown, used or expired one-time token
-	CodeSetupDone         = "setup_done"           // the first administrator exists already
-	CodeExternalForbidden = "external_not_allowed" // externals may not do this / join this room
-	CodeLastOwner         = "last_owner"           // the last owner must hand over before leaving
-	CodeEpochMismatch     = "epoch_mismatch"       // an MLS message for another epoch than the room's; see Epoch
-	CodeRemovePending     = "remove_pending"       // commit the removal of Devices (people who left) first
-	CodeNotInGroup        = "not_in_group"         // this device is not in the room's MLS group
+	CodeBadRequest         = "bad_request"          // malformed or incomplete request
+	CodeBadFrame           = "bad_frame"            // websocket frame that does not decode
+	CodeUnknownType        = "unknown_type"         // frame or event type this version does not know
+	CodeTooLarge           = "too_large"            // body, frame or field over its limit
+	CodeUnsupportedMedia   = "unsupported_media"    // wrong Content-Type
+	CodeUnauthorized       = "unauthorized"         // no valid session
+	CodeForbidden          = "forbidden"            // authenticated but not allowed
+	CodeNotFound           = "not_found"            // no such thing, or not visible to you
+	CodeNotMember          = "not_member"           // the room exists but you (or the person you act on) are not in it
+	CodeConflict           = "conflict"             // the request contradicts the current state
+	CodeGone               = "gone"                 // the target was deleted
+	CodeRateLimited        = "rate_limited"         // slow down; see retry_after
+	CodeTooManySockets     = "too_many_connections" // the account has as many websockets open as allowed
+	CodeRequestTimeout     = "request_timeout"      // the request body arrived too slowly
+	CodeInternal           = "internal"             // our fault; retry later
+	CodeUnavailable        = "unavailable"          // the node is shutting down or overloaded
+	CodeEmailInvalid       = "email_invalid"        // not a well-formed address
+	CodeEmailNotAllowed    = "email_domain_not_allowed"
+	CodeWeakPassword       = "weak_password"
+	CodeBadCredentials     = "bad_credentials"      // wrong e-mail or password (never says which)
+	CodeAccountInactive    = "account_inactive"     // not verified, waiting for approval, deactivated
+	CodeAccountExpired     = "account_expired"      // must be renewed by e-mail
+	CodeInvalidToken       = "invalid_token"        // unknown, used or expired one-time token
+	CodeSetupDone          = "setup_done"           // the first administrator exists already
+	CodeExternalForbidden  = "external_not_allowed" // externals may not do this / join this room
+	CodeLastOwner          = "last_owner"           // the last owner must hand over before leaving
+	CodeEpochMismatch      = "epoch_mismatch"       // an MLS message for another epoch than the room's; see Epoch
+	CodeRemovePending      = "remove_pending"       // commit the removal of Devices (people who left) first
+	CodeNotInGroup         = "not_in_group"         // this device is not in the room's MLS group
+	CodeTooManyInvitations = "too_many_invitations" // too many of your invitations of externals are pending
 )
 
 // Error is an error the protocol reports to a client: a stable code and a
