@@ -231,7 +231,7 @@ func (s *Service) ClaimKeys(ctx context.Context, a Actor, users []string, suite 
 	var out proto.Claim
 	err := s.update(ctx, func(tx *store.Tx) error {
 		out = proto.Claim{KeyPackages: []proto.ClaimedKey{}, Missing: []proto.DeviceName{}}
-		targets, err := claimable(tx, a.User, dedupe(users, ""))
+		targets, err := claimable(tx, a.User, dedupe(users, ""), s.expired)
 		if err != nil {
 			return err
 		}
@@ -281,11 +281,11 @@ func (s *Service) ClaimKeys(ctx context.Context, a Actor, users []string, suite 
 // is in (invited before their devices are added), and the members whose
 // new devices it adds. A stranger found in the directory is claimable
 // once the direct conversation with them is opened.
-func claimable(tx *store.Tx, claimer string, users []string) ([]string, error) {
+func claimable(tx *store.Tx, claimer string, users []string, expired func(store.User) bool) ([]string, error) {
 	var shared map[string]bool // the claimer's joined encrypted rooms
 	var out []string
 	for _, u := range users {
-		if usr, err := tx.User(u); err != nil || usr.State != store.UserActive {
+		if usr, err := tx.User(u); err != nil || usr.State != store.UserActive || expired(usr) {
 			continue
 		}
 		if u == claimer {

@@ -186,7 +186,13 @@ func TestExpiredAccountIsSignedOutAtOnce(t *testing.T) {
 	if !listed() {
 		t.Fatal("the account is not in the directory before expiry")
 	}
+	// Someone writing to the account, whose client claims its keys.
+	writer := newPeer(t, n, "Ecrit Souvent")
+	writer.call("open_dm", map[string]any{"user": u.Me.ID}, nil)
 	offset.Store(int64(25 * time.Hour))
+	if code := writer.code("claim_keys", map[string]any{"users": []string{u.Me.ID}}); code != proto.CodeForbidden {
+		t.Fatalf("claiming the keys of an expired account: %q, want %q", code, proto.CodeForbidden)
+	}
 	watcher = newPeer(t, n, "Observe Apres")
 	select {
 	case <-conn.Done():
