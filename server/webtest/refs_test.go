@@ -229,8 +229,10 @@ func TestNodeDeleteKeepsDecryptedText(t *testing.T) {
 	bob.hasText(fmt.Sprintf(`.msg[data-seq="%d"] .md`, seq), "Le texte que le serveur voudrait effacer")
 }
 
-// TestEncryptedAuthorEditAndDelete: Alice edits one of her encrypted
-// messages and deletes another: Bob sees the edit and the deletion, the
+// TestEncryptedAuthorEditAndDelete: Bob's client sends an encrypted edit
+// and deletion of Alice's message: they apply nowhere (the MLS sender is
+// not the author). Alice edits one of her encrypted messages and deletes
+// another: Bob sees the edit and the deletion, the
 // deletion travels signed inside the encryption (an encrypted event) and
 // the node drops the ciphertext (a tombstone). Bob keeps both after a
 // reload.
@@ -241,6 +243,27 @@ func TestEncryptedAuthorEditAndDelete(t *testing.T) {
 	alice.say("Texte à supprimer")
 	bob.reads("Texte à supprimer")
 	gone := uint64(bob.seqOf("Texte à supprimer"))
+
+	// Bob's client, turned malicious, sends a well-formed encrypted edit
+	// and deletion of Alice's message, naming its true id: the MLS sender
+	// is Bob, not the author, so neither applies anywhere.
+	mod := uint64(bob.seqOf("Texte à modifier"))
+	js[string](bob, fmt.Sprintf(`import(%q).then(async (m) => {
+		const p = m.plainOf(%q, %d);
+		await m.manager.send('c-forged-edit', %q, { type: 'edit', ref: p.id, body: 'Texte forgé par Bob' });
+		await m.manager.send('c-forged-delete', %q, { type: 'delete', ref: p.id });
+		return p.id;
+	})`, e2eChunkURL(t), room, mod, room, room))
+	bob.say("Après la tentative")
+	alice.reads("Après la tentative")
+	for _, b := range []*browser{alice, bob} {
+		if c, edited, _, _ := b.msgState("Texte à modifier"); c != 1 || edited {
+			t.Errorf("[%s] Alice's message after Bob's forged edit and deletion: %d messages, edited %v", b.name, c, edited)
+		}
+		if js[bool](b, `document.body.textContent.includes('Texte forgé par Bob')`) {
+			t.Errorf("[%s] shows Bob's forged edit", b.name)
+		}
+	}
 
 	alice.act("Texte à modifier", "Modifier")
 	alice.until("draft is the message", `document.querySelector('.composer textarea').value.includes('Texte à modifier')`)
