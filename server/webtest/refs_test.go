@@ -204,7 +204,8 @@ func injectDelete(t *testing.T, n *nodetest.Node, room string, target uint64, fr
 // TestNodeDeleteKeepsDecryptedText: the test acts as a malicious node and
 // deletes, on its own, an encrypted message Bob has read, in Alice's
 // name. Bob still reads it, marked as removed from the server, and still
-// does after a reload; the deletion is only the node's.
+// does after a reload; the deletion is only the node's. Alice, its
+// author, can then delete it for real.
 func TestNodeDeleteKeepsDecryptedText(t *testing.T) {
 	n := startNode(t)
 	alice, bob, _, room := encryptedDM(t, n, "Premier message")
@@ -227,6 +228,13 @@ func TestNodeDeleteKeepsDecryptedText(t *testing.T) {
 	bob.run("reload", reload())
 	bob.until("marked after reload", fmt.Sprintf(`!!document.querySelector('.msg[data-seq="%d"] .removed-mark')`, seq))
 	bob.hasText(fmt.Sprintf(`.msg[data-seq="%d"] .md`, seq), "Le texte que le serveur voudrait effacer")
+
+	// Its author can still delete it, inside the encryption: then it goes.
+	alice.act("Le texte que le serveur voudrait effacer", "Supprimer")
+	alice.click(fmt.Sprintf(`.msg[data-seq="%d"] button.danger`, seq))
+	for _, b := range []*browser{bob, alice} {
+		b.until("deleted by its author", fmt.Sprintf(`!!document.querySelector('.msg[data-seq="%d"].deleted') && !document.body.textContent.includes('Le texte que le serveur voudrait effacer')`, seq))
+	}
 }
 
 // TestEncryptedAuthorEditAndDelete: Bob's client sends an encrypted edit

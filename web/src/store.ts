@@ -795,6 +795,9 @@ class Store {
         this.send({ room, type: 'delete', ref: p.id });
       }
     }
+    // The node already dropped it (a tombstone): the encrypted deletion
+    // above was all that was left to do.
+    if (ev?.deleted) return;
     if (ev) {
       ev.deleted = true;
       ev.body = undefined;

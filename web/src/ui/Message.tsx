@@ -146,7 +146,9 @@ export function Message({ room, ev: raw, grouped, status, readers, selected, onS
   const [picking, setPicking] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const profile = store.profile(ev.from);
-  const canDelete = !ev.deleted && (mine || (room.kind !== 'direct' && (room.role === 'owner' || room.role === 'moderator')));
+  // A message the node already removed can still be deleted by its
+  // author (inside the encryption), by nobody else.
+  const canDelete = !ev.deleted && (mine || (!raw.deleted && room.kind !== 'direct' && (room.role === 'owner' || room.role === 'moderator')));
   const showName = !grouped && !mine && room.kind !== 'direct';
   const reactions = Object.entries(ev.reactions ?? {});
   // Encrypted messages of payload version 1 have no id to be referred to.
