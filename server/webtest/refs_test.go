@@ -301,3 +301,36 @@ func TestEncryptedAuthorEditAndDelete(t *testing.T) {
 		t.Error("Bob still shows the deleted text after a reload")
 	}
 }
+
+// TestLegacyPayloadsShowWithoutReferences: payloads of version 1 (before
+// message ids, references by seq), as clients before this change sent
+// them, still show as messages, but their references by seq are not
+// followed (the node decides what a seq designates) and they offer no
+// reply, edit or reaction (they have no id to be referred to).
+func TestLegacyPayloadsShowWithoutReferences(t *testing.T) {
+	n := startNode(t)
+	alice, bob, _, room := encryptedDM(t, n, "Premier message")
+	first := bob.seqOf("Premier message")
+	js[bool](bob, fmt.Sprintf(`import(%q).then(async (m) => {
+		await m.manager.send('c-legacy-text', %q, { v: 1, type: 'text', body: 'Ancien format', reply_to: %d });
+		await m.manager.send('c-legacy-react', %q, { v: 1, type: 'react', target: %d, key: '🎉' });
+		await m.manager.send('c-legacy-edit', %q, { v: 1, type: 'edit', target: %d, body: 'Réécrit par seq' });
+		return true;
+	})`, e2eChunkURL(t), room, first, room, first, room, first))
+	bob.say("Format actuel")
+	alice.reads("Format actuel")
+	alice.reads("Ancien format")
+	for _, b := range []*browser{alice, bob} {
+		if js[bool](b, `document.body.textContent.includes('Réécrit par seq') || !!document.querySelector('.reaction')`) {
+			t.Errorf("[%s] followed a reference by seq", b.name)
+		}
+		if _, _, _, quote := b.msgState("Ancien format"); quote != "" {
+			t.Errorf("[%s] the legacy reply quotes %q", b.name, quote)
+		}
+	}
+	seq := alice.seqOf("Ancien format")
+	alice.click(fmt.Sprintf(`.msg[data-seq="%d"] .bubble`, seq))
+	if js[bool](alice, fmt.Sprintf(`!!document.querySelector('.msg[data-seq="%d"] button[aria-label="Répondre"]')`, seq)) {
+		t.Error("a legacy message offers a reply")
+	}
+}

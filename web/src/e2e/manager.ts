@@ -722,7 +722,7 @@ export class Manager {
       let full = this.sent.get(cid);
       if (!full) {
         full = { v: PAYLOAD_VERSION, ...payload } as Payload;
-        if ((full.type === 'text' || full.type === 'file') && !full.id) full.id = newMessageID();
+        if (full.v === PAYLOAD_VERSION && (full.type === 'text' || full.type === 'file') && !full.id) full.id = newMessageID();
         this.sent.set(cid, full);
         await ks.putJSON('s:' + cid, full);
       }
