@@ -102,12 +102,11 @@ export function isVisible(ev: Ev): boolean {
 }
 
 /** shown is the event as the timeline shows it: an encrypted message with
- * its decrypted body, reply, mentions, edits and reactions. */
-//
-// Its reply is the message whose payload id the reply names (-1, shown as
-// an older message, when this device has none). Its deletion is its
-// author's only: the node's tombstone (ev.deleted) of a message decrypted
-// here does not hide it (see removedByServer).
+ * its decrypted body, reply, mentions, edits and reactions. Its reply is
+ * the message whose payload id the reply names (-1, shown as an older
+ * message, when this device has none). Only its author's deletion counts:
+ * the node's tombstone (ev.deleted) of a message decrypted here does not
+ * hide it (see removedByServer). */
 export function shown(ev: Ev): Ev {
   if (ev.type !== 'encrypted') return ev;
   const p = plainOf(ev.room, ev.seq);

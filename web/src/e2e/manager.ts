@@ -330,8 +330,9 @@ class RoomCrypto {
     if (p.type === 'text' || p.type === 'file') {
       const had = p.id ? seqOfId(this.id, p.id) : undefined;
       if (had !== undefined && had !== ev.seq) {
-        // A second message with an id already taken (a sender's replay
-        // under another seq): the first keeps it.
+        // A second message with an id already taken (a member reusing
+        // another's id, or the node replaying one's own message under
+        // another seq): the first keeps it.
         this.put(ev.seq, { ok: false, reason: 'invalid', detail: 'duplicate message id' });
         return;
       }
