@@ -5,7 +5,7 @@
 // the registry of crypto.ts, and "mls_commit" events shown as notices of
 // who joined or left the encryption.
 
-import { encryptionAvailable, plainOf, Unreadable, unreadableReason } from './crypto';
+import { encryptionAvailable, plainOf, seqOfId, Unreadable, unreadableReason } from './crypto';
 import type { SendFields } from './outbox';
 import type { FileRef } from './payload';
 
@@ -105,16 +105,39 @@ export function isVisible(ev: Ev): boolean {
 }
 
 /** shown is the event as the timeline shows it: an encrypted message with
- * its decrypted body, reply, mentions, edits and reactions. */
+ * its decrypted body, reply, mentions, edits and reactions. Its reply is
+ * the message whose payload id the reply names (-1, shown as an older
+ * message, when this device has none). Only its author's deletion counts:
+ * the node's tombstone (ev.deleted) of a message decrypted here does not
+ * hide it (see removedByServer). */
 export function shown(ev: Ev): Ev {
   if (ev.type !== 'encrypted') return ev;
   const p = plainOf(ev.room, ev.seq);
   if (!p?.ok || p.kind !== 'msg') return ev;
-  return { ...ev, body: p.body, reply_to: p.reply_to, mentions: p.mentions, edited: p.edited, reactions: p.reactions, deleted: ev.deleted || p.deleted };
+  const reply_to = p.reply ? (seqOfId(ev.room, p.reply) ?? -1) : p.reply_to;
+  return { ...ev, body: p.body, reply_to, mentions: p.mentions, edited: p.edited, reactions: p.reactions, deleted: p.deleted };
+}
+
+/** removedByServer tells an encrypted message decrypted here that the
+ * node deleted (a tombstone) but its author did not: it stays readable,
+ * marked, since the node's word alone does not wipe what was decrypted. */
+export function removedByServer(ev: Ev): boolean {
+  if (ev.type !== 'encrypted' || !ev.deleted) return false;
+  const p = plainOf(ev.room, ev.seq);
+  return !!p?.ok && p.kind === 'msg' && !p.deleted;
+}
+
+/** referable tells whether a message can be answered, edited or reacted
+ * to: in encrypted rooms, only messages with a payload id (not those of
+ * payload version 1). */
+export function referable(ev: Ev): boolean {
+  if (ev.type !== 'encrypted') return true;
+  const p = plainOf(ev.room, ev.seq);
+  return !!p?.ok && p.kind === 'msg' && !!p.id;
 }
 
 export function decode(ev: Ev): Content {
-  if (ev.deleted) return { kind: 'deleted' };
+  if (ev.deleted && !removedByServer(ev)) return { kind: 'deleted' };
   switch (ev.type) {
     case 'text':
       return { kind: 'text', body: ev.body ?? '' };

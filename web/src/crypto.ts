@@ -45,7 +45,14 @@ export type Plain =
       kind: 'msg';
       from: string; // the author's user id, as the MLS credential says
       type: 'text' | 'file';
+      /** The message's own id, from its encrypted payload (absent in
+       * messages of payload version 1). */
+      id?: string;
       body: string;
+      /** The id of the message answered. */
+      reply?: string;
+      /** Version 1 history only: the seq of the message answered, kept
+       * from before ids (shown without their guarantee). */
       reply_to?: number;
       mentions?: string[];
       file?: FileRef;
@@ -57,24 +64,54 @@ export type Plain =
   | { ok: true; kind: 'commit'; notes: Note[] }
   | { ok: false; reason: Unreadable; commit?: boolean; detail?: string };
 
-const plains = new Map<string, Map<number, Plain>>();
+/** A room's decrypted events by seq, with the index of its messages by
+ * their payload id: references between encrypted messages go by id. The
+ * first event to bring an id keeps it. */
+class PlainMap extends Map<number, Plain> {
+  readonly ids = new Map<string, number>();
+
+  override set(seq: number, p: Plain): this {
+    const old = super.get(seq);
+    if (old?.ok && old.kind === 'msg' && old.id && this.ids.get(old.id) === seq && !(p.ok && p.kind === 'msg' && p.id === old.id)) this.ids.delete(old.id);
+    super.set(seq, p);
+    if (p.ok && p.kind === 'msg' && p.id && !this.ids.has(p.id)) this.ids.set(p.id, seq);
+    return this;
+  }
+
+  override delete(seq: number): boolean {
+    const old = super.get(seq);
+    if (old?.ok && old.kind === 'msg' && old.id && this.ids.get(old.id) === seq) this.ids.delete(old.id);
+    return super.delete(seq);
+  }
+
+  override clear(): void {
+    this.ids.clear();
+    super.clear();
+  }
+}
+
+const plains = new Map<string, PlainMap>();
 const joined = new Map<string, number>();
 
 export function plainOf(room: string, seq: number): Plain | undefined {
   return plains.get(room)?.get(seq);
 }
 
+/** seqOfId is the seq of the room's message whose payload id is id. */
+export function seqOfId(room: string, id: string): number | undefined {
+  return plains.get(room)?.ids.get(id);
+}
+
 /** setPlain records what an event is (the e2e chunk calls it). */
 export function setPlain(room: string, seq: number, p: Plain | undefined): void {
-  let m = plains.get(room);
-  if (!m) plains.set(room, (m = new Map()));
+  const m = roomPlains(room);
   if (p) m.set(seq, p);
   else m.delete(seq);
 }
 
 export function roomPlains(room: string): Map<number, Plain> {
   let m = plains.get(room);
-  if (!m) plains.set(room, (m = new Map()));
+  if (!m) plains.set(room, (m = new PlainMap()));
   return m;
 }
 

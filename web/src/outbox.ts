@@ -17,6 +17,11 @@ export interface SendFields {
   reply_to?: number;
   mentions?: string[];
   target?: number;
+  /** Encrypted rooms: the payload ids of the message concerned and of
+   * the message answered (they replace target and reply_to, which are
+   * the node's seqs). */
+  ref?: string;
+  reply?: string;
   key?: string;
   data?: string;
   /** A file: its id for the node; in an encrypted room, the whole

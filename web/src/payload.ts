@@ -5,8 +5,20 @@
 // so that the node sees none of it. Parsing is strict: a payload that
 // does not follow the format is refused whole and its message shown as
 // unreadable.
+//
+// Messages refer to each other by an id inside the payload, never by the
+// node's sequence numbers: a text or file message carries `id`, 128
+// random bits chosen by its sender, authenticated with the rest by MLS;
+// a reply carries the id it answers (`reply`), an edit, reaction or
+// deletion the id it concerns (`ref`). The node orders and numbers
+// events, so a reference by number could be re-pointed by renumbering;
+// an id cannot. Version 1 (references by seq) is still read, for the
+// history of clients before ids: its messages show, its references are
+// not followed (see applyPayload in e2e/manager.ts).
 
-export const PAYLOAD_VERSION = 1;
+export const PAYLOAD_VERSION = 2;
+/** The version of payloads that referred to messages by seq. */
+export const LEGACY_VERSION = 1;
 
 export type PayloadType = 'text' | 'edit' | 'delete' | 'react' | 'unreact' | 'file';
 
@@ -33,12 +45,26 @@ export const MAX_THUMB = 96 * 1024;
 export interface Payload {
   v: number;
   type: PayloadType;
+  id?: string; // the message's own id (text, file; version 2)
   body?: string; // markdown subset (text, edit, file caption)
-  reply_to?: number; // seq of the message answered
+  reply?: string; // id of the message answered (version 2)
   mentions?: string[]; // user ids
-  target?: number; // seq of the message edited, deleted or reacted to
+  ref?: string; // id of the message edited, deleted or reacted to (version 2)
   key?: string; // reaction
   file?: FileRef;
+  reply_to?: number; // version 1: seq of the message answered
+  target?: number; // version 1: seq of the message concerned
+}
+
+/** A message id: 16 random bytes in unpadded base64url. */
+export const messageID = /^[A-Za-z0-9_-]{22}$/;
+
+/** newMessageID draws the id of a new message. */
+export function newMessageID(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  let s = '';
+  for (const x of b) s += String.fromCharCode(x);
+  return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
 const types = new Set<PayloadType>(['text', 'edit', 'delete', 'react', 'unreact', 'file']);
@@ -77,19 +103,32 @@ export function parsePayload(b: Uint8Array): Payload | null {
   }
   if (!x || typeof x !== 'object' || Array.isArray(x)) return null;
   const o = x as Record<string, unknown>;
-  if (o.v !== PAYLOAD_VERSION || !types.has(o.type as PayloadType)) return null;
-  const p: Payload = { v: PAYLOAD_VERSION, type: o.type as PayloadType };
+  const v = o.v;
+  if ((v !== PAYLOAD_VERSION && v !== LEGACY_VERSION) || !types.has(o.type as PayloadType)) return null;
+  const p: Payload = { v, type: o.type as PayloadType };
   if (o.body !== undefined) {
     if (!str(o.body, MAX_BODY)) return null;
     p.body = o.body;
   }
-  if (o.reply_to !== undefined) {
-    if (!seq(o.reply_to)) return null;
-    p.reply_to = o.reply_to;
-  }
-  if (o.target !== undefined) {
-    if (!seq(o.target)) return null;
-    p.target = o.target;
+  // Each version has its own way of referring: the other's fields are
+  // refused, so that no payload means two things.
+  const id = (x: unknown): x is string => str(x, 22) && messageID.test(x);
+  if (v === PAYLOAD_VERSION) {
+    if (o.reply_to !== undefined || o.target !== undefined) return null;
+    for (const k of ['id', 'reply', 'ref'] as const) {
+      const x = o[k];
+      if (x === undefined) continue;
+      if (!id(x)) return null;
+      p[k] = x;
+    }
+  } else {
+    if (o.id !== undefined || o.reply !== undefined || o.ref !== undefined) return null;
+    for (const k of ['reply_to', 'target'] as const) {
+      const x = o[k];
+      if (x === undefined) continue;
+      if (!seq(x)) return null;
+      p[k] = x;
+    }
   }
   if (o.mentions !== undefined) {
     if (!Array.isArray(o.mentions) || o.mentions.length > 50 || !o.mentions.every((m) => str(m, 64) && userID.test(m))) return null;
@@ -104,19 +143,21 @@ export function parsePayload(b: Uint8Array): Payload | null {
     if (!f) return null;
     p.file = f;
   }
+  const message = p.type === 'text' || p.type === 'file';
+  const target = v === PAYLOAD_VERSION ? p.ref : p.target;
+  if (message) {
+    // A message has its own id (version 2) and refers to nothing but
+    // what it answers.
+    if (target !== undefined || (v === PAYLOAD_VERSION && p.id === undefined)) return null;
+  } else if (target === undefined || p.id !== undefined || p.reply !== undefined || p.reply_to !== undefined) return null;
   switch (p.type) {
     case 'text':
-      if (p.body === undefined || p.target !== undefined) return null;
-      break;
     case 'edit':
-      if (p.body === undefined || p.target === undefined) return null;
-      break;
-    case 'delete':
-      if (p.target === undefined) return null;
+      if (p.body === undefined) return null;
       break;
     case 'react':
     case 'unreact':
-      if (p.target === undefined || p.key === undefined) return null;
+      if (p.key === undefined) return null;
       break;
     case 'file':
       if (!p.file) return null;
@@ -125,6 +166,7 @@ export function parsePayload(b: Uint8Array): Payload | null {
   return p;
 }
 
-export function encodePayload(p: Omit<Payload, 'v'>): Uint8Array {
+/** encodePayload writes a payload; without a version, the current one. */
+export function encodePayload(p: Omit<Payload, 'v'> & { v?: number }): Uint8Array {
   return new TextEncoder().encode(JSON.stringify({ v: PAYLOAD_VERSION, ...p }));
 }

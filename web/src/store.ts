@@ -713,17 +713,28 @@ class Store {
   // Sending.
 
   /** sendFrame sends one outbox entry: in an encrypted room, as an MLS
-   * application message (deletions excepted: they are tombstones the node
-   * applies); elsewhere, in clear. */
+   * application message (but the tombstone of a deletion, by target: the
+   * node applies it and drops the ciphertext); elsewhere, in clear. */
   private async sendFrame(id: string, f: SendFields): Promise<{ seq: number; ts: number }> {
     const r = this.rooms.get(f.room);
     if (!r) throw new SendError('unavailable');
     let a;
-    if (r.encrypted && f.type !== 'delete') {
+    if (r.encrypted && !(f.type === 'delete' && f.target !== undefined)) {
       const m = await e2e();
       const { room: _room, type, file, ...rest } = f;
       // A file of an encrypted room is the whole reference (FileRef).
       if (file && !('key' in file)) throw new SendError('not_encrypted');
+      // Entries queued by a client before payload ids refer by seq: this
+      // device's own mapping turns them into ids.
+      if (rest.reply_to !== undefined) {
+        rest.reply ??= this.encryptedRef(f.room, rest.reply_to)?.id;
+        delete rest.reply_to;
+      }
+      if (rest.target !== undefined) {
+        rest.ref = this.encryptedRef(f.room, rest.target)?.id;
+        delete rest.target;
+        if (!rest.ref) throw new SendError('not_found');
+      }
       a = await m.send(id, f.room, { type: type as 'text', ...rest, file: file as FileRef | undefined });
     } else a = await this.socket.frame({ t: 'send', ...f }, id);
     return { seq: Number(a.seq), ts: Number(a.ts) };
@@ -734,26 +745,59 @@ class Store {
     this.emit('room:' + fields.room);
   }
 
+  /** encryptedRef is the decrypted message at seq of an encrypted room,
+   * if it has a payload id to be referred to by (messages of payload
+   * version 1 have none: they cannot be answered, edited or reacted to). */
+  private encryptedRef(room: string, seq: number) {
+    const p = plainOf(room, seq);
+    return p?.ok && p.kind === 'msg' && p.id ? { ...p, id: p.id } : undefined;
+  }
+
   sendText(room: string, body: string, replyTo?: number, mentions?: string[]): void {
-    this.send(encodeText(room, body, replyTo, mentions));
+    const f = encodeText(room, body, replyTo, mentions);
+    if (this.rooms.get(room)?.encrypted && f.reply_to) {
+      f.reply = this.encryptedRef(room, f.reply_to)?.id;
+      delete f.reply_to;
+    }
+    this.send(f);
     this.typing(room, false);
   }
 
   edit(room: string, target: number, body: string): void {
     const r = this.rooms.get(room);
     const ev = r && r.timeline[this.indexOf(r, target)];
-    const p = plainOf(room, target);
-    if (r?.encrypted && p?.ok && p.kind === 'msg') setPlain(room, target, { ...p, body, edited: Date.now() });
-    else if (ev) {
+    if (r?.encrypted) {
+      const p = this.encryptedRef(room, target);
+      if (!p) return;
+      setPlain(room, target, { ...p, body, edited: Date.now() });
+      this.send({ room, type: 'edit', ref: p.id, body });
+      return;
+    }
+    if (ev) {
       ev.body = body;
       ev.edited = Date.now();
     }
     this.send(encodeEdit(room, target, body));
   }
 
+  /** remove deletes a message. In an encrypted room one's own message is
+   * deleted by an encrypted deletion, which is what other devices obey,
+   * then by a tombstone, so that the node drops the ciphertext; someone
+   * else's (a moderator) only by the tombstone, which devices that
+   * decrypted it show as removed from the server. */
   remove(room: string, target: number): void {
     const r = this.rooms.get(room);
     const ev = r && r.timeline[this.indexOf(r, target)];
+    if (r?.encrypted) {
+      const p = this.encryptedRef(room, target);
+      if (p && p.from === this.me?.id) {
+        setPlain(room, target, { ok: true, kind: 'msg', from: p.from, type: p.type, id: p.id, body: '', deleted: true });
+        this.send({ room, type: 'delete', ref: p.id });
+      }
+    }
+    // The node already dropped it (a tombstone): the encrypted deletion
+    // above was all that was left to do.
+    if (ev?.deleted) return;
     if (ev) {
       ev.deleted = true;
       ev.body = undefined;
@@ -766,9 +810,9 @@ class Store {
     const r = this.rooms.get(room);
     const ev = r && r.timeline[this.indexOf(r, target)];
     const me = this.me!.id;
-    const p = plainOf(room, target);
     if (r?.encrypted) {
-      if (!p?.ok || p.kind !== 'msg') return;
+      const p = this.encryptedRef(room, target);
+      if (!p) return;
       const has = !!p.reactions?.[key]?.includes(me);
       const rs = { ...(p.reactions ?? {}) };
       const users = (rs[key] ?? []).filter((u) => u !== me);
@@ -776,7 +820,7 @@ class Store {
       if (users.length) rs[key] = users;
       else delete rs[key];
       setPlain(room, target, { ...p, reactions: rs });
-      this.send({ room, type: has ? 'unreact' : 'react', target, key });
+      this.send({ room, type: has ? 'unreact' : 'react', ref: p.id, key });
       return;
     }
     const has = !!ev?.reactions?.[key]?.includes(me);

@@ -4,32 +4,79 @@ import { backupKey, formatKey, newRecoveryKey, open, parseKey, seal } from '../s
 import * as mls from '../src/e2e/engine';
 import { qr } from '../src/e2e/qr';
 import { safetyNumber } from '../src/e2e/safety';
-import { encodePayload, parsePayload } from '../src/payload';
+import { messageID, newMessageID, encodePayload, parsePayload } from '../src/payload';
+import { Plain, roomPlains, seqOfId, setPlain } from '../src/crypto';
 
 const enc = new TextEncoder();
 const raw = (o: unknown) => enc.encode(JSON.stringify(o));
 
 test('payloads: the documented format, strictly', () => {
-  const p = parsePayload(encodePayload({ type: 'text', body: 'Bonjour', reply_to: 4, mentions: ['u-n1-abc'] }));
-  assert.deepEqual(p, { v: 1, type: 'text', body: 'Bonjour', reply_to: 4, mentions: ['u-n1-abc'] });
-  assert.deepEqual(parsePayload(raw({ v: 1, type: 'react', target: 3, key: '👍' })), { v: 1, type: 'react', target: 3, key: '👍' });
-  assert.deepEqual(parsePayload(raw({ v: 1, type: 'edit', target: 3, body: 'x', extra: true })), { v: 1, type: 'edit', target: 3, body: 'x' });
+  const id = newMessageID();
+  assert.match(id, messageID);
+  assert.notEqual(newMessageID(), id);
+  const other = newMessageID();
+  const p = parsePayload(encodePayload({ type: 'text', id, body: 'Bonjour', reply: other, mentions: ['u-n1-abc'] }));
+  assert.deepEqual(p, { v: 2, type: 'text', id, body: 'Bonjour', reply: other, mentions: ['u-n1-abc'] });
+  assert.deepEqual(parsePayload(raw({ v: 2, type: 'react', ref: id, key: '👍' })), { v: 2, type: 'react', ref: id, key: '👍' });
+  assert.deepEqual(parsePayload(raw({ v: 2, type: 'edit', ref: id, body: 'x', extra: true })), { v: 2, type: 'edit', ref: id, body: 'x' });
+  assert.deepEqual(parsePayload(raw({ v: 2, type: 'delete', ref: id })), { v: 2, type: 'delete', ref: id });
   const file = { id: 'f-abc', name: 'note.pdf', size: 12, mime: 'application/pdf', key: 'AAAA', hash: 'BBBB' };
-  assert.deepEqual(parsePayload(raw({ v: 1, type: 'file', body: '', file }))?.file, file);
+  assert.deepEqual(parsePayload(raw({ v: 2, type: 'file', id, body: '', file }))?.file, file);
+  // Version 1, before message ids: still read (its references by seq are
+  // not followed by the client).
+  assert.deepEqual(parsePayload(raw({ v: 1, type: 'text', body: 'x', reply_to: 4 })), { v: 1, type: 'text', body: 'x', reply_to: 4 });
+  assert.deepEqual(parsePayload(raw({ v: 1, type: 'react', target: 3, key: '👍' })), { v: 1, type: 'react', target: 3, key: '👍' });
   for (const bad of [
-    { v: 2, type: 'text', body: 'x' },
-    { v: 1, type: 'shout', body: 'x' },
-    { v: 1, type: 'text' },
-    { v: 1, type: 'edit', body: 'x' },
-    { v: 1, type: 'react', target: 3 },
+    { v: 3, type: 'text', id, body: 'x' },
+    { v: 2, type: 'shout', id, body: 'x' },
+    { v: 2, type: 'text', id },
+    { v: 2, type: 'text', body: 'x' }, // a message without its id
+    { v: 2, type: 'text', id: 'short', body: 'x' },
+    { v: 2, type: 'text', id: id + '=', body: 'x' },
+    { v: 2, type: 'text', id, body: 'x', reply_to: 4 }, // seqs are version 1's
+    { v: 2, type: 'text', id, body: 'x', ref: other },
+    { v: 2, type: 'edit', body: 'x' },
+    { v: 2, type: 'edit', ref: other, target: 3, body: 'x' },
+    { v: 2, type: 'edit', id, ref: other, body: 'x' },
+    { v: 2, type: 'react', ref: other },
+    { v: 2, type: 'delete', target: 3 },
+    { v: 2, type: 'delete', ref: other, reply: id },
+    { v: 1, type: 'edit', ref: other, body: 'x' }, // ids are version 2's
+    { v: 1, type: 'text', id, body: 'x' },
     { v: 1, type: 'react', target: 0, key: 'x' },
-    { v: 1, type: 'text', body: 'x', mentions: ['not a user'] },
-    { v: 1, type: 'text', body: 'x'.repeat(20000) },
-    { v: 1, type: 'file', file: { ...file, id: '../etc' } },
+    { v: 2, type: 'text', id, body: 'x', mentions: ['not a user'] },
+    { v: 2, type: 'text', id, body: 'x'.repeat(20000) },
+    { v: 2, type: 'file', id, file: { ...file, id: '../etc' } },
     [1, 2],
   ])
-    assert.equal(parsePayload(raw(bad)), null, JSON.stringify(bad).slice(0, 60));
+    assert.equal(parsePayload(raw(bad)), null, JSON.stringify(bad).slice(0, 80));
   assert.equal(parsePayload(new Uint8Array([0xff, 0xfe])), null);
+});
+
+test('message ids: a room’s messages by payload id, the first to bring one keeps it', () => {
+  const room = 'r-test-ids';
+  const a = newMessageID();
+  const b = newMessageID();
+  const msg = (id: string, body: string): Extract<Plain, { kind: 'msg' }> => ({ ok: true, kind: 'msg', from: 'u-n1-abc', type: 'text', id, body });
+  setPlain(room, 5, msg(a, 'alpha'));
+  setPlain(room, 6, msg(b, 'beta'));
+  assert.equal(seqOfId(room, a), 5);
+  assert.equal(seqOfId(room, b), 6);
+  assert.equal(seqOfId('r-other', a), undefined, 'ids are per room');
+  // A replay of alpha's id under another seq does not take it.
+  setPlain(room, 9, msg(a, 'replay'));
+  assert.equal(seqOfId(room, a), 5);
+  // Edited or deleted, the message keeps its id.
+  setPlain(room, 5, { ...msg(a, ''), deleted: true });
+  assert.equal(seqOfId(room, a), 5);
+  // Replaced by something else, it loses it.
+  setPlain(room, 6, { ok: false, reason: 'invalid' });
+  assert.equal(seqOfId(room, b), undefined);
+  setPlain(room, 5, undefined);
+  assert.equal(seqOfId(room, a), undefined);
+  // restored from disk through the map itself
+  roomPlains(room).set(7, msg(b, 'beta'));
+  assert.equal(seqOfId(room, b), 7);
 });
 
 test('recovery keys: 160 bits, typed loosely, wrong keys refused', async () => {

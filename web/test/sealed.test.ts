@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { openSealed, sealToScanner } from '../src/e2e/scanner';
-import { parsePayload, encodePayload } from '../src/payload';
+import { encodePayload, newMessageID, parsePayload } from '../src/payload';
 import { CHUNK, chunkCount, decryptFile, encryptFile, fromB64, HEADER, newFileKey, sealedSize, sha256, toB64, UndecryptableError } from '../src/sealed';
 import vector from './vectors/sealed-v1.json';
 
@@ -88,10 +88,11 @@ test('payloads: an encrypted file with its inline thumbnail', () => {
     h: 600,
     thumb: { data: 'AAAA', mime: 'image/jpeg', w: 320, h: 240 },
   };
-  assert.deepEqual(parsePayload(encodePayload({ type: 'file', file }))?.file, file);
+  const id = newMessageID();
+  assert.deepEqual(parsePayload(encodePayload({ type: 'file', id, file }))?.file, file);
   // A thumbnail of another type, or too large, is left out.
-  const svg = parsePayload(encodePayload({ type: 'file', file: { ...file, thumb: { ...file.thumb, mime: 'image/svg+xml' } } }));
+  const svg = parsePayload(encodePayload({ type: 'file', id, file: { ...file, thumb: { ...file.thumb, mime: 'image/svg+xml' } } }));
   assert.equal(svg?.file?.thumb, undefined);
-  const big = parsePayload(encodePayload({ type: 'file', file: { ...file, thumb: { ...file.thumb, data: 'A'.repeat(200 * 1024) } } }));
+  const big = parsePayload(encodePayload({ type: 'file', id, file: { ...file, thumb: { ...file.thumb, data: 'A'.repeat(200 * 1024) } } }));
   assert.equal(big?.file?.thumb, undefined);
 });

@@ -20,10 +20,10 @@
 
 import type { Ev } from '../codec';
 import type { Host, HostRoom, Note, Plain } from '../crypto';
-import { e2eState, plainOf, roomPlains, setJoinedAt, setPlain } from '../crypto';
+import { e2eState, plainOf, roomPlains, seqOfId, setJoinedAt, setPlain } from '../crypto';
 import type { Frame } from '../frames';
 import { SendError } from '../outbox';
-import { encodePayload, parsePayload, Payload } from '../payload';
+import { encodePayload, newMessageID, parsePayload, Payload, PAYLOAD_VERSION } from '../payload';
 import * as backup from './backup';
 import * as mls from './engine';
 import * as ks from './keystore';
@@ -213,12 +213,12 @@ class RoomCrypto {
         return this.processCommit(ev);
       case 'encrypted':
         return this.processMessage(ev);
-      case 'delete': {
-        // The node dropped the ciphertext; drop the plaintext too.
-        const t = ev.target ? plainOf(this.id, ev.target) : undefined;
-        if (t && t.ok && t.kind === 'msg') this.put(ev.target!, { ok: true, kind: 'msg', from: t.from, type: t.type, body: '', deleted: true });
+      case 'delete':
+        // The node dropped a ciphertext. That is the node's word only: a
+        // message already decrypted stays (the timeline marks it removed
+        // from the server); only its author's deletion, signed inside the
+        // encryption, wipes it (apply).
         return;
-      }
       case 'member':
         if (!ev.user) return;
         switch (ev.action) {
@@ -323,22 +323,39 @@ class RoomCrypto {
   }
 
   /** apply records a message, or carries an edit, reaction or deletion
-   * to its target when its author may. */
+   * to its target when its author may. Targets are found by the id inside
+   * their payload, never by the node's seq: a reference the node
+   * re-numbered still reaches its message, or nothing. */
   apply(ev: Ev, p: Payload, author: string): void {
     if (p.type === 'text' || p.type === 'file') {
-      this.put(ev.seq, { ok: true, kind: 'msg', from: author, type: p.type, body: p.body ?? '', reply_to: p.reply_to, mentions: p.mentions, file: p.file });
+      const had = p.id ? seqOfId(this.id, p.id) : undefined;
+      if (had !== undefined && had !== ev.seq) {
+        // A second message with an id already taken (a member reusing
+        // another's id, or the node replaying one's own message under
+        // another seq): the first keeps it.
+        this.put(ev.seq, { ok: false, reason: 'invalid', detail: 'duplicate message id' });
+        return;
+      }
+      // Version 1 replies (by seq) are not followed: the node numbers
+      // events.
+      this.put(ev.seq, { ok: true, kind: 'msg', from: author, type: p.type, id: p.id, body: p.body ?? '', reply: p.reply, mentions: p.mentions, file: p.file });
       return;
     }
     this.put(ev.seq, { ok: true, kind: 'hidden' });
-    const t = plainOf(this.id, p.target!);
+    // Version 1 edits, reactions and deletions name their target by seq:
+    // not applied, for the same reason.
+    const at = p.ref ? seqOfId(this.id, p.ref) : undefined;
+    if (at === undefined) return;
+    const t = plainOf(this.id, at);
     if (!t || !t.ok || t.kind !== 'msg' || t.deleted) return;
-    const first = t.from;
+    // The author is the MLS sender's user (processMessage checked the
+    // node's from against it); edits and deletions are the author's only.
     switch (p.type) {
       case 'edit':
-        if (first === author) this.put(p.target!, { ...t, body: p.body ?? '', edited: ev.ts });
+        if (t.from === author) this.put(at, { ...t, body: p.body ?? '', edited: ev.ts });
         break;
       case 'delete':
-        if (first === author) this.put(p.target!, { ...t, body: '', deleted: true, reactions: undefined });
+        if (t.from === author) this.put(at, { ok: true, kind: 'msg', from: t.from, type: t.type, id: t.id, body: '', deleted: true });
         break;
       case 'react':
       case 'unreact': {
@@ -347,7 +364,7 @@ class RoomCrypto {
         if (p.type === 'react') users.push(author);
         if (users.length) rs[p.key!] = users;
         else delete rs[p.key!];
-        this.put(p.target!, { ...t, reactions: rs });
+        this.put(at, { ...t, reactions: rs });
         break;
       }
     }
@@ -701,12 +718,16 @@ export class Manager {
     return r.run(async () => {
       await r.drain();
       if (!r.group || r.lost || !mls.isActive(r.group)) throw new SendError('not_in_group');
-      const full = { v: 1, ...payload } as Payload;
-      if (!this.sent.has(cid)) {
+      // Kept before the first encryption, so that a new attempt (after
+      // epoch_mismatch) carries the same message id.
+      let full = this.sent.get(cid);
+      if (!full) {
+        full = { v: PAYLOAD_VERSION, ...payload } as Payload;
+        if (full.v === PAYLOAD_VERSION && (full.type === 'text' || full.type === 'file') && !full.id) full.id = newMessageID();
         this.sent.set(cid, full);
         await ks.putJSON('s:' + cid, full);
       }
-      const m = await mls.encrypt(r.group, encodePayload(payload));
+      const m = await mls.encrypt(r.group, encodePayload(full));
       r.group = m.group;
       await r.save();
       return b64.enc(m.message);

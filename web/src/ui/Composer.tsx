@@ -5,7 +5,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Ev } from '../codec';
-import { decode, isMessage, shown } from '../codec';
+import { decode, isMessage, referable, shown } from '../codec';
 import { t } from '../i18n';
 import { plain } from '../markdown';
 import { Room, store } from '../store';
@@ -212,7 +212,7 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
       const me = store.me?.id;
       for (let i = room.timeline.length - 1; i >= 0; i--) {
         const ev = room.timeline[i];
-        if (ev.from === me && isMessage(ev) && decode(ev).kind === 'text') {
+        if (ev.from === me && isMessage(ev) && decode(ev).kind === 'text' && referable(ev)) {
           e.preventDefault();
           onEditLast(shown(ev));
           return;

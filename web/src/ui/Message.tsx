@@ -3,7 +3,7 @@
 
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { decode, Ev, shown } from '../codec';
+import { decode, Ev, referable, removedByServer, shown } from '../codec';
 import { e2eState, Note, plainOf } from '../crypto';
 import { formatTime, t } from '../i18n';
 import { plain } from '../markdown';
@@ -146,9 +146,13 @@ export function Message({ room, ev: raw, grouped, status, readers, selected, onS
   const [picking, setPicking] = useState(false);
   const [confirming, setConfirming] = useState(false);
   const profile = store.profile(ev.from);
-  const canDelete = !ev.deleted && (mine || (room.kind !== 'direct' && (room.role === 'owner' || room.role === 'moderator')));
+  // A message the node already removed can still be deleted by its
+  // author (inside the encryption), by nobody else.
+  const canDelete = !ev.deleted && (mine || (!raw.deleted && room.kind !== 'direct' && (room.role === 'owner' || room.role === 'moderator')));
   const showName = !grouped && !mine && room.kind !== 'direct';
   const reactions = Object.entries(ev.reactions ?? {});
+  // Encrypted messages of payload version 1 have no id to be referred to.
+  const refs = referable(raw);
   const authorLabel = store.name(ev.from) + (profile?.ext ? ' (' + t('common.external') + ')' : '');
   return (
     <div
@@ -198,6 +202,11 @@ export function Message({ room, ev: raw, grouped, status, readers, selected, onS
         {c.kind === 'file' && c.body && <Markdown src={c.body} mentions={ev.mentions} />}
         <div class="msg-meta">
           {ev.edited && !ev.deleted ? <span class="edited">{t('tl.edited')}</span> : null}
+          {removedByServer(raw) && (
+            <span class="removed-mark" title={t('tl.removedByServerHint')}>
+              {t('tl.removedByServer')}
+            </span>
+          )}
           <time dateTime={new Date(ev.ts).toISOString()}>{formatTime(ev.ts)}</time>
           {mine && status && !ev.deleted && <StatusIcon status={status} />}
         </div>
@@ -223,13 +232,17 @@ export function Message({ room, ev: raw, grouped, status, readers, selected, onS
       </div>
       {!ev.deleted && c.kind !== 'unreadable' && (
         <div class="msg-actions" role="toolbar" aria-label={t('tl.actions')}>
-          <button class="icon-btn" aria-label={t('tl.react')} title={t('tl.react')} aria-expanded={picking} onClick={() => setPicking(!picking)}>
-            <Icon name="smile" size={18} />
-          </button>
-          <button class="icon-btn" aria-label={t('tl.reply')} title={t('tl.reply')} onClick={() => onReply(ev)}>
-            <Icon name="reply" size={18} />
-          </button>
-          {mine && c.kind === 'text' && (
+          {refs && (
+            <button class="icon-btn" aria-label={t('tl.react')} title={t('tl.react')} aria-expanded={picking} onClick={() => setPicking(!picking)}>
+              <Icon name="smile" size={18} />
+            </button>
+          )}
+          {refs && (
+            <button class="icon-btn" aria-label={t('tl.reply')} title={t('tl.reply')} onClick={() => onReply(ev)}>
+              <Icon name="reply" size={18} />
+            </button>
+          )}
+          {refs && mine && c.kind === 'text' && (
             <button class="icon-btn" aria-label={t('tl.edit')} title={t('tl.edit')} onClick={() => onEdit(ev)}>
               <Icon name="edit" size={18} />
             </button>
