@@ -53,7 +53,7 @@ func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email 
 		return "", err
 	}
 	if u.State == store.UserInvited {
-		if err := s.send(ctx, s.cfg.Templates.Invitation(u.Email, inviter.Name, room.Name, s.link("/invite", token))); err != nil {
+		if err := s.sendNow(ctx, s.cfg.Templates.Invitation(u.Email, inviter.Name, room.Name, s.link("/invite", token))); err != nil {
 			return "", err
 		}
 		s.log.Info("external invited", "user", u.ID, "room", room.ID, "by", inviter.ID, "mailed", s.cfg.Mailer != nil)
@@ -258,7 +258,7 @@ func (s *Service) sendRenewal(ctx context.Context, u store.User) {
 		s.log.Error("renewal token", "user", u.ID, "err", err)
 		return
 	}
-	s.send(ctx, s.cfg.Templates.Renewal(u.Email, s.link("/renew", token), u.Expires))
+	s.send(s.cfg.Templates.Renewal(u.Email, s.link("/renew", token), u.Expires))
 }
 
 // Renew extends an account's validity from its renewal link.
