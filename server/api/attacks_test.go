@@ -3,10 +3,12 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -341,5 +343,90 @@ func TestSessionUnusedPastLifetimeRefused(t *testing.T) {
 	if conn, err := b.Dial(ctx, 16); err == nil {
 		conn.Close()
 		t.Fatal("websocket with a session past the maximum age")
+	}
+}
+
+// TestDisplayNamesWithInvisibleCharactersRefused: names that hide
+// characters or reorder the text around them are refused, at
+// registration and when changed, with name_invalid, and nothing is kept.
+func TestDisplayNamesWithInvisibleCharactersRefused(t *testing.T) {
+	n := nodetest.Start(t)
+	ctx := context.Background()
+	u := n.NewUser("Nom Correct")
+	cases := []struct{ name, given string }{
+		{"right-to-left override", "Jean \u202Egpj.exe"},
+		{"left-to-right embedding", "Jean \u202ADupont"},
+		{"first strong isolate", "Jean \u2068Dupont\u2069"},
+		{"zero-width space", "Jean\u200BDupont"},
+		{"zero-width joiner", "Jean\u200DDupont"},
+		{"right-to-left mark", "Jean Dupont\u200F"},
+		{"word joiner", "Jean\u2060Dupont"},
+		{"byte order mark", "\uFEFFJean Dupont"},
+		{"C0 control", "Jean\x07Dupont"},
+		{"C1 control", "Jean\u009BDupont"},
+		{"private use", "Jean \uE000"},
+		{"too long", strings.Repeat("a", 101)},
+	}
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := n.Client().Register(ctx, "nom"+string(rune('a'+i))+"@agents.gouv.fr", "Velours-Cuivre-42", c.given)
+			if code(err) != proto.CodeNameInvalid {
+				t.Errorf("registration: %v", err)
+			}
+			if err := u.Do(ctx, "PATCH", "/api/v1/me", map[string]string{"display_name": c.given}, nil); code(err) != proto.CodeNameInvalid {
+				t.Errorf("change of name: %v", err)
+			}
+		})
+	}
+	if users, _ := n.Accounts.Users(); len(users) != 1 || users[0].Name != "Nom Correct" {
+		t.Fatalf("refused names changed the accounts: %+v", users)
+	}
+	// Accents, apostrophes, hyphens and non-Latin scripts stay allowed.
+	for _, ok := range []string{"Zoé L’Hôte-Brière", "Αθηνά Παππά", "محمد علي"} {
+		if err := u.Do(ctx, "PATCH", "/api/v1/me", map[string]string{"display_name": ok}, nil); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+}
+
+// TestNamesakesDisambiguated: two agents of one administration with the
+// same name come out of the directory with different tags, and nothing
+// in the answer is an e-mail address.
+func TestNamesakesDisambiguated(t *testing.T) {
+	n := nodetest.Start(t)
+	ctx := context.Background()
+	n.NewUserEmail("marie.dupont@agents.gouv.fr", "Marie Dupont")
+	n.NewUserEmail("m.dupont@agents.gouv.fr", "Marie Dupont")
+	c := n.NewUser("Chercheur")
+	conn, err := c.Dial(ctx, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := conn.Sync(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	var raw json.RawMessage
+	if err := conn.Call(ctx, proto.TDirectory, map[string]any{"q": "marie dupont"}, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte("@")) || bytes.Contains(raw, []byte("m.dupont")) {
+		t.Fatalf("the directory shows addresses: %s", raw)
+	}
+	var res struct {
+		Users []map[string]any `json:"users"`
+	}
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Users) != 2 {
+		t.Fatalf("directory: %s", raw)
+	}
+	t1, _ := res.Users[0]["tag"].(string)
+	t2, _ := res.Users[1]["tag"].(string)
+	if t1 == "" || t2 == "" || t1 == t2 {
+		t.Fatalf("namesakes not told apart: %s", raw)
 	}
 }
