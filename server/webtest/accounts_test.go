@@ -8,9 +8,6 @@ import (
 
 	"github.com/chromedp/chromedp/kb"
 
-	"relais/server/mail"
-	"relais/server/mail/smtptest"
-	"relais/server/node"
 	"relais/server/nodetest"
 )
 
@@ -19,13 +16,7 @@ import (
 // password typed in the form with it); then, looking for a colleague who
 // has a namesake, each result carries its tag.
 func TestVerifyByCodeAndNamesakes(t *testing.T) {
-	relay := smtptest.Start(t, smtptest.WithStartTLS())
-	sender, err := mail.NewSMTP(mail.SMTPConfig{Host: relay.Host, Port: relay.Port,
-		From: "Relais <no-reply@agents.gouv.fr>", TLSConfig: relay.ClientTLSConfig(), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := startNode(t, nodetest.WithOptions(func(o *node.Options) { o.Mailer = sender }))
+	n, relay := startNodeWithRelay(t)
 	ctx := context.Background()
 	n.NewUserEmail("marie.dupont@agents.gouv.fr", "Marie Dupont")
 	n.NewUserEmail("m.dupont@agents.gouv.fr", "Marie Dupont")

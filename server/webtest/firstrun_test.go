@@ -16,19 +16,26 @@ import (
 	"relais/server/nodetest"
 )
 
-// TestFirstRunOnAPhone: on a 360 px phone, in English, an operator opens
-// the one-time setup link and creates the first administrator; an agent
-// registers, opens the verification link of the mail that arrived at a
-// real SMTP relay, signs in, joins a forum from the directory and writes.
-// No screen may scroll sideways.
-func TestFirstRunOnAPhone(t *testing.T) {
+// startNodeWithRelay starts a node that sends its mail through a real SMTP
+// client to a relay in process.
+func startNodeWithRelay(t *testing.T) (*nodetest.Node, *smtptest.Server) {
+	t.Helper()
 	relay := smtptest.Start(t, smtptest.WithStartTLS())
 	sender, err := mail.NewSMTP(mail.SMTPConfig{Host: relay.Host, Port: relay.Port,
 		From: "Relais <no-reply@agents.gouv.fr>", TLSConfig: relay.ClientTLSConfig(), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t, nodetest.WithOptions(func(o *node.Options) { o.Mailer = sender }))
+	return startNode(t, nodetest.WithOptions(func(o *node.Options) { o.Mailer = sender })), relay
+}
+
+// TestFirstRunOnAPhone: on a 360 px phone, in English, an operator opens
+// the one-time setup link and creates the first administrator; an agent
+// registers, opens the verification link of the mail that arrived at a
+// real SMTP relay, signs in, joins a forum from the directory and writes.
+// No screen may scroll sideways.
+func TestFirstRunOnAPhone(t *testing.T) {
+	n, relay := startNodeWithRelay(t)
 	ctx := context.Background()
 	link, err := n.Accounts.SetupLink(ctx)
 	if err != nil || link == "" {
