@@ -303,6 +303,9 @@ func (s *Service) Maintain(ctx context.Context, every time.Duration) {
 			s.log.Error("expire tokens", "err", err)
 		}
 		s.remindRenewals(ctx)
+		if err := s.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("expire sessions", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

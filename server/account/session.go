@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -194,6 +195,39 @@ func (s *Service) sessionDead(sess store.Session) bool {
 	now := s.now()
 	return now.Sub(sess.LastSeen) > s.cfg.SessionLifetime ||
 		(s.cfg.SessionMaxAge > 0 && now.Sub(sess.Created) > s.cfg.SessionMaxAge)
+}
+
+// ExpireSessions deletes the sessions past their lifetime or maximum age
+// and closes their connections: Resolve refuses them already, but an open
+// websocket was authenticated once, when it opened. Run from Maintain.
+func (s *Service) ExpireSessions(ctx context.Context) error {
+	// Find them in one read, so that the hourly pass writes only for the
+	// users that have some.
+	var users []string
+	if err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		if e := tx.Users(func(u store.User) bool {
+			var devs []store.Device
+			if devs, err = tx.Devices(u.ID); err != nil {
+				return false
+			}
+			if slices.ContainsFunc(devs, func(d store.Device) bool { return s.sessionDead(d.Session) }) {
+				users = append(users, u.ID)
+			}
+			return true
+		}); e != nil {
+			return e
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, u := range users {
+		if err := s.revoke(ctx, u, func(d store.Device) bool { return s.sessionDead(d.Session) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SessionLifetime is how long a session lives unused (for the cookie).

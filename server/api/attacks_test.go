@@ -9,8 +9,11 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"relais/server/client"
 	"relais/server/config"
@@ -343,6 +346,43 @@ func TestSessionUnusedPastLifetimeRefused(t *testing.T) {
 	if conn, err := b.Dial(ctx, 16); err == nil {
 		conn.Close()
 		t.Fatal("websocket with a session past the maximum age")
+	}
+}
+
+// TestOpenWebsocketClosedAtMaximumAge: a websocket opened while its
+// session was valid is closed once the session passes its maximum age.
+func TestOpenWebsocketClosedAtMaximumAge(t *testing.T) {
+	var offset atomic.Int64
+	n := nodetest.Start(t, nodetest.WithConfig(func(c *config.Config) { c.SessionMaxAge = config.Duration(time.Hour) }),
+		nodetest.WithOptions(func(o *node.Options) {
+			o.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+		}))
+	ctx := context.Background()
+	a := n.NewUser("Connexion Longue")
+	conn, err := a.Dial(ctx, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if err := n.Accounts.ExpireSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-conn.Done():
+		t.Fatal("a valid session's websocket was closed")
+	case <-time.After(200 * time.Millisecond):
+	}
+	offset.Store(int64(61 * time.Minute))
+	if err := n.Accounts.ExpireSessions(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-conn.Done():
+		if s := websocket.CloseStatus(conn.Err()); s != 4001 {
+			t.Fatalf("closed with %v", conn.Err())
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("websocket still open past the session's maximum age")
 	}
 }
 
