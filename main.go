@@ -149,8 +149,9 @@ func serve(args []string) error {
 
 const adminUsage = `usage: relais admin [--data DIR] COMMAND
 
-  users list
-  users approve EMAIL           activate a registration (no SMTP relay, or vouched for)
+  users list                    ADDRESS says UNPROVEN for registrations nobody proved to read
+  users approve EMAIL           activate a registration (no SMTP relay, or vouched for): check
+                                with the person first, anyone can register any allowed address
   users deactivate EMAIL        sign out everywhere and block
   users reactivate EMAIL
   users reset-password EMAIL    sign out everywhere; prints a reset link
@@ -193,7 +194,7 @@ func adminCmd(args []string) error {
 			return err
 		}
 		w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(w, "EMAIL\tNAME\tSTATE\tKIND\tCREATED\tEXPIRES")
+		fmt.Fprintln(w, "EMAIL\tADDRESS\tNAME\tSTATE\tKIND\tCREATED\tEXPIRES")
 		for _, u := range users {
 			kind := "agent"
 			if u.External {
@@ -206,7 +207,13 @@ func adminCmd(args []string) error {
 			if !u.Expires.IsZero() {
 				exp = u.Expires.Format(time.DateOnly)
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Email, u.Name, u.State, kind, u.Created.Format(time.DateOnly), exp)
+			// Anyone may register any address of an allowed domain: the
+			// operator must see which ones nobody proved to read.
+			proof := "proven"
+			if u.Unproven {
+				proof = "UNPROVEN"
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", u.Email, proof, u.Name, u.State, kind, u.Created.Format(time.DateOnly), exp)
 		}
 		return w.Flush()
 	case "users approve", "users deactivate", "users reactivate", "users promote":
@@ -216,6 +223,10 @@ func adminCmd(args []string) error {
 		}
 		if err := c.Do(ctx, "POST", "/users/"+a[1], map[string]string{"email": email}, nil); err != nil {
 			return err
+		}
+		if a[1] == "approve" {
+			fmt.Println("ok: the address was not proven by mail; you vouch that its owner made this registration")
+			break
 		}
 		fmt.Println("ok")
 	case "users reset-password", "invitations approve":

@@ -169,10 +169,14 @@ func TestOperatorFlow(t *testing.T) {
 		t.Fatalf("register: %s %v", status, err)
 	}
 	out := run(t, "admin", "--data", data, "users", "list")
-	if !strings.Contains(out, "jean.dupont@agents.gouv.fr") || !strings.Contains(out, "pending") {
+	// Nothing proved that the registrant reads this address: the list
+	// says so plainly, and so does the approval.
+	if !strings.Contains(out, "jean.dupont@agents.gouv.fr") || !strings.Contains(out, "pending") || !strings.Contains(out, "UNPROVEN") {
 		t.Fatalf("users list:\n%s", out)
 	}
-	run(t, "admin", "--data", data, "users", "approve", "jean.dupont@agents.gouv.fr")
+	if out := run(t, "admin", "--data", data, "users", "approve", "jean.dupont@agents.gouv.fr"); !strings.Contains(out, "not proven") {
+		t.Fatalf("approval of an unproven address without a warning:\n%s", out)
+	}
 	if err := c.Login(ctx, "jean.dupont@agents.gouv.fr", "Velours-Cuivre-42"); err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email 
 		return "", err
 	}
 	if mail {
-		if err := s.send(ctx, s.cfg.Templates.Invitation(u.Email, inviter.Org, s.link("/invite", token))); err != nil {
+		if err := s.sendNow(ctx, s.cfg.Templates.Invitation(u.Email, inviter.Org, s.link("/invite", token))); err != nil {
 			// Not mailed: drop the token, so that it does not count as
 			// pending and absorb the next attempt without a mail, and
 			// do not count the mail.
@@ -334,7 +334,7 @@ func (s *Service) sendRenewal(ctx context.Context, u store.User) {
 		s.log.Error("renewal token", "user", u.ID, "err", err)
 		return
 	}
-	s.send(ctx, s.cfg.Templates.Renewal(u.Email, s.link("/renew", token), u.Expires))
+	s.send(s.cfg.Templates.Renewal(u.Email, s.link("/renew", token), u.Expires))
 }
 
 // Renew extends an account's validity from its renewal link.
@@ -386,6 +386,9 @@ func (s *Service) Maintain(ctx context.Context, every time.Duration) {
 			s.log.Error("expire tokens", "err", err)
 		}
 		s.remindRenewals(ctx)
+		if err := s.ExpireSessions(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("expire sessions", "err", err)
+		}
 	sweeping:
 		for {
 			if err := s.SignOutExpired(ctx); err != nil && ctx.Err() == nil {

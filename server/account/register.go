@@ -1,14 +1,15 @@
 package account
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math/big"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"relais/server/id"
 	"relais/server/mailaddr"
@@ -79,10 +80,16 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest, ip string) 
 		old, err := tx.UserByEmail(u.Email)
 		switch {
 		case err == nil && old.State == store.UserUnverified:
-			// A second try before verifying: take the new password and
-			// name, send a new link.
+			// A new registration of an address not proven yet: it takes
+			// the place of the earlier one, whose link and code die. Only
+			// whoever knows the new password and reads the mail can
+			// complete it; an earlier registrant, reading no mail, is
+			// simply out.
 			old.Password, old.Name = hash, name
 			if err := tx.PutUser(old); err != nil {
+				return err
+			}
+			if err := s.deleteTokens(tx, old.ID, store.TokenVerify); err != nil {
 				return err
 			}
 			u = old
@@ -103,7 +110,7 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest, ip string) 
 		if err := tx.PutToken(tokenHash, store.Token{Kind: store.TokenVerify, UserID: u.ID, Expires: exp}); err != nil {
 			return err
 		}
-		return tx.PutToken(codeHash(u.Email, code), store.Token{Kind: store.TokenVerify, UserID: u.ID, Expires: exp})
+		return tx.PutToken(codeKey(u.Email), store.Token{Kind: store.TokenVerify, UserID: u.ID, Expires: exp, Secret: hashToken(code)})
 	})
 	if err != nil {
 		return "", err
@@ -120,13 +127,11 @@ func (s *Service) Register(ctx context.Context, req RegisterRequest, ip string) 
 					return "", err
 				}
 			}
-			s.send(ctx, s.cfg.Templates.AlreadyRegistered(existing.Email, s.cfg.PublicURL+"/", s.link("/reset", resetToken)))
+			s.send(s.cfg.Templates.AlreadyRegistered(existing.Email, s.cfg.PublicURL+"/", s.link("/reset", resetToken)))
 		}
 		s.log.Info("registration for an existing account", "user", existing.ID)
 	case u.State == store.UserUnverified:
-		if err := s.send(ctx, s.cfg.Templates.Verification(u.Email, s.link("/verify", token), code)); err != nil {
-			return "", err
-		}
+		s.send(s.cfg.Templates.Verification(u.Email, s.link("/verify", token), code))
 		s.log.Info("registration, verification sent", "user", u.ID)
 	default:
 		s.log.Info("registration waits for approval", "user", u.ID)
@@ -141,75 +146,145 @@ func displayName(given string, addr mailaddr.Address) (string, error) {
 	if name == "" {
 		return mailaddr.DisplayName(addr.Local), nil
 	}
-	if utf8.RuneCountInString(name) > proto.MaxName || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return "", proto.Errorf(proto.CodeBadRequest, "the name must be at most %d characters", proto.MaxName)
-	}
-	return name, nil
+	return CheckName(name)
 }
 
-// newCode returns the 6-digit code of a verification mail, for typing on
-// another device than the one the mail was read on.
+// CodeDigits is the length of a verification code. With at most
+// maxGuesses wrong guesses per code and the per-address budget of wrong
+// guesses (guessAddr: 34 a day), the odds of guessing one in a year are
+// 34 × 365 / 10^10, about 1 in 800,000.
+const CodeDigits = 10
+
+// maxGuesses wrong codes or passwords burn a registration's link and code.
+const maxGuesses = 5
+
+// newCode returns the code of a verification mail, for typing on another
+// device than the one the mail was read on.
 func newCode() string {
-	n, _ := rand.Int(rand.Reader, big.NewInt(1_000_000))
-	return fmt.Sprintf("%06d", n.Int64())
+	n, _ := rand.Int(rand.Reader, big.NewInt(10_000_000_000))
+	return fmt.Sprintf("%010d", n.Int64())
 }
 
-func codeHash(email, code string) []byte { return hashToken("code\x00" + email + "\x00" + code) }
+// codeKey is where the code of an address's registration is stored: one
+// per address, so that a new one replaces the old and wrong guesses are
+// counted against it.
+func codeKey(email string) []byte { return hashToken("code\x00" + email) }
+
+// normalizeCode drops the spaces and dashes people type inside codes.
+func normalizeCode(code string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, code)
+}
 
 // VerifyRequest is the body of POST /api/v1/verify: the token of the link,
-// or the address and the code.
+// or the address and the code, with the registration's password.
 type VerifyRequest struct {
 	Token string `json:"token,omitempty"`
 	Email string `json:"email,omitempty"`
 	Code  string `json:"code,omitempty"`
+	// Password is the password given at registration: only the person
+	// who registered can complete the registration, even with the mail.
+	Password string `json:"password,omitempty"`
 }
 
-// Verify activates an account from its e-mail link or code.
+var errInvalidVerify = proto.Errorf(proto.CodeInvalidToken, "this link, code or password is not valid, or the link has expired")
+
+// Verify activates an account from its e-mail link or code and the
+// password given at registration. The mail alone proves the address but
+// not who registered: a victim following the mail of a registration made
+// in their name by someone else must not activate it with that someone's
+// password. Wrong guesses count against the code (maxGuesses burn it) and
+// against budgets of their own, per address and per client network.
 func (s *Service) Verify(ctx context.Context, req VerifyRequest, ip string) error {
-	if err := s.limit(ip, ""); err != nil {
-		return err
-	}
-	var hash []byte
+	var key []byte
+	var email string
 	switch {
 	case req.Token != "" && len(req.Token) <= 128:
-		hash = hashToken(req.Token)
+		key = hashToken(req.Token)
 	case req.Email != "" && req.Code != "":
 		addr, err := mailaddr.Parse(req.Email)
 		if err != nil {
-			return proto.Errorf(proto.CodeInvalidToken, "this code is not valid")
+			return errInvalidVerify
 		}
-		// Codes are short: the per-address limit is what makes guessing
-		// them hopeless.
-		if err := s.limit("", addr.String()); err != nil {
-			return err
-		}
-		hash = codeHash(addr.String(), strings.TrimSpace(req.Code))
+		email, key = addr.String(), codeKey(addr.String())
 	default:
 		return proto.Errorf(proto.CodeBadRequest, "give the token of the link, or the address and the code")
 	}
-	var userID string
-	err := s.db.Update(ctx, func(tx *store.Tx) error {
-		t, err := tx.Token(hash)
-		if err != nil || t.Kind != store.TokenVerify || s.now().After(t.Expires) {
-			return proto.Errorf(proto.CodeInvalidToken, "this link or code is not valid or has expired")
+	if req.Password == "" || len(req.Password) > password.DefaultPolicy.MaxBytes {
+		return proto.Errorf(proto.CodeBadRequest, "give the password you registered with")
+	}
+	fails := s.guessFailures(ip, email)
+	if err := fails.check(); err != nil {
+		return err
+	}
+	var t store.Token
+	var u store.User
+	err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		if t, err = tx.Token(key); err != nil || t.Kind != store.TokenVerify || s.now().After(t.Expires) {
+			return errInvalidVerify
 		}
-		u, err := tx.User(t.UserID)
-		if err != nil {
-			return proto.Errorf(proto.CodeInvalidToken, "this link or code is not valid or has expired")
+		if u, err = tx.User(t.UserID); err != nil {
+			return errInvalidVerify
 		}
-		userID = u.ID
+		return nil
+	})
+	if err != nil {
+		if err == errInvalidVerify {
+			fails.fail()
+		}
+		return err
+	}
+	right := req.Code == "" || subtle.ConstantTimeCompare(hashToken(normalizeCode(strings.TrimSpace(req.Code))), t.Secret) == 1
+	if right {
+		// Only a right code costs a hash: wrong guesses stay cheap to
+		// refuse.
+		if right, err = password.Verify(ctx, u.Password, req.Password); err != nil {
+			return err
+		}
+	}
+	activated := false
+	err = s.db.Update(ctx, func(tx *store.Tx) error {
+		activated = false
+		cur, err := tx.Token(key)
+		if err != nil || cur.UserID != u.ID || !bytes.Equal(cur.Secret, t.Secret) {
+			// Used or replaced meanwhile.
+			return errInvalidVerify
+		}
+		if !right {
+			cur.Tries++
+			if cur.Tries >= maxGuesses {
+				return s.deleteTokens(tx, u.ID, store.TokenVerify)
+			}
+			return tx.PutToken(key, cur)
+		}
+		now, err := tx.User(u.ID)
+		if err != nil || now.Password != u.Password {
+			return errInvalidVerify
+		}
 		if err := s.deleteTokens(tx, u.ID, store.TokenVerify); err != nil {
 			return err
 		}
-		if u.State != store.UserUnverified {
+		if now.State != store.UserUnverified {
 			return nil
 		}
-		u.State = store.UserActive
-		s.startValidity(&u)
-		return tx.PutUser(u)
+		now.State = store.UserActive
+		s.startValidity(&now)
+		activated = true
+		return tx.PutUser(now)
 	})
-	if err == nil {
-		s.log.Info("address verified", "user", userID)
+	if err == nil && !right {
+		err = errInvalidVerify
+	}
+	if err == errInvalidVerify {
+		fails.fail()
+	}
+	if activated {
+		s.log.Info("address verified", "user", u.ID)
 	}
 	return err
 }

@@ -34,7 +34,8 @@ const (
 	renewTTL      = 30 * 24 * time.Hour
 	setupTTL      = 7 * 24 * time.Hour
 	invitationTTL = 14 * 24 * time.Hour
-	// SessionIdle is how long a session lives without being used.
+	// SessionIdle is how long a session lives without being used, unless
+	// Config.SessionLifetime says otherwise.
 	SessionIdle = 30 * 24 * time.Hour
 	// renewBefore is how long before expiry the renewal mail goes out.
 	renewBefore = 30 * 24 * time.Hour
@@ -59,6 +60,10 @@ type Config struct {
 	// ExpirySweep is how often expired accounts are signed out; zero
 	// means DefaultExpirySweep.
 	ExpirySweep time.Duration
+	// SessionLifetime is how long a session lives without being used
+	// (SessionIdle when zero); SessionMaxAge, when not zero, how long it
+	// lives at most from its sign-in, used or not.
+	SessionLifetime, SessionMaxAge time.Duration
 	// RateLimits turns on the per-address and per-client limits.
 	RateLimits bool
 	// Password are the hashing parameters of new hashes.
@@ -83,7 +88,16 @@ type Service struct {
 	policy atomic.Pointer[mailaddr.Policy]
 	joiner Joiner
 
-	byIP, byEmail *ratelimit.Limiter
+	// byIP and byEmail limit the requests of registration, reset and
+	// setup. Sign-in and verification draw on budgets of failures only,
+	// their own: a client network's (failNet), an address's from one
+	// network (failAddrNet) and an address's from everywhere, the ceiling
+	// (failAddr). Successes never spend them.
+	byIP, byEmail                     *ratelimit.Limiter
+	loginNet, loginAddrNet, loginAddr *ratelimit.Limiter
+	guessNet, guessAddr               *ratelimit.Limiter
+
+	mailq chan mailJob
 	// invitationMails counts invitation mails per inviter and per
 	// address, whatever RateLimits says: it is a limit of abuse, not of
 	// guessing.
@@ -102,6 +116,9 @@ func New(ctx context.Context, db *store.DB, b bus.Bus, cfg Config) (*Service, er
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SessionLifetime <= 0 {
+		cfg.SessionLifetime = SessionIdle
+	}
 	if cfg.Password == (password.Params{}) {
 		cfg.Password = password.Default
 	}
@@ -115,6 +132,19 @@ func New(ctx context.Context, db *store.DB, b bus.Bus, cfg Config) (*Service, er
 		// e-mail address: 5 then one a minute.
 		s.byIP = ratelimit.New(1.0/6, 20)
 		s.byEmail = ratelimit.New(1.0/60, 5)
+		// Failed sign-ins. From one network: 20, then one every 6 s,
+		// whatever the addresses. On one address from one network: 5,
+		// then one a minute. On one address from everywhere: 100, then
+		// one every 10 s; a network's own limit refills at a sixth of
+		// that, so it takes failures from more than six networks at once
+		// to keep the owner out from their own network.
+		s.loginNet = ratelimit.New(1.0/6, 20)
+		s.loginAddrNet = ratelimit.New(1.0/60, 5)
+		s.loginAddr = ratelimit.New(1.0/10, 100)
+		// Wrong verification codes: 10 per address then one an hour (at
+		// most 34 a day), 20 per network then one every 5 minutes.
+		s.guessAddr = ratelimit.New(1.0/3600, 10)
+		s.guessNet = ratelimit.New(1.0/300, 20)
 	}
 	if _, err := mailaddr.ParsePolicy(cfg.Domains); err != nil {
 		return nil, fmt.Errorf("account: allowed domains: %w", err)
@@ -145,6 +175,10 @@ func New(ctx context.Context, db *store.DB, b bus.Bus, cfg Config) (*Service, er
 		return nil, fmt.Errorf("account: stored domains: %w", err)
 	}
 	s.policy.Store(&p)
+	if cfg.Mailer != nil {
+		s.mailq = make(chan mailJob, mailQueue)
+		go s.sendQueued()
+	}
 	return s, nil
 }
 
@@ -216,25 +250,81 @@ func (s *Service) link(path, token string) string {
 // limit applies the per-client and per-address rate limits of a sensitive
 // endpoint.
 func (s *Service) limit(ip, email string) error {
-	for _, l := range []struct {
-		lim *ratelimit.Limiter
-		key string
-	}{{s.byIP, ip}, {s.byEmail, email}} {
-		if l.key == "" {
-			continue
+	if ip != "" {
+		if err := take(s.byIP, ip); err != nil {
+			return err
 		}
-		if ok, wait := l.lim.Allow(l.key); !ok {
-			e := proto.Errorf(proto.CodeRateLimited, "too many attempts: try again later")
-			e.RetryAfter = int(wait/time.Second) + 1
-			return e
+	}
+	if email != "" {
+		return take(s.byEmail, email)
+	}
+	return nil
+}
+
+// take spends a token of key's bucket, or says how long to wait.
+func take(l *ratelimit.Limiter, key string) error {
+	if ok, wait := l.Allow(key); !ok {
+		return rateLimited(wait)
+	}
+	return nil
+}
+
+func rateLimited(wait time.Duration) error {
+	e := proto.Errorf(proto.CodeRateLimited, "too many attempts: try again later")
+	e.RetryAfter = int(wait/time.Second) + 1
+	return e
+}
+
+// failures is one budget of failures across several buckets: a request is
+// refused while one of them is empty, and only a failure spends them.
+type failures []budget
+
+// budget is one key's bucket of a limiter.
+type budget struct {
+	lim *ratelimit.Limiter
+	key string
+}
+
+// check refuses when one of the budgets is spent, without spending any.
+func (f failures) check() error {
+	for _, b := range f {
+		if ok, wait := b.lim.Peek(b.key); !ok {
+			return rateLimited(wait)
 		}
 	}
 	return nil
 }
 
-// send delivers a message in the background of the request's context; a
-// failure is logged (without the address) and reported.
-func (s *Service) send(ctx context.Context, m mail.Message) error {
+// fail spends one failure of every budget.
+func (f failures) fail() {
+	for _, b := range f {
+		b.lim.Allow(b.key)
+	}
+}
+
+// loginFailures are the budgets of failed sign-ins for an address (empty
+// when the address does not parse) from a client.
+func (s *Service) loginFailures(ip, email string) failures {
+	netKey := ratelimit.Network(ip)
+	f := failures{{s.loginNet, netKey}}
+	if email != "" {
+		f = append(f, budget{s.loginAddrNet, email + "\x00" + netKey}, budget{s.loginAddr, email})
+	}
+	return f
+}
+
+// guessFailures are the budgets of wrong verification codes and links.
+func (s *Service) guessFailures(ip, email string) failures {
+	f := failures{{s.guessNet, ratelimit.Network(ip)}}
+	if email != "" {
+		f = append(f, budget{s.guessAddr, email})
+	}
+	return f
+}
+
+// sendNow delivers a message before answering, for the messages whose
+// failure the requester must hear of (an invitation they sent).
+func (s *Service) sendNow(ctx context.Context, m mail.Message) error {
 	if s.cfg.Mailer == nil {
 		return nil
 	}
@@ -245,6 +335,48 @@ func (s *Service) send(ctx context.Context, m mail.Message) error {
 		return proto.Errorf(proto.CodeUnavailable, "the message could not be sent: try again later")
 	}
 	return nil
+}
+
+// mailQueue bounds the messages waiting for the relay; when it is full
+// new ones are dropped (and logged): a request never waits for the relay,
+// so that its time says nothing about whether a message went out.
+const mailQueue = 256
+
+// mailJob makes a message when its turn comes; ok false means none is to
+// be sent.
+type mailJob func(ctx context.Context) (m mail.Message, ok bool)
+
+// send queues a message for the relay and returns at once; the answer of
+// a request must not depend on whether, or how fast, mail went out.
+func (s *Service) send(m mail.Message) {
+	s.queue(func(context.Context) (mail.Message, bool) { return m, true })
+}
+
+// queue adds a job to the mail queue, or drops it (logged) when the queue
+// is full.
+func (s *Service) queue(job mailJob) {
+	if s.mailq == nil {
+		return
+	}
+	select {
+	case s.mailq <- job:
+	default:
+		s.log.Error("mail queue full: message dropped")
+	}
+}
+
+// sendQueued runs the queued jobs one at a time, for the life of the
+// process.
+func (s *Service) sendQueued() {
+	for job := range s.mailq {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if m, ok := job(ctx); ok {
+			if err := s.cfg.Mailer.Send(ctx, m); err != nil {
+				s.log.Error("sending mail failed", "subject", m.Subject, "err", err)
+			}
+		}
+		cancel()
+	}
 }
 
 // HasMailer reports whether the node sends e-mail.

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"relais/server/id"
+	"relais/server/mail"
 	"relais/server/mailaddr"
 	"relais/server/password"
 	"relais/server/proto"
@@ -43,26 +45,34 @@ var errBadCredentials = proto.Errorf(proto.CodeBadCredentials, "wrong e-mail add
 // Login checks an address and password and opens a session on a new
 // device. Unknown addresses and wrong passwords take the same time and give
 // the same error.
+//
+// Only failures spend the sign-in budgets (see Service.loginNet): a person
+// signing in often, or registering, is never slowed down, and an attacker
+// failing from one network does not lock the owner out of another.
 func (s *Service) Login(ctx context.Context, req LoginRequest, ip string) (Login, error) {
-	if err := s.limit(ip, ""); err != nil {
+	addr, err := mailaddr.Parse(req.Email)
+	email := ""
+	if err == nil {
+		email = addr.String()
+	}
+	fails := s.loginFailures(ip, email)
+	if err := fails.check(); err != nil {
 		return Login{}, err
 	}
-	addr, err := mailaddr.Parse(req.Email)
 	if err != nil || len(req.Password) > password.DefaultPolicy.MaxBytes {
 		password.DummyVerify(ctx, req.Password, s.cfg.Password)
+		fails.fail()
 		return Login{}, errBadCredentials
-	}
-	if err := s.limit("", addr.String()); err != nil {
-		return Login{}, err
 	}
 	var u store.User
 	err = s.db.View(func(tx *store.Tx) error {
 		var err error
-		u, err = tx.UserByEmail(addr.String())
+		u, err = tx.UserByEmail(email)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) || (err == nil && u.Password == "") {
 		password.DummyVerify(ctx, req.Password, s.cfg.Password)
+		fails.fail()
 		return Login{}, errBadCredentials
 	}
 	if err != nil {
@@ -73,6 +83,7 @@ func (s *Service) Login(ctx context.Context, req LoginRequest, ip string) (Login
 		return Login{}, err
 	}
 	if !ok {
+		fails.fail()
 		s.log.Info("sign-in refused: wrong password", "user", u.ID)
 		return Login{}, errBadCredentials
 	}
@@ -171,12 +182,56 @@ func (s *Service) Resolve(token string) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	if ident.User.State != store.UserActive || s.expired(ident.User) || s.now().Sub(ident.Session.LastSeen) > SessionIdle {
+	if ident.User.State != store.UserActive || s.expired(ident.User) || s.sessionDead(ident.Session) {
 		return Identity{}, ErrUnauthorized
 	}
 	s.touch(hash)
 	return ident, nil
 }
+
+// sessionDead reports whether a session was unused for longer than its
+// lifetime, or is older than the maximum age.
+func (s *Service) sessionDead(sess store.Session) bool {
+	now := s.now()
+	return now.Sub(sess.LastSeen) > s.cfg.SessionLifetime ||
+		(s.cfg.SessionMaxAge > 0 && now.Sub(sess.Created) > s.cfg.SessionMaxAge)
+}
+
+// ExpireSessions deletes the sessions past their lifetime or maximum age
+// and closes their connections: Resolve refuses them already, but an open
+// websocket was authenticated once, when it opened. Run from Maintain.
+func (s *Service) ExpireSessions(ctx context.Context) error {
+	// Find them in one read, so that the hourly pass writes only for the
+	// users that have some.
+	var users []string
+	if err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		if e := tx.Users(func(u store.User) bool {
+			var devs []store.Device
+			if devs, err = tx.Devices(u.ID); err != nil {
+				return false
+			}
+			if slices.ContainsFunc(devs, func(d store.Device) bool { return s.sessionDead(d.Session) }) {
+				users = append(users, u.ID)
+			}
+			return true
+		}); e != nil {
+			return e
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, u := range users {
+		if err := s.revoke(ctx, u, func(d store.Device) bool { return s.sessionDead(d.Session) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SessionLifetime is how long a session lives unused (for the cookie).
+func (s *Service) SessionLifetime() time.Duration { return s.cfg.SessionLifetime }
 
 // touch records that a session was used, writing at most every few
 // minutes per session.
@@ -328,12 +383,21 @@ func (s *Service) setPassword(ctx context.Context, userID, next string) error {
 			return err
 		}
 		u.Password = hash
-		return tx.PutUser(u)
+		if err := tx.PutUser(u); err != nil {
+			return err
+		}
+		// Whoever holds a reset link asked for before must not undo the
+		// change.
+		return s.deleteTokens(tx, userID, store.TokenReset)
 	})
 }
 
 // RequestReset sends a password reset link to an active account's
-// address. It answers the same whether or not the address has an account.
+// address. The answer is the same whether or not the address has an
+// account, and so is the work done before answering: none. Looking the
+// address up, storing the token (a disk write only when there is an
+// account) and mailing happen in the mail queue after the answer, so that
+// neither the store nor the relay's latency nor a failure tells.
 func (s *Service) RequestReset(ctx context.Context, email, ip string) error {
 	if err := s.limit(ip, ""); err != nil {
 		return err
@@ -348,20 +412,25 @@ func (s *Service) RequestReset(ctx context.Context, email, ip string) error {
 	if s.cfg.Mailer == nil {
 		return proto.Errorf(proto.CodeUnavailable, "this node sends no e-mail: ask an administrator to reset your password")
 	}
-	link, err := s.resetLink(ctx, addr.String())
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return s.send(ctx, s.cfg.Templates.PasswordReset(addr.String(), link))
+	email = addr.String()
+	s.queue(func(ctx context.Context) (mail.Message, bool) {
+		link, _, err := s.resetLink(ctx, email)
+		if err != nil {
+			if !errors.Is(err, store.ErrNotFound) {
+				s.log.Error("reset link", "err", err)
+			}
+			return mail.Message{}, false
+		}
+		return s.cfg.Templates.PasswordReset(email, link), true
+	})
+	return nil
 }
 
-// resetLink creates a reset token for the account of an address.
-func (s *Service) resetLink(ctx context.Context, email string) (string, error) {
+// resetLink creates a reset token for the active account of an address,
+// or returns store.ErrNotFound after the same work.
+func (s *Service) resetLink(ctx context.Context, email string) (link, userID string, err error) {
 	token, hash := newToken()
-	err := s.db.Update(ctx, func(tx *store.Tx) error {
+	err = s.db.Update(ctx, func(tx *store.Tx) error {
 		u, err := tx.UserByEmail(email)
 		if err != nil {
 			return err
@@ -369,12 +438,13 @@ func (s *Service) resetLink(ctx context.Context, email string) (string, error) {
 		if u.State != store.UserActive {
 			return store.ErrNotFound
 		}
+		userID = u.ID
 		return tx.PutToken(hash, store.Token{Kind: store.TokenReset, UserID: u.ID, Expires: s.now().Add(resetTTL)})
 	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return s.link("/reset", token), nil
+	return s.link("/reset", token), userID, nil
 }
 
 // AdminResetLink signs every device of an account out and returns a
@@ -384,23 +454,17 @@ func (s *Service) AdminResetLink(ctx context.Context, email string) (string, err
 	if err != nil {
 		return "", proto.Errorf(proto.CodeEmailInvalid, "this is not a valid e-mail address")
 	}
-	link, err := s.resetLink(ctx, addr.String())
+	link, userID, err := s.resetLink(ctx, addr.String())
 	if errors.Is(err, store.ErrNotFound) {
 		return "", proto.Errorf(proto.CodeNotFound, "no active account for this address")
 	}
 	if err != nil {
 		return "", err
 	}
-	var userID string
-	s.db.View(func(tx *store.Tx) error {
-		u, err := tx.UserByEmail(addr.String())
-		userID = u.ID
-		return err
-	})
 	if err := s.revoke(ctx, userID, func(store.Device) bool { return true }); err != nil {
 		return "", err
 	}
-	s.send(ctx, s.cfg.Templates.PasswordReset(addr.String(), link))
+	s.send(s.cfg.Templates.PasswordReset(addr.String(), link))
 	return link, nil
 }
 
@@ -421,10 +485,8 @@ func (s *Service) ConfirmReset(ctx context.Context, token, next, ip string) erro
 	}); err != nil {
 		return err
 	}
+	// setPassword deletes this link with the other reset links.
 	if err := s.setPassword(ctx, userID, next); err != nil {
-		return err
-	}
-	if err := s.db.Update(ctx, func(tx *store.Tx) error { return s.deleteTokens(tx, userID, store.TokenReset) }); err != nil {
 		return err
 	}
 	s.log.Info("password reset", "user", userID)
@@ -433,11 +495,8 @@ func (s *Service) ConfirmReset(ctx context.Context, token, next, ip string) erro
 
 // SetDisplayName changes how a user appears to others.
 func (s *Service) SetDisplayName(ctx context.Context, userID, name string) error {
-	name = strings.Join(strings.Fields(name), " ")
-	if name == "" {
-		return proto.Errorf(proto.CodeBadRequest, "a name cannot be empty")
-	}
-	if _, err := displayName(name, mailaddr.Address{}); err != nil {
+	name, err := CheckName(name)
+	if err != nil {
 		return err
 	}
 	return s.db.Update(ctx, func(tx *store.Tx) error {

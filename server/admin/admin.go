@@ -148,10 +148,15 @@ func (s *Server) link(fn func(context.Context, string) (string, error)) func(htt
 
 // UserInfo is a line of `relais admin users list`.
 type UserInfo struct {
-	ID       string    `json:"id"`
-	Email    string    `json:"email"`
-	Name     string    `json:"name"`
-	State    string    `json:"state"`
+	ID    string `json:"id"`
+	Email string `json:"email"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+	// Unproven says that nothing proved the registrant reads the address:
+	// a registration waiting for approval (no relay) or for its mail.
+	// Anyone can register any address of an allowed domain; approve only
+	// after checking with the person.
+	Unproven bool      `json:"unproven,omitempty"`
 	External bool      `json:"external,omitempty"`
 	Admin    bool      `json:"admin,omitempty"`
 	Created  time.Time `json:"created"`
@@ -162,7 +167,8 @@ func (s *Server) users(w http.ResponseWriter, r *http.Request) (any, error) {
 	users, err := s.acc.Users()
 	out := make([]UserInfo, 0, len(users))
 	for _, u := range users {
-		out = append(out, UserInfo{ID: u.ID, Email: u.Email, Name: u.Name, State: string(u.State), External: u.External, Admin: u.Admin, Created: u.Created, Expires: u.Expires})
+		out = append(out, UserInfo{ID: u.ID, Email: u.Email, Name: u.Name, State: string(u.State),
+			Unproven: u.State == store.UserPending || u.State == store.UserUnverified, External: u.External, Admin: u.Admin, Created: u.Created, Expires: u.Expires})
 	}
 	return out, err
 }

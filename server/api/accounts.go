@@ -59,7 +59,7 @@ func (h *Handler) signedIn(w http.ResponseWriter, l account.Login, bearer bool) 
 	if bearer {
 		ans.Token = l.Token
 	} else {
-		h.setCookie(w, l.Token, account.SessionIdle)
+		h.setCookie(w, l.Token, h.cfg.Accounts.SessionLifetime())
 	}
 	writeJSON(w, http.StatusOK, ans)
 }

@@ -65,7 +65,6 @@ func tokenIn(t *testing.T, msg smtptest.Received) string {
 }
 
 var linkRE = regexp.MustCompile(`https?://\S+\?token=([A-Za-z0-9_%-]+)`)
-var codeRE = regexp.MustCompile(`\b(\d{6})\b`)
 
 func TestRegisterVerifyLoginDevicesLogout(t *testing.T) {
 	relay, opt := withSMTP(t)
@@ -93,13 +92,13 @@ func TestRegisterVerifyLoginDevicesLogout(t *testing.T) {
 		t.Fatalf("login before verification: %v", err)
 	}
 	token, _ := url.QueryUnescape(m[1])
-	if err := c.Verify(ctx, "forged-token"); code(err) != proto.CodeInvalidToken {
+	if err := c.Verify(ctx, "forged-token", "Velours-Cuivre-42"); code(err) != proto.CodeInvalidToken {
 		t.Fatalf("forged token: %v", err)
 	}
-	if err := c.Verify(ctx, token); err != nil {
+	if err := c.Verify(ctx, token, "Velours-Cuivre-42"); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Verify(ctx, token); code(err) != proto.CodeInvalidToken {
+	if err := c.Verify(ctx, token, "Velours-Cuivre-42"); code(err) != proto.CodeInvalidToken {
 		t.Fatalf("token used twice: %v", err)
 	}
 	if err := c.Login(ctx, "jeanne.martin@agents.gouv.fr", "Velours-Cuivre-42"); err != nil {
@@ -160,18 +159,16 @@ func TestVerifyByCode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := codeRE.FindStringSubmatch(msg.Text)
-	if m == nil {
-		t.Fatalf("no code in:\n%s", msg.Text)
+	right := mailCode(t, msg)
+	wrong := "0000000000"
+	if right == wrong {
+		wrong = "1111111111"
 	}
-	wrong := "000000"
-	if m[1] == wrong {
-		wrong = "111111"
-	}
-	if err := c.Do(ctx, "POST", "/api/v1/verify", map[string]string{"email": "paul.code@agents.gouv.fr", "code": wrong}, nil); code(err) != proto.CodeInvalidToken {
+	if err := c.VerifyCode(ctx, "paul.code@agents.gouv.fr", wrong, "Velours-Cuivre-42"); code(err) != proto.CodeInvalidToken {
 		t.Fatalf("wrong code: %v", err)
 	}
-	if err := c.Do(ctx, "POST", "/api/v1/verify", map[string]string{"email": "Paul.Code@agents.gouv.fr", "code": m[1]}, nil); err != nil {
+	// The address in another case, the code typed in groups.
+	if err := c.VerifyCode(ctx, "Paul.Code@agents.gouv.fr", right[:5]+" "+right[5:], "Velours-Cuivre-42"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Login(ctx, "paul.code@agents.gouv.fr", "Velours-Cuivre-42"); err != nil {

@@ -175,7 +175,7 @@ func (s *Service) Members(a Actor, roomID string) ([]proto.Member, error) {
 
 // ProfileOf is how a user appears to others.
 func ProfileOf(u store.User) proto.Profile {
-	return proto.Profile{ID: u.ID, Name: u.Name, Org: u.Org, External: u.External, Active: u.State == store.UserActive}
+	return proto.Profile{ID: u.ID, Name: u.Name, Org: u.Org, Tag: proto.UserTag(u.ID), External: u.External, Active: u.State == store.UserActive}
 }
 
 // Profiles returns the profiles of the given users. Agents may look up any

@@ -143,9 +143,16 @@ func (c *Client) Register(ctx context.Context, email, password, name string) (st
 	return out.Status, err
 }
 
-// Verify confirms an address with the token of the link.
-func (c *Client) Verify(ctx context.Context, token string) error {
-	return c.Do(ctx, "POST", "/api/v1/verify", map[string]string{"token": token}, nil)
+// Verify confirms an address with the token of the link and the password
+// given at registration.
+func (c *Client) Verify(ctx context.Context, token, password string) error {
+	return c.Do(ctx, "POST", "/api/v1/verify", map[string]string{"token": token, "password": password}, nil)
+}
+
+// VerifyCode confirms an address with the code of the mail and the
+// password given at registration.
+func (c *Client) VerifyCode(ctx context.Context, email, code, password string) error {
+	return c.Do(ctx, "POST", "/api/v1/verify", map[string]string{"email": email, "code": code, "password": password}, nil)
 }
 
 // Login signs in and keeps the bearer token.

@@ -36,6 +36,8 @@ type Config struct {
 
 	AllowedDomains  List
 	AccountValidity Duration
+	SessionLifetime Duration
+	SessionMaxAge   Duration
 	RateLimits      bool
 	TrustProxy      bool
 
@@ -60,16 +62,17 @@ type Config struct {
 // its data in ./relais-data and HTTPS from its own local CA.
 func Defaults() Config {
 	return Config{
-		Data:         "./relais-data",
-		Listen:       ":8443",
-		TLS:          "auto",
-		RateLimits:   true,
-		SMTPSecurity: "starttls",
-		ClamdDown:    "hold",
-		MaxUpload:    100 << 20,
-		UserQuota:    2 << 30,
-		LogLevel:     "info",
-		LogFormat:    "text",
+		Data:            "./relais-data",
+		Listen:          ":8443",
+		TLS:             "auto",
+		RateLimits:      true,
+		SessionLifetime: Duration(30 * 24 * time.Hour),
+		SMTPSecurity:    "starttls",
+		ClamdDown:       "hold",
+		MaxUpload:       100 << 20,
+		UserQuota:       2 << 30,
+		LogLevel:        "info",
+		LogFormat:       "text",
 	}
 }
 
@@ -94,6 +97,8 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "private key PEM file (--tls files)")
 	fs.Var(&c.AllowedDomains, "allowed-domains", "e-mail domains allowed to register, comma-separated: a.gouv.fr is that domain, *.gouv.fr its sub-domains")
 	fs.Var(&c.AccountValidity, "account-validity", "accounts expire after this long unless renewed by e-mail (e.g. 365d); 0 for never")
+	fs.Var(&c.SessionLifetime, "session-lifetime", "a session (signed-in device) unused for this long is dead (e.g. 30d)")
+	fs.Var(&c.SessionMaxAge, "session-max-age", "a session older than this is dead even in use, its device must sign in again (e.g. 180d); 0 for no maximum")
 	fs.Var(onOff{&c.RateLimits}, "rate-limits", "on or off: rate limits on sign-in, registration, websocket frames and KeyPackage claims (off only for tests and benchmarks)")
 	fs.BoolVar(&c.TrustProxy, "trust-proxy", c.TrustProxy, "take client addresses from X-Forwarded-For (only behind your own reverse proxy)")
 	fs.StringVar(&c.SMTPHost, "smtp-host", c.SMTPHost, "SMTP relay for verification and invitation e-mails; without one, an operator approves registrations")

@@ -67,15 +67,19 @@ Pour terminer la création de votre compte sur %s, confirmez votre adresse e-mai
 
     %s
 %s
+La page vous demandera le mot de passe choisi à l’inscription. Si vous ne le reconnaissez pas, quelqu’un d’autre a demandé ce compte à votre nom%s: inscrivez-vous vous-même, sa demande sera effacée.
+
 Si vous n’avez pas demandé à créer un compte, ignorez ce message%s: aucun compte ne sera créé.
 
-Nous ne vous demanderons jamais votre mot de passe par e-mail.`, node, nbsp, link, frCode, nbsp)
+Nous ne vous demanderons jamais votre mot de passe par e-mail.`, node, nbsp, link, frCode, nbsp, nbsp)
 	en := fmt.Sprintf(`Hello,
 
 To finish creating your account on %s, confirm your e-mail address by opening this link:
 
     %s
 %s
+The page will ask for the password you chose when registering. If you do not recognise it, someone else asked for this account in your name: register yourself, and their request is erased.
+
 If you did not ask for an account, ignore this message: no account will be created.
 
 We will never ask for your password by e-mail.`, node, link, enCode)

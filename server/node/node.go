@@ -187,7 +187,8 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		RateLimits: cfg.RateLimits || opts.WS.RateLimits, LowKeysEvery: opts.LowKeysEvery})
 	if n.Accounts, err = account.New(ctx, n.DB, b, account.Config{
 		Domains: cfg.AllowedDomains, PublicURL: n.url, Mailer: mailer, Templates: mail.Templates{Node: name},
-		Validity: time.Duration(cfg.AccountValidity), RateLimits: cfg.RateLimits, Password: opts.Password, Logger: log, Now: opts.Now,
+		Validity:        time.Duration(cfg.AccountValidity),
+		SessionLifetime: time.Duration(cfg.SessionLifetime), SessionMaxAge: time.Duration(cfg.SessionMaxAge), RateLimits: cfg.RateLimits, Password: opts.Password, Logger: log, Now: opts.Now,
 		ExpirySweep: opts.ExpirySweep,
 	}); err != nil {
 		return nil, err

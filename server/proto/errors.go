@@ -27,6 +27,7 @@ const (
 	CodeEmailInvalid       = "email_invalid"        // not a well-formed address
 	CodeEmailNotAllowed    = "email_domain_not_allowed"
 	CodeWeakPassword       = "weak_password"
+	CodeNameInvalid        = "name_invalid"         // display name too long, or with invisible or direction-changing characters; detail says which
 	CodeBadCredentials     = "bad_credentials"      // wrong e-mail or password (never says which)
 	CodeAccountInactive    = "account_inactive"     // not verified, waiting for approval, deactivated
 	CodeAccountExpired     = "account_expired"      // must be renewed by e-mail

@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -72,9 +73,13 @@ type Hello struct {
 
 // Profile is how a person appears to others: never an e-mail address.
 type Profile struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Org      string `json:"org,omitempty"`
+	ID   string `json:"id"`
+	Name string `json:"name"`
+	Org  string `json:"org,omitempty"`
+	// Tag tells apart people of one administration with the same name:
+	// four characters derived from the user id alone, so it reveals
+	// nothing the id does not (no address, no part of one).
+	Tag      string `json:"tag"`
 	External bool   `json:"ext,omitempty"`
 	Active   bool   `json:"active"`
 }
@@ -305,4 +310,19 @@ func SubjectTarget(subject string) string {
 		}
 	}
 	return ""
+}
+
+// UserTag is the Tag of a user's profile: the first 20 bits of the
+// SHA-256 of the id, in Crockford's base 32 (no I, L, O, U to misread).
+// Ids are random, so two namesakes share a tag once in a million.
+func UserTag(userID string) string {
+	const digits = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	h := sha256.Sum256([]byte(userID))
+	v := uint32(h[0])<<12 | uint32(h[1])<<4 | uint32(h[2])>>4
+	var b [4]byte
+	for i := 3; i >= 0; i-- {
+		b[i] = digits[v&31]
+		v >>= 5
+	}
+	return string(b[:])
 }

@@ -4,6 +4,7 @@ package ratelimit
 
 import (
 	"math"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -61,6 +62,44 @@ type Limiter struct {
 // after that, for each key.
 func New(rate float64, burst int) *Limiter {
 	return &Limiter{rate: rate, burst: burst, now: time.Now, buckets: map[string]*Bucket{}}
+}
+
+// Peek reports whether key's bucket has a token, without taking it; when
+// it has none it says how long until it will. A nil Limiter allows
+// everything.
+func (l *Limiter) Peek(key string) (bool, time.Duration) {
+	if l == nil {
+		return true, 0
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	if b == nil || b.rate == 0 {
+		return true, 0
+	}
+	tokens := math.Min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	if tokens >= 1 {
+		return true, 0
+	}
+	return false, time.Duration((1 - tokens) / b.rate * float64(time.Second))
+}
+
+// Network returns the client network an address belongs to, the unit of
+// per-client limits: the /64 of an IPv6 address (one subscriber's, which
+// can pick any address in it), the IPv4 address itself. A string that is
+// not an address is its own key.
+func Network(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap()
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
 }
 
 // Allow takes a token from key's bucket; when refused it says how long to

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -75,4 +76,64 @@ func TestLimiterUndoGivesBackUpToTheBurst(t *testing.T) {
 		t.Fatal("Undo filled past the burst")
 	}
 	l.Undo("unknown") // no bucket: nothing to give back
+}
+
+// FuzzNetwork: every address of one /64 (IPv6) gives one key, and an
+// IPv4 address (mapped or not) is its own.
+func FuzzNetwork(f *testing.F) {
+	for _, s := range []string{"192.0.2.1", "::ffff:192.0.2.1", "2001:db8::1", "2001:db8::1%eth0", "garbage", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		key := Network(s)
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			if key != s {
+				t.Fatalf("%q: not an address, key %q", s, key)
+			}
+			return
+		}
+		if a.Unmap().Is4() {
+			if key != a.Unmap().String() {
+				t.Fatalf("%q: key %q", s, key)
+			}
+			return
+		}
+		// Another address of the same /64 has the same key.
+		b := a.WithZone("").As16()
+		b[15] ^= 0xff
+		b[8] ^= 0x01
+		if other := Network(netip.AddrFrom16(b).String()); other != key {
+			t.Fatalf("%q: %q, and %q for its neighbour", s, key, other)
+		}
+	})
+}
+
+func TestNetwork(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.1":            "192.0.2.1",
+		"::ffff:192.0.2.1":     "192.0.2.1",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
+		"not an address":       "not an address",
+	} {
+		if got := Network(in); got != want {
+			t.Errorf("Network(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPeekTakesNothing(t *testing.T) {
+	l := New(1.0/3600, 2)
+	for range 10 {
+		if ok, _ := l.Peek("k"); !ok {
+			t.Fatal("peek refused a full bucket")
+		}
+	}
+	l.Allow("k")
+	l.Allow("k")
+	if ok, wait := l.Peek("k"); ok || wait <= 0 {
+		t.Fatalf("peek of an empty bucket: %v %v", ok, wait)
+	}
 }

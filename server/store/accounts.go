@@ -80,6 +80,11 @@ type Token struct {
 	RoomID  string    `json:"room,omitempty"`
 	By      string    `json:"by,omitempty"` // who created it (invitations)
 	Expires time.Time `json:"expires"`
+	// Secret is the hash of a short secret checked against this token
+	// (the code of a verification mail, stored under a key derived from
+	// the address); Tries counts wrong guesses of it.
+	Secret []byte `json:"secret,omitempty"`
+	Tries  int    `json:"tries,omitempty"`
 }
 
 // FoldName returns the form of a name used for directory search: no

@@ -16,19 +16,26 @@ import (
 	"relais/server/node"
 )
 
-// TestFirstRunOnAPhone: on a 360 px phone, in English, an operator opens
-// the one-time setup link and creates the first administrator; an agent
-// registers, opens the verification link of the mail that arrived at a
-// real SMTP relay, signs in, joins a forum from the directory and writes.
-// No screen may scroll sideways.
-func TestFirstRunOnAPhone(t *testing.T) {
+// startNodeWithRelay starts a node that sends its mail through a real SMTP
+// client to a relay in process.
+func startNodeWithRelay(t *testing.T) (*nodetest.Node, *smtptest.Server) {
+	t.Helper()
 	relay := smtptest.Start(t, smtptest.WithStartTLS())
 	sender, err := mail.NewSMTP(mail.SMTPConfig{Host: relay.Host, Port: relay.Port,
 		From: "Relais <no-reply@agents.gouv.fr>", TLSConfig: relay.ClientTLSConfig(), Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := startNode(t, nodetest.WithOptions(func(o *node.Options) { o.Mailer = sender }))
+	return startNode(t, nodetest.WithOptions(func(o *node.Options) { o.Mailer = sender })), relay
+}
+
+// TestFirstRunOnAPhone: on a 360 px phone, in English, an operator opens
+// the one-time setup link and creates the first administrator; an agent
+// registers, opens the verification link of the mail that arrived at a
+// real SMTP relay, signs in, joins a forum from the directory and writes.
+// No screen may scroll sideways.
+func TestFirstRunOnAPhone(t *testing.T) {
+	n, relay := startNodeWithRelay(t)
 	ctx := context.Background()
 	link, err := n.Accounts.SetupLink(ctx)
 	if err != nil || link == "" {
@@ -65,7 +72,7 @@ func TestFirstRunOnAPhone(t *testing.T) {
 	phone.nav(n.URL() + "/register")
 	phone.typ("#reg-email", "claire.dubois@agents.gouv.fr")
 	phone.typ("#reg-password", nodetest.Password+kb.Enter)
-	phone.hasText(".auth-card", "We sent a link and a 6-digit code")
+	phone.hasText(".auth-card", "We sent a link and a 10-digit code")
 	fits("check-mail")
 	mctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -77,7 +84,10 @@ func TestFirstRunOnAPhone(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no verification link in:\n%s", msg.Text)
 	}
+	// The link asks for the registration's password: the mail alone
+	// completes nothing.
 	phone.nav(n.URL() + "/verify?token=" + m[1])
+	phone.typ("#verify-password", nodetest.Password+kb.Enter)
 	phone.hasText(".auth-card", "Address verified")
 	fits("verified")
 

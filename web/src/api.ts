@@ -111,8 +111,8 @@ export const api = {
   config: () => call<{ name: string; domains: string[]; mail: boolean }>('GET', 'config'),
   register: (email: string, password: string, display_name?: string) =>
     call<{ status: 'verification_sent' | 'pending_approval' }>('POST', 'register', display_name ? { email, password, display_name } : { email, password }),
-  verifyToken: (token: string) => call<{ status: string }>('POST', 'verify', { token }),
-  verifyCode: (email: string, code: string) => call<{ status: string }>('POST', 'verify', { email, code }),
+  verifyToken: (token: string, password: string) => call<{ status: string }>('POST', 'verify', { token, password }),
+  verifyCode: (email: string, code: string, password: string) => call<{ status: string }>('POST', 'verify', { email, code, password }),
   login: (email: string, password: string, device: string) => call<Me>('POST', 'login', { email, password, device }),
   logout: () => call<void>('POST', 'logout'),
   me: () => call<Me>('GET', 'me'),

@@ -18,6 +18,8 @@ export interface Profile {
   id: string;
   name: string;
   org?: string;
+  /** tells apart namesakes of one administration; derived from the id, never from the address */
+  tag?: string;
   ext?: boolean;
   active?: boolean;
 }

@@ -159,14 +159,14 @@ export function Register(): JSX.Element {
           onSubmit={(e) => {
             e.preventDefault();
             void run(async () => {
-              await api.verifyCode(email, code.trim());
+              await api.verifyCode(email, code.replace(/[\s-]/g, ''), password);
               setDone(t('auth.verified'));
               navigate('/login?verified=1');
             });
           }}
         >
           <Field id="verify-code" label={t('auth.code')}>
-            <input id="verify-code" inputMode="numeric" autoComplete="one-time-code" pattern="[0-9]{6}" maxLength={6} required value={code} onInput={(e) => setCode(e.currentTarget.value)} />
+            <input id="verify-code" inputMode="numeric" autoComplete="one-time-code" pattern="[0-9 \-]{10,14}" maxLength={14} required value={code} onInput={(e) => setCode(e.currentTarget.value)} />
           </Field>
           <ErrorBox text={err} />
           <button class="primary" type="submit" disabled={busy}>
@@ -216,7 +216,7 @@ export function Register(): JSX.Element {
   );
 }
 
-/** TokenAction runs a one-time link (verify, renew) as the page opens. */
+/** TokenAction runs a one-time link (renewal) as the page opens. */
 function TokenAction({ title, working, ok, action }: { title: string; working: string; ok: string; action: (token: string) => Promise<unknown> }): JSX.Element {
   const [state, setState] = useState<'busy' | 'ok' | 'err'>('busy');
   const [err, setErr] = useState('');
@@ -241,8 +241,75 @@ function TokenAction({ title, working, ok, action }: { title: string; working: s
   );
 }
 
+/**
+ * LinkPassword is the page of a one-time link that needs a password as
+ * well: a registration's (verify) or a new one (reset).
+ */
+function LinkPassword(props: {
+  title: string;
+  lead?: string;
+  id: string;
+  label: string;
+  hint: string;
+  autoComplete: string;
+  submit: string;
+  ok: string;
+  action: (token: string, password: string) => Promise<unknown>;
+}): JSX.Element {
+  const [password, setPassword] = useState('');
+  const [done, setDone] = useState(false);
+  const [busy, err, run] = useForm();
+  useLang();
+  return (
+    <Card title={props.title} lead={done ? undefined : props.lead}>
+      {done ? (
+        <Notice text={props.ok} />
+      ) : (
+        <form
+          onSubmit={(e) => {
+            e.preventDefault();
+            void run(async () => {
+              await props.action(route().query.get('token') ?? '', password);
+              setDone(true);
+            });
+          }}
+        >
+          <Field id={props.id} label={props.label} hint={props.hint}>
+            <input id={props.id} type="password" autoComplete={props.autoComplete} required value={password} onInput={(e) => setPassword(e.currentTarget.value)} aria-describedby={props.id + '-hint'} />
+          </Field>
+          <ErrorBox text={err} />
+          <button class="primary" type="submit" disabled={busy}>
+            {props.submit}
+          </button>
+        </form>
+      )}
+      <p class="alt">
+        <Link to="/login">{t('auth.signIn')}</Link>
+      </p>
+    </Card>
+  );
+}
+
+/**
+ * Verify completes a registration from the mail's link. The link alone
+ * proves the address, not who registered: the registration's password is
+ * asked too, so that following the mail of a registration someone else
+ * made in your name activates nothing.
+ */
 export function Verify(): JSX.Element {
-  return <TokenAction title={t('auth.verifyTitle')} working={t('auth.verifying')} ok={t('auth.verified')} action={(tok) => api.verifyToken(tok)} />;
+  return (
+    <LinkPassword
+      title={t('auth.verifyTitle')}
+      lead={t('auth.verifyPasswordLead')}
+      id="verify-password"
+      label={t('auth.password')}
+      hint={t('auth.verifyPasswordHint')}
+      autoComplete="current-password"
+      submit={t('auth.verify')}
+      ok={t('auth.verified')}
+      action={(tok, pw) => api.verifyToken(tok, pw)}
+    />
+  );
 }
 
 export function Renew(): JSX.Element {
@@ -284,36 +351,17 @@ export function Forgot(): JSX.Element {
 }
 
 export function Reset(): JSX.Element {
-  const [password, setPassword] = useState('');
-  const [done, setDone] = useState(false);
-  const [busy, err, run] = useForm();
   return (
-    <Card title={t('auth.resetTitle')}>
-      {done ? (
-        <Notice text={t('auth.resetDone')} />
-      ) : (
-        <form
-          onSubmit={(e) => {
-            e.preventDefault();
-            void run(async () => {
-              await api.confirmReset(route().query.get('token') ?? '', password);
-              setDone(true);
-            });
-          }}
-        >
-          <Field id="reset-password" label={t('auth.newPassword')} hint={t('auth.passwordHint')}>
-            <input id="reset-password" type="password" autoComplete="new-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
-          </Field>
-          <ErrorBox text={err} />
-          <button class="primary" type="submit" disabled={busy}>
-            {t('common.save')}
-          </button>
-        </form>
-      )}
-      <p class="alt">
-        <Link to="/login">{t('auth.signIn')}</Link>
-      </p>
-    </Card>
+    <LinkPassword
+      title={t('auth.resetTitle')}
+      id="reset-password"
+      label={t('auth.newPassword')}
+      hint={t('auth.passwordHint')}
+      autoComplete="new-password"
+      submit={t('common.save')}
+      ok={t('auth.resetDone')}
+      action={(tok, pw) => api.confirmReset(tok, pw)}
+    />
   );
 }
 

@@ -9,7 +9,7 @@ import { e2e, e2eChunk, e2eState } from '../crypto';
 import { formatDateTime, lang, langs, t } from '../i18n';
 import { errorText, Profile, store } from '../store';
 import { switchLang } from './Auth';
-import { Avatar, ErrorBox, ExtBadge, Field, Icon, PaneHeader, Person } from './common';
+import { Avatar, ErrorBox, ExtBadge, Field, Icon, namesakes, PaneHeader, Person, Tag } from './common';
 import { useLang, useTopics } from './hooks';
 import { navigate } from './router';
 
@@ -43,13 +43,14 @@ function useDirectory(q: string): [Profile[] | null, string] {
   return [res, err];
 }
 
-function PersonRow({ p, action }: { p: Profile; action?: JSX.Element }): JSX.Element {
+function PersonRow({ p, action, tag = false }: { p: Profile; action?: JSX.Element; tag?: boolean }): JSX.Element {
   return (
     <li class="person-row">
       <Avatar id={p.id} name={p.name} size={36} />
       <span class="person-main">
         <span class="person-name">
           {p.name}
+          {tag && <Tag p={p} />}
           {p.ext && <ExtBadge />}
         </span>
         {p.org && <span class="person-org">{p.org}</span>}
@@ -63,6 +64,7 @@ export function NewDM(): JSX.Element {
   useLang();
   const [q, setQ] = useState('');
   const [res, err] = useDirectory(q);
+  const dups = namesakes(res ?? []);
   const [busy, setBusy] = useState('');
   const [err2, setErr2] = useState('');
   const open = async (p: Profile) => {
@@ -93,7 +95,10 @@ export function NewDM(): JSX.Element {
                 <button class="person-btn" disabled={busy === p.id} onClick={() => void open(p)} data-user={p.id}>
                   <Avatar id={p.id} name={p.name} size={36} />
                   <span class="person-main">
-                    <span class="person-name">{p.name}</span>
+                    <span class="person-name">
+                      {p.name}
+                      {dups.has(p.id) && <Tag p={p} />}
+                    </span>
                     {p.org && <span class="person-org">{p.org}</span>}
                   </span>
                 </button>
@@ -115,6 +120,7 @@ export function NewGroup(): JSX.Element {
   const [q, setQ] = useState('');
   const [picked, setPicked] = useState<Profile[]>([]);
   const [res, err] = useDirectory(q);
+  const dups = namesakes(res ?? []);
   const [busy, setBusy] = useState(false);
   const [err2, setErr2] = useState('');
   const create = async () => {
@@ -175,7 +181,10 @@ export function NewGroup(): JSX.Element {
                   >
                     <Avatar id={p.id} name={p.name} size={32} />
                     <span class="person-main">
-                      <span class="person-name">{p.name}</span>
+                      <span class="person-name">
+                        {p.name}
+                        {dups.has(p.id) && <Tag p={p} />}
+                      </span>
                       {p.org && <span class="person-org">{p.org}</span>}
                     </span>
                     <Icon name="plus" />
@@ -294,6 +303,8 @@ export function RoomInfo({ id }: { id: string }): JSX.Element {
       },
     );
   const members = (r.members ?? []).slice().sort((a, b) => store.name(a.user).localeCompare(store.name(b.user), lang()));
+  const dups = namesakes(members.map((m) => store.profile(m.user)));
+  const resDups = namesakes(res ?? []);
   const rank: Record<string, number> = { owner: 3, moderator: 2, member: 1 };
   return (
     <section class="panel">
@@ -340,7 +351,7 @@ export function RoomInfo({ id }: { id: string }): JSX.Element {
               <li key={m.user} class="person-row" data-user={m.user}>
                 <Avatar id={m.user} name={store.name(m.user)} size={36} />
                 <span class="person-main">
-                  <Person id={m.user} />
+                  <Person id={m.user} tag={dups.has(m.user)} />
                   <span class="person-org">
                     {store.profile(m.user)?.org}
                     {m.state === 'invited' ? ' · ' + t('room.state.invited') : ''}
@@ -390,6 +401,7 @@ export function RoomInfo({ id }: { id: string }): JSX.Element {
                     <PersonRow
                       key={p.id}
                       p={p}
+                      tag={resDups.has(p.id)}
                       action={
                         <button
                           class="primary small"

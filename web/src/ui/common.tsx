@@ -2,7 +2,7 @@
 
 import type { ComponentChildren, JSX } from 'preact';
 import { t } from '../i18n';
-import { store } from '../store';
+import { Profile, store } from '../store';
 
 const paths: Record<string, string> = {
   back: 'M15.4 7.4 14 6l-6 6 6 6 1.4-1.4L10.8 12z',
@@ -71,11 +71,12 @@ export function ExtBadge(): JSX.Element {
 
 /** Person shows a name, the external badge when it applies, and
  * optionally the administration. */
-export function Person({ id, org = false }: { id: string; org?: boolean }): JSX.Element {
+export function Person({ id, org = false, tag = false }: { id: string; org?: boolean; tag?: boolean }): JSX.Element {
   const p = store.profile(id);
   return (
     <span class="person">
       <span class="person-name">{store.name(id)}</span>
+      {tag && <Tag p={p} />}
       {p?.ext && <ExtBadge />}
       {org && p?.org && <span class="person-org">{p.org}</span>}
     </span>
@@ -116,5 +117,31 @@ export function PaneHeader({ title, onBack, children }: { title: string; onBack?
       <h2 class="pane-title">{title}</h2>
       {children}
     </header>
+  );
+}
+
+/**
+ * namesakes returns the ids of the people of a list who share their name
+ * and administration with another person of it: those get their tag shown.
+ */
+export function namesakes(ps: (Profile | undefined)[]): Set<string> {
+  const seen = new Map<string, string[]>();
+  for (const p of ps) {
+    if (!p) continue;
+    const k = p.name.toLocaleLowerCase() + '\u0000' + (p.org ?? '');
+    seen.set(k, [...(seen.get(k) ?? []), p.id]);
+  }
+  const out = new Set<string>();
+  for (const ids of seen.values()) if (ids.length > 1) ids.forEach((id) => out.add(id));
+  return out;
+}
+
+/** Tag shows the short tag that tells a person from a namesake. */
+export function Tag({ p }: { p?: Profile }): JSX.Element | null {
+  if (!p?.tag) return null;
+  return (
+    <span class="person-tag" title={t('people.tagHint')}>
+      #{p.tag}
+    </span>
   );
 }
