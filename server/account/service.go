@@ -97,7 +97,10 @@ type Service struct {
 	loginNet, loginAddrNet, loginAddr *ratelimit.Limiter
 	guessNet, guessAddr               *ratelimit.Limiter
 
-	mailq chan mailJob
+	mailq      chan mailJob
+	mailMu     sync.Mutex // guards mailClosed and sends on mailq
+	mailClosed bool
+	mailDone   chan struct{} // closed when the queue's goroutine ends
 	// invitationMails counts invitation mails per inviter and per
 	// address, whatever RateLimits says: it is a limit of abuse, not of
 	// guessing.
@@ -176,7 +179,7 @@ func New(ctx context.Context, db *store.DB, b bus.Bus, cfg Config) (*Service, er
 	}
 	s.policy.Store(&p)
 	if cfg.Mailer != nil {
-		s.mailq = make(chan mailJob, mailQueue)
+		s.mailq, s.mailDone = make(chan mailJob, mailQueue), make(chan struct{})
 		go s.sendQueued()
 	}
 	return s, nil
@@ -358,6 +361,12 @@ func (s *Service) queue(job mailJob) {
 	if s.mailq == nil {
 		return
 	}
+	s.mailMu.Lock()
+	defer s.mailMu.Unlock()
+	if s.mailClosed {
+		s.log.Error("mail queue closed: message dropped")
+		return
+	}
 	select {
 	case s.mailq <- job:
 	default:
@@ -365,9 +374,25 @@ func (s *Service) queue(job mailJob) {
 	}
 }
 
-// sendQueued runs the queued jobs one at a time, for the life of the
-// process.
+// Close sends what the mail queue holds and ends its goroutine; mail asked
+// for afterwards is dropped. The store must still be open: queued jobs
+// read it.
+func (s *Service) Close() {
+	if s.mailq == nil {
+		return
+	}
+	s.mailMu.Lock()
+	if !s.mailClosed {
+		s.mailClosed = true
+		close(s.mailq)
+	}
+	s.mailMu.Unlock()
+	<-s.mailDone
+}
+
+// sendQueued runs the queued jobs one at a time, until Close.
 func (s *Service) sendQueued() {
+	defer close(s.mailDone)
 	for job := range s.mailq {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if m, ok := job(ctx); ok {

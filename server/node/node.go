@@ -436,6 +436,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.WS.Close()
 	}
 	n.admin.Close()
+	if n.Accounts != nil {
+		n.Accounts.Close()
+	}
 	if n.Chat != nil {
 		// Nothing writes any more: sessions, uploads and the admin socket
 		// are closed.
