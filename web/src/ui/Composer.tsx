@@ -6,6 +6,7 @@ import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Ev } from '../codec';
 import { decode, isMessage, shown } from '../codec';
+import { confirmFlags, unconfirmed } from '../crypto';
 import { t } from '../i18n';
 import { plain } from '../markdown';
 import { Room, store } from '../store';
@@ -62,6 +63,7 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
   const mentions = useRef<Mention[]>([]);
   const [query, setQuery] = useState<string | null>(null);
   const [pick, setPick] = useState(0);
+  const [ask, setAsk] = useState(false);
   const saveTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   // The Enter that sent a message must not leave a new line behind, even
   // when the key's character arrives after the keydown was handled.
@@ -138,9 +140,16 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
     saveDraft(v);
   };
 
-  const submit = () => {
+  const submit = (confirmed = false) => {
     const body = text.replace(/\s+$/, '');
     if (!body.trim()) return;
+    // Devices the user has not verified, or the node does not vouch for,
+    // would read the message: ask first.
+    if (room.encrypted && !confirmed && unconfirmed(room.id).length) {
+      setAsk(true);
+      return;
+    }
+    setAsk(false);
     if (editing) {
       if (body !== editing.body) store.edit(room.id, editing.seq, body);
     } else {
@@ -200,8 +209,27 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
   };
 
   const roomName = store.roomName(room);
+  const flagged = ask ? unconfirmed(room.id) : [];
   return (
     <div class="composer">
+      {ask && flagged.length > 0 && (
+        <div class="composer-context warn" role="alertdialog" data-confirm="unverified">
+          <Icon name="alert" size={16} />
+          <span class="ctx-text">{t('composer.confirmUnverified', { names: [...new Set(flagged.map((f) => store.name(f.user) + ' (' + f.device + ')'))].join(', ') })}</span>
+          <button
+            class="link-btn"
+            onClick={() => {
+              confirmFlags(room.id);
+              submit(true);
+            }}
+          >
+            {t('composer.sendAnyway')}
+          </button>
+          <button class="icon-btn" aria-label={t('common.cancel')} onClick={() => setAsk(false)}>
+            <Icon name="close" size={18} />
+          </button>
+        </div>
+      )}
       {(replyTo || editing) && (
         <div class="composer-context">
           <Icon name={editing ? 'edit' : 'reply'} size={16} />
@@ -268,7 +296,7 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
           }}
           onBlur={() => store.typing(room.id, false)}
         />
-        <button class="send" aria-label={t('composer.send')} title={t('composer.send')} disabled={!text.trim()} onClick={submit}>
+        <button class="send" aria-label={t('composer.send')} title={t('composer.send')} disabled={!text.trim()} onClick={() => submit()}>
           <Icon name={editing ? 'check' : 'send'} />
         </button>
       </div>

@@ -1,0 +1,183 @@
+package webtest
+
+import (
+	"context"
+	"encoding/base64"
+	"fmt"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"relais/server/chat"
+	"relais/server/proto"
+	"relais/server/store"
+)
+
+// verify has b open the safety number of a person from the open
+// conversation's details, and returns it; mark also marks them verified.
+func (b *browser) verify(name string, mark bool) string {
+	b.t.Helper()
+	b.click(`button[aria-label="Informations sur la discussion"]`)
+	b.click(`button[aria-label="Vérifier ` + name + `"]`)
+	b.visible(".safety-number[data-number]")
+	number := js[string](b, `document.querySelector('.safety-number').dataset.number`)
+	if mark {
+		b.click(".verify .actions .primary")
+		b.hasText(".verify .notice", name+" est vérifié")
+	}
+	b.click(`button[aria-label="Retour"]`)
+	return number
+}
+
+// TestHiddenDeviceFlagged: the test acts as a malicious node against a
+// conversation in which Alice verified Bob. It invents a device of Bob's:
+// it stores a key for it (no session, no announcement), pushes that
+// device's external commit — made with the client's own MLS code — through
+// the node's normal commit path, then deletes the key record, so that the
+// node lists nothing new for Bob. Alice's client must see the device in the
+// group itself: a loud warning in the room, Bob no longer shown as
+// verified, a safety number that changed, and a confirmation asked before
+// she sends anything the invented device could read.
+func TestHiddenDeviceFlagged(t *testing.T) {
+	n := startNode(t)
+	alice, bob, bobID, room := encryptedDM(t, n, "Premier message")
+	bob.say("Bien reçu")
+	alice.reads("Bien reçu")
+	before := alice.verify("Bob Durand", true)
+	if other := bob.verify("Alice Martin", false); other != before {
+		t.Fatalf("safety numbers differ before the attack: %q and %q", before, other)
+	}
+
+	// The invented device joins with a real external commit.
+	ghost := "d-hiddenhiddenhid"
+	mallory, gi := outsider(t, n, room)
+	out := js[map[string]string](mallory, fmt.Sprintf(`import(%q).then(async (m) => {
+		const e = m.engine;
+		const signer = await e.newSigner();
+		const kp = await e.newKeyPackage(83, %q, signer);
+		const gi = Uint8Array.from(atob(%q), (c) => c.charCodeAt(0));
+		const c = await e.externalJoin(gi, kp, async () => true, new TextEncoder().encode(JSON.stringify({ name: 'Chrome · Linux' })));
+		window.ghost = c.group;
+		const b64 = (b) => { let s = ''; for (const x of b) s += String.fromCharCode(x); return btoa(s); };
+		return { pub: b64(signer.pub), commit: b64(c.commit), group_info: b64(c.groupInfo) };
+	})`, e2eChunkURL(t), bobID+"/"+ghost, base64.StdEncoding.EncodeToString(gi)))
+	pub, err := base64.StdEncoding.DecodeString(out["pub"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := n.DB.Update(ctx, func(tx *store.Tx) error {
+		return tx.PutDeviceKey(bobID, ghost, store.DeviceKey{Key: pub, Created: time.Now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Chat.Commit(ctx, chat.Actor{User: bobID, Device: ghost}, &proto.ClientFrame{
+		T: proto.TMLS, ID: "c-hiddendevice", Room: room, Data: out["commit"], GroupInfo: out["group_info"],
+	}); err != nil {
+		t.Fatalf("the node's commit path refused the invented device's commit: %v", err)
+	}
+	// Let both clients process it while the node still lists the key.
+	for _, b := range []*browser{alice, bob} {
+		b.waitLong("the commit processed", `[...document.querySelectorAll('.sys')].some(e => e.textContent.includes('Chrome · Linux') || e.dataset.commit === 'refused')`, 30*time.Second)
+	}
+	time.Sleep(3 * time.Second)
+
+	// The key record goes: the node lists nothing new for Bob.
+	path := n.DB.Path()
+	alice.allowNet.Store(true)
+	bob.allowNet.Store(true)
+	n.Stop()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("devicekeys")).Delete([]byte(bobID + "\x00" + ghost))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	n.Restart()
+	n.DB.View(func(tx *store.Tx) error {
+		if _, err := tx.DeviceKey(bobID, ghost); err == nil {
+			t.Fatal("the invented device's key is still on the node")
+		}
+		return nil
+	})
+	alice.until("online", `!document.querySelector('.conn')`)
+	bob.until("online", `!document.querySelector('.conn')`)
+	alice.allowNet.Store(false)
+	bob.allowNet.Store(false)
+
+	// Alice's client refuses the device, or flags it loudly.
+	refused := js[bool](alice, `!!document.querySelector('.sys.warn[data-commit="refused"]')`)
+	if !refused {
+		alice.hasText(`.banner.warn[data-warning]`, "Bob Durand")
+		alice.until("Bob not shown as verified", `!document.querySelector('.verify-btn[data-verified="yes"]')`)
+		if after := alice.verify("Bob Durand", false); after == before {
+			t.Errorf("Alice's safety number for Bob did not change with a device of Bob's in the group: %s", after)
+		}
+		// Sending asks first: the device would read the message.
+		alice.typ(".composer textarea", "Message confidentiel\n")
+		alice.visible(`[data-confirm="unverified"]`)
+		alice.shot("hidden-device-confirm")
+		if js[bool](alice, `[...document.querySelectorAll('.msg.mine .md')].some(e => e.textContent.includes('Message confidentiel'))`) {
+			t.Error("the message went out without confirmation")
+		}
+	}
+	alice.shot("hidden-device-flagged")
+}
+
+// TestCryptoKickRefused: Carol, a plain member of an encrypted group,
+// makes with her own client's MLS state a commit that removes Bob, who is
+// still in the room, and sends it without declaring the removal, so that
+// the node cannot see it. Nobody may remove Bob (no kick, no ban, no
+// leave, no revoked device): Alice's and Bob's clients refuse the commit,
+// say so in the timeline, and keep talking to each other.
+func TestCryptoKickRefused(t *testing.T) {
+	n := startNode(t)
+	ids, bs, room := encryptedGroup(t, n, "Comité restreint", []string{"Alice Martin", "Bob Durand", "Carol Petit"})
+	alice, bob, carol := bs[0], bs[1], bs[2]
+	bob.say("Présent")
+	alice.reads("Présent")
+	carol.reads("Présent")
+	epoch := roomEpoch(t, n, room)
+
+	// Carol's commit removes Bob's device; the frame declares nothing.
+	seq := js[string](carol, fmt.Sprintf(`import(%q).then(async (m) => {
+		const mgr = m.manager, e = m.engine, r = mgr.room(%q);
+		return r.run(async () => {
+			await r.drain();
+			const bob = e.members(r.group).find((x) => x.identity.startsWith(%q));
+			const c = await e.commit(r.group, [], [bob.leaf]);
+			const b64 = (b) => { let s = ''; for (const x of b) s += String.fromCharCode(x); return btoa(s); };
+			const ack = await mgr.host.frame({ t: 'mls', room: %q, data: b64(c.commit), group_info: b64(c.groupInfo) }, 'c-cryptokick');
+			r.group = c.group;
+			r.seq = Number(ack.seq);
+			await r.save();
+			return String(ack.seq);
+		});
+	})`, e2eChunkURL(t), room, ids[1]+"/", room))
+	t.Logf("Carol's commit is at seq %s", seq)
+	if e := roomEpoch(t, n, room); e != epoch+1 {
+		t.Fatalf("the node did not take Carol's commit: epoch %d, was %d", e, epoch)
+	}
+	for _, b := range []*browser{alice, bob} {
+		b.waitLong("the removal refused", `!!document.querySelector('.sys.warn[data-commit="refused"]')`, 30*time.Second)
+	}
+	bob.shot("crypto-kick-refused")
+	if js[bool](alice, `document.body.textContent.includes('a retiré Bob Durand du chiffrement')`) {
+		t.Error("Alice's timeline shows Bob removed from the encryption")
+	}
+
+	// Alice and Bob still talk: each client, finding the group moved on
+	// without it, joins it again by external commit — a denial of service
+	// by Carol, visible, never a removal.
+	alice.say("Bob, tu es toujours là ?")
+	bob.say("Oui, toujours là")
+	alice.waitLong("Alice reads Bob", `[...document.querySelectorAll('.msg:not(.mine) .md')].some(e => e.textContent.includes('Oui, toujours là'))`, 60*time.Second)
+	alice.say("Parfait, on continue")
+	bob.waitLong("Bob reads Alice", `[...document.querySelectorAll('.msg:not(.mine) .md')].some(e => e.textContent.includes('on continue'))`, 60*time.Second)
+	bob.shot("still-talking")
+}
