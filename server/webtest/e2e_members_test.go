@@ -181,3 +181,60 @@ func TestCryptoKickRefused(t *testing.T) {
 	bob.waitLong("Bob reads Alice", `[...document.querySelectorAll('.msg:not(.mine) .md')].some(e => e.textContent.includes('on continue'))`, 60*time.Second)
 	bob.shot("still-talking")
 }
+
+// TestMemberAddFlagsUnverifiedDevice: Alice verified Bob when he had one
+// device; Bob then signs in on a second one. Carol, who shares a group
+// with Alice, invites Bob there: her commit adds both of Bob's devices. In
+// that group, Alice's client flags the device she never verified — a
+// safety number for Bob that is not the one she compared, and a
+// confirmation before she sends — whoever's commit brought it.
+func TestMemberAddFlagsUnverifiedDevice(t *testing.T) {
+	n := startNode(t)
+	alice, bob, bobID, _ := encryptedDM(t, n, "Premier message")
+	chunk := e2eChunkURL(t)
+	aliceID := js[string](alice, fmt.Sprintf(`import(%q).then((m) => m.manager.host.me().user)`, chunk))
+	verified := alice.verify("Bob Durand", true)
+	if other := bob.verify("Alice Martin", false); other != verified {
+		t.Fatalf("safety numbers differ: %q and %q", verified, other)
+	}
+
+	carolc := n.NewUserEmail("carol.petit@agents.gouv.fr", "Carol Petit")
+	carol := newBrowser(t, "carol", "fr-FR", 1000, 700)
+	carol.e2eLogin(n, "carol.petit@agents.gouv.fr")
+	registered(t, n, carolc.Me.ID, 1)
+	group := js[string](carol, fmt.Sprintf(`import(%q).then(async (m) => {
+		const mgr = m.manager;
+		const res = await mgr.host.request({ t: 'create_room', kind: 'group', name: 'Projet commun', encrypted: true, users: [%q] });
+		for (let i = 0; i < 200 && !mgr.host.room(res.room); i++) await new Promise((r) => setTimeout(r, 25));
+		await mgr.found(res.room, [%q]);
+		return res.room;
+	})`, chunk, aliceID, aliceID))
+	alice.click(`.room-item[data-room="` + group + `"]`)
+	alice.click(".invitation .primary")
+	carol.click(`.room-item[data-room="` + group + `"]`)
+	carol.say("Bienvenue dans le projet")
+	alice.reads("Bienvenue dans le projet")
+
+	// Bob's second device, which Alice never verified.
+	bob2 := newBrowser(t, "bob2", "fr-FR", 1000, 700)
+	bob2.e2eLogin(n, "bob.durand@agents.gouv.fr")
+	registered(t, n, bobID, 2)
+
+	// Carol adds Bob, both devices, by her own commit.
+	js[bool](carol, fmt.Sprintf(`import(%q).then(async (m) => {
+		await m.manager.host.request({ t: 'invite', room: %q, user: %q });
+		await m.manager.addUsers(%q, [%q]);
+		return true;
+	})`, chunk, group, bobID, group, bobID))
+	alice.hasText(".sys", "Carol Petit a ajouté Bob Durand au chiffrement")
+	bob.click(`.room-item[data-room="` + group + `"]`)
+	bob.click(".invitation .primary")
+
+	alice.typ(".composer textarea", "Document de travail\n")
+	alice.visible(`[data-confirm="unverified"]`)
+	alice.shot("member-add-confirm")
+	if after := alice.verify("Bob Durand", false); after == verified {
+		t.Errorf("in the group, Alice's safety number for Bob is the one verified with one device: %s", after)
+	}
+	alice.until("Bob not shown as verified", `!document.querySelector('.verify-btn[data-verified="yes"]')`)
+}
