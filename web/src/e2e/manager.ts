@@ -8,9 +8,14 @@
 //   out to be is kept (sealed) on the device, since MLS cannot open a
 //   message twice. Gaps are filled from "history".
 // - Commits are accepted only if they verify (a member's signature, or an
-//   external joiner's) and every credential they bring is a device the
-//   node lists for its user with that very key, of someone in the room;
-//   anything else is refused and shown as a warning in the timeline.
+//   external joiner's), every credential they bring is a device the
+//   node lists for its user with that very key (and the key this device
+//   pinned for it, if any), of someone in the room, and every removal
+//   follows what allowed it (a leave, a lawful kick or ban, the
+//   committer's own device, a signed-out one); anything else is refused
+//   and shown as a warning in the timeline.
+// - What people verify and are warned about comes from the groups' own
+//   leaves, not from the node's device list (safety, refreshWarnings).
 // - Group operations (found, add, remove, join by external commit) are
 //   commits sent with "mls"; on epoch_mismatch the processor catches up
 //   and makes the commit again.

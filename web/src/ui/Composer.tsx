@@ -29,7 +29,7 @@ interface Mention {
 
 /** Attach is the file picker, and on phones a second button that opens
  * the camera or the photo library. */
-function Attach({ room }: { room: Room }): JSX.Element {
+function Attach({ onFiles }: { onFiles: (files: File[]) => void }): JSX.Element {
   const any = useRef<HTMLInputElement>(null);
   const photo = useRef<HTMLInputElement>(null);
   const phone = typeof matchMedia !== 'undefined' && matchMedia('(pointer: coarse)').matches;
@@ -37,7 +37,7 @@ function Attach({ room }: { room: Room }): JSX.Element {
     const input = e.currentTarget as HTMLInputElement;
     const files = Array.from(input.files ?? []);
     input.value = '';
-    if (files.length) sendFiles(room.id, files);
+    if (files.length) onFiles(files);
   };
   return (
     <>
@@ -63,7 +63,14 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
   const mentions = useRef<Mention[]>([]);
   const [query, setQuery] = useState<string | null>(null);
   const [pick, setPick] = useState(0);
-  const [ask, setAsk] = useState(false);
+  // A send waiting for the user to accept the room's flagged devices:
+  // the text in the composer, or files.
+  const [ask, setAsk] = useState<null | { files?: File[] }>(null);
+  const needsConfirm = () => !!room.encrypted && unconfirmed(room.id).length > 0;
+  const files = (list: File[]) => {
+    if (needsConfirm()) setAsk({ files: list });
+    else sendFiles(room.id, list);
+  };
   const saveTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   // The Enter that sent a message must not leave a new line behind, even
   // when the key's character arrives after the keydown was handled.
@@ -145,11 +152,11 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
     if (!body.trim()) return;
     // Devices the user has not verified, or the node does not vouch for,
     // would read the message: ask first.
-    if (room.encrypted && !confirmed && unconfirmed(room.id).length) {
-      setAsk(true);
+    if (!confirmed && needsConfirm()) {
+      setAsk({});
       return;
     }
-    setAsk(false);
+    setAsk(null);
     if (editing) {
       if (body !== editing.body) store.edit(room.id, editing.seq, body);
     } else {
@@ -220,12 +227,15 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
             class="link-btn"
             onClick={() => {
               confirmFlags(room.id);
-              submit(true);
+              if (ask.files) {
+                sendFiles(room.id, ask.files);
+                setAsk(null);
+              } else submit(true);
             }}
           >
             {t('composer.sendAnyway')}
           </button>
-          <button class="icon-btn" aria-label={t('common.cancel')} onClick={() => setAsk(false)}>
+          <button class="icon-btn" aria-label={t('common.cancel')} onClick={() => setAsk(null)}>
             <Icon name="close" size={18} />
           </button>
         </div>
@@ -269,7 +279,7 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
         </ul>
       )}
       <div class="composer-row">
-        <Attach room={room} />
+        <Attach onFiles={files} />
         <textarea
           ref={ta}
           rows={1}
@@ -289,10 +299,10 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
           onKeyDown={onKeyDown}
           onPaste={(e) => {
             // Pasted pictures and files are sent; pasted text is text.
-            const files = Array.from(e.clipboardData?.files ?? []);
-            if (!files.length) return;
+            const pasted = Array.from(e.clipboardData?.files ?? []);
+            if (!pasted.length) return;
             e.preventDefault();
-            sendFiles(room.id, files);
+            files(pasted);
           }}
           onBlur={() => store.typing(room.id, false)}
         />

@@ -3,7 +3,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Ev } from '../codec';
-import { e2eState } from '../crypto';
+import { confirmFlags, e2eState, unconfirmed } from '../crypto';
 import { t } from '../i18n';
 import { errorText, store } from '../store';
 import { scansEncryptedFiles, sendFiles } from '../uploads';
@@ -146,6 +146,13 @@ export function RoomView({ id }: { id: string }): JSX.Element {
         const files = Array.from(e.dataTransfer?.files ?? []);
         if (!droppable || !files.length) return;
         e.preventDefault();
+        // Like the composer: flagged devices would read the files.
+        const flagged = r.encrypted ? unconfirmed(id) : [];
+        if (flagged.length) {
+          const names = [...new Set(flagged.map((f) => store.name(f.user) + ' (' + f.device + ')'))].join(', ');
+          if (!confirm(t('composer.confirmUnverified', { names }))) return;
+          confirmFlags(id);
+        }
         sendFiles(id, files);
       }}
     >
