@@ -10,6 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"relais/server/chat"
+	"relais/server/nodetest"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -49,38 +50,17 @@ func TestHiddenDeviceFlagged(t *testing.T) {
 		t.Fatalf("safety numbers differ before the attack: %q and %q", before, other)
 	}
 
-	// The invented device joins with a real external commit.
+	// The invented device joins with a real external commit. Its id is
+	// not of the node's format, so the node refuses the clients' commits
+	// removing it: a malicious node would not relay them either.
 	ghost := "d-hiddenhiddenhid"
-	mallory, gi := outsider(t, n, room)
-	out := js[map[string]string](mallory, fmt.Sprintf(`import(%q).then(async (m) => {
-		const e = m.engine;
-		const signer = await e.newSigner();
-		const kp = await e.newKeyPackage(83, %q, signer);
-		const gi = Uint8Array.from(atob(%q), (c) => c.charCodeAt(0));
-		const c = await e.externalJoin(gi, kp, async () => true, new TextEncoder().encode(JSON.stringify({ name: 'Chrome · Linux' })));
-		window.ghost = c.group;
-		const b64 = (b) => { let s = ''; for (const x of b) s += String.fromCharCode(x); return btoa(s); };
-		return { pub: b64(signer.pub), commit: b64(c.commit), group_info: b64(c.groupInfo) };
-	})`, e2eChunkURL(t), bobID+"/"+ghost, base64.StdEncoding.EncodeToString(gi)))
-	pub, err := base64.StdEncoding.DecodeString(out["pub"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := n.DB.Update(ctx, func(tx *store.Tx) error {
-		return tx.PutDeviceKey(bobID, ghost, store.DeviceKey{Key: pub, Created: time.Now()})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Chat.Commit(ctx, chat.Actor{User: bobID, Device: ghost}, &proto.ClientFrame{
-		T: proto.TMLS, ID: "c-hiddendevice", Room: room, Data: out["commit"], GroupInfo: out["group_info"],
-	}); err != nil {
-		t.Fatalf("the node's commit path refused the invented device's commit: %v", err)
-	}
+	nodeDeviceJoin(t, n, room, bobID, ghost)
 	// Let both clients process it while the node still lists the key.
 	for _, b := range []*browser{alice, bob} {
 		b.waitLong("the commit processed", `[...document.querySelectorAll('.sys')].some(e => e.textContent.includes('Chrome · Linux') || e.dataset.commit === 'refused')`, 30*time.Second)
 	}
+	// Time for the clients' warnings and removal attempts to run while the
+	// record exists.
 	time.Sleep(3 * time.Second)
 
 	// The key record goes: the node lists nothing new for Bob.
@@ -111,7 +91,8 @@ func TestHiddenDeviceFlagged(t *testing.T) {
 	bob.allowNet.Store(false)
 
 	// Alice's client refuses the device, or flags it loudly.
-	refused := js[bool](alice, `!!document.querySelector('.sys.warn[data-commit="refused"]')`)
+	refused := js[bool](alice, `[...document.querySelectorAll('.sys.warn[data-commit="refused"]')].some(e => e.textContent.includes('`+ghost+`'))`)
+	t.Logf("Alice's client refused the device's commit: %v (else it flags the device)", refused)
 	if !refused {
 		alice.hasText(`.banner.warn[data-warning]`, "Bob Durand")
 		alice.until("Bob not shown as verified", `!document.querySelector('.verify-btn[data-verified="yes"]')`)
@@ -237,4 +218,66 @@ func TestMemberAddFlagsUnverifiedDevice(t *testing.T) {
 		t.Errorf("in the group, Alice's safety number for Bob is the one verified with one device: %s", after)
 	}
 	alice.until("Bob not shown as verified", `!document.querySelector('.verify-btn[data-verified="yes"]')`)
+}
+
+// TestPinnedKeyChangeRefused: the node rebinds Bob's existing device to a
+// key of its own — its device_keys now lists that key — and pushes an
+// external commit for that device name made with it. Alice's and Bob's
+// clients accepted that device with its first key: they refuse the commit
+// (the key is not the one they pinned, nor, for the old leaf, the one the
+// node now lists). The group is then stuck — a denial of service by the
+// node, visible — never joined by the node's key.
+func TestPinnedKeyChangeRefused(t *testing.T) {
+	n := startNode(t)
+	alice, bob, bobID, room := encryptedDM(t, n, "Premier message")
+	var device string
+	n.DB.View(func(tx *store.Tx) error {
+		keys, _ := tx.DeviceKeys(bobID)
+		if len(keys) == 1 {
+			device = keys[0].DeviceID
+		}
+		return nil
+	})
+	if device == "" {
+		t.Fatal("Bob has not one device key")
+	}
+	nodeDeviceJoin(t, n, room, bobID, device)
+	for _, b := range []*browser{alice, bob} {
+		b.waitLong("the commit refused", `[...document.querySelectorAll('.sys.warn[data-commit="refused"]')].some(e => e.textContent.includes('the key of `+bobID+"/"+device+`'))`, 30*time.Second)
+	}
+	alice.shot("rebound-key-refused")
+}
+
+// nodeDeviceJoin does what a malicious node can: it makes, with the web
+// client's own MLS code in an outsider page, an external commit into the
+// room's group for user/device with a signature key of its own, binds that
+// key to the device in its store (no session, no announcement), and pushes
+// the commit through its normal commit path as that device.
+func nodeDeviceJoin(t *testing.T, n *nodetest.Node, room, user, device string) {
+	t.Helper()
+	mallory, gi := outsider(t, n, room)
+	out := js[map[string]string](mallory, fmt.Sprintf(`import(%q).then(async (m) => {
+		const e = m.engine;
+		const signer = await e.newSigner();
+		const kp = await e.newKeyPackage(83, %q, signer);
+		const gi = Uint8Array.from(atob(%q), (c) => c.charCodeAt(0));
+		const c = await e.externalJoin(gi, kp, async () => true, new TextEncoder().encode(JSON.stringify({ name: 'Chrome · Linux' })));
+		const b64 = (b) => { let s = ''; for (const x of b) s += String.fromCharCode(x); return btoa(s); };
+		return { pub: b64(signer.pub), commit: b64(c.commit), group_info: b64(c.groupInfo) };
+	})`, e2eChunkURL(t), user+"/"+device, base64.StdEncoding.EncodeToString(gi)))
+	pub, err := base64.StdEncoding.DecodeString(out["pub"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := n.DB.Update(ctx, func(tx *store.Tx) error {
+		return tx.PutDeviceKey(user, device, store.DeviceKey{Key: pub, Created: time.Now()})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Chat.Commit(ctx, chat.Actor{User: user, Device: device}, &proto.ClientFrame{
+		T: proto.TMLS, ID: "c-" + device, Room: room, Data: out["commit"], GroupInfo: out["group_info"],
+	}); err != nil {
+		t.Fatalf("the node's commit path refused the commit of %s/%s: %v", user, device, err)
+	}
 }
