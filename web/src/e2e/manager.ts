@@ -292,6 +292,7 @@ class RoomCrypto {
       r = await mls.processCommit(this.group, b64.dec(ev.data), this.m.check(why));
     } catch (e) {
       this.refuse(ev, why.text || (e instanceof Error ? e.message : String(e)));
+      this.behind(ev);
       return;
     }
     const against = await this.policy(r);
@@ -343,6 +344,15 @@ class RoomCrypto {
       return this.unlawful.has(p.user) ? 'removes ' + id + ', whose removal was not made by someone allowed to' : 'removes ' + id + ', who is still in the room';
     }
     return '';
+  }
+
+  /** behind notices a commit of a later epoch than the group's: the
+   * others took a commit this device refused or missed, so it joins
+   * again by external commit rather than wait until it next sends. */
+  private behind(ev: Ev): void {
+    if (!this.group || this.lost || ev.epoch === undefined || BigInt(ev.epoch) <= mls.epochOf(this.group)) return;
+    this.lost = true;
+    this.m.later(() => this.m.joinRoom(this.id));
   }
 
   private refuse(ev: Ev, detail: string): void {
