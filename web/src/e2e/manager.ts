@@ -311,8 +311,10 @@ class RoomCrypto {
   private mayModerate(by: string | undefined, user: string): boolean {
     const rank: Record<string, number> = { owner: 3, moderator: 2, member: 1 };
     if (!by || this.room()?.kind === 'direct') return false;
-    const a = rank[this.roles.get(by) ?? ''] ?? 0;
-    return a >= 2 && a > (rank[this.roles.get(user) ?? ''] ?? 0);
+    // A role not seen in the log yet is the room's current one.
+    const role = (u: string) => this.roles.get(u) ?? this.room()?.members?.find((m) => m.user === u)?.role ?? '';
+    const a = rank[role(by)] ?? 0;
+    return a >= 2 && a > (rank[role(user)] ?? 0);
   }
 
   /** policy checks a verified commit against what the room's log says.
