@@ -15,6 +15,7 @@ import (
 	webembed "relais/embed"
 	"relais/server/client"
 	"relais/server/nodetest"
+	"relais/server/proto"
 	"relais/server/store"
 )
 
@@ -242,4 +243,28 @@ func outsider(t *testing.T, n *nodetest.Node, room string) (*browser, []byte) {
 	b.nav(n.URL() + "/login")
 	b.visible("#login-email")
 	return b, gi
+}
+
+// nodeAppend does what a malicious node can: it appends an event of its
+// making to a room's log, through the store, and publishes it through the
+// node's own path to its members' sessions (what the log holds and the
+// bus has not carried).
+func nodeAppend(t *testing.T, n *nodetest.Node, ev proto.Event) {
+	t.Helper()
+	ctx := context.Background()
+	err := n.DB.Update(ctx, func(tx *store.Tx) error {
+		last, err := tx.LastEvent(ev.Room)
+		if err != nil {
+			return err
+		}
+		ev.T, ev.Seq, ev.TS = proto.TEvent, last.Seq+1, time.Now().UnixMilli()
+		_, err = tx.AppendEvent(ev.Room, store.Event{Seq: ev.Seq, Ord: last.Ord, TS: ev.TS, Frame: proto.Encode(&ev)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Chat.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

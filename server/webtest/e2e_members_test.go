@@ -113,54 +113,78 @@ func TestHiddenDeviceFlagged(t *testing.T) {
 // TestCryptoKickRefused: Carol, a plain member of an encrypted group,
 // makes with her own client's MLS state a commit that removes Bob, who is
 // still in the room, and sends it without declaring the removal, so that
-// the node cannot see it. Nobody may remove Bob (no kick, no ban, no
-// leave, no revoked device): Alice's and Bob's clients refuse the commit,
-// say so in the timeline, and keep talking to each other.
+// the node cannot see it. Nobody allowed to remove Bob did (no leave, no
+// revoked device; in the second case the node forges a kick of Bob by
+// Carol, whose role does not allow it): Alice's client refuses the commit
+// and says so in the timeline. Without the forged kick, Bob's refuses it
+// too, and Alice and Bob keep talking.
 func TestCryptoKickRefused(t *testing.T) {
-	n := startNode(t)
-	ids, bs, room := encryptedGroup(t, n, "Comité restreint", []string{"Alice Martin", "Bob Durand", "Carol Petit"})
-	alice, bob, carol := bs[0], bs[1], bs[2]
-	bob.say("Présent")
-	alice.reads("Présent")
-	carol.reads("Présent")
-	epoch := roomEpoch(t, n, room)
+	for _, tc := range []struct {
+		name       string
+		forgedKick bool
+		refusal    string
+	}{
+		{"no departure", false, "who is still in the room"},
+		{"kick forged by the node from a plain member", true, "whose removal was not made by someone allowed to"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := startNode(t)
+			ids, bs, room := encryptedGroup(t, n, "Comité restreint", []string{"Alice Martin", "Bob Durand", "Carol Petit"})
+			alice, bob, carol := bs[0], bs[1], bs[2]
+			bob.say("Présent")
+			alice.reads("Présent")
+			carol.reads("Présent")
+			if tc.forgedKick {
+				nodeAppend(t, n, proto.Event{Room: room, From: ids[2], Type: proto.EvMember, User: ids[1], Action: proto.ActKick})
+				alice.hasText(".sys", "Bob Durand")
+			}
+			epoch := roomEpoch(t, n, room)
 
-	// Carol's commit removes Bob's device; the frame declares nothing.
-	seq := js[string](carol, fmt.Sprintf(`import(%q).then(async (m) => {
-		const mgr = m.manager, e = m.engine, r = mgr.room(%q);
-		return r.run(async () => {
-			await r.drain();
-			const bob = e.members(r.group).find((x) => x.identity.startsWith(%q));
-			const c = await e.commit(r.group, [], [bob.leaf]);
-			const b64 = (b) => { let s = ''; for (const x of b) s += String.fromCharCode(x); return btoa(s); };
-			const ack = await mgr.host.frame({ t: 'mls', room: %q, data: b64(c.commit), group_info: b64(c.groupInfo) }, 'c-cryptokick');
-			r.group = c.group;
-			r.seq = Number(ack.seq);
-			await r.save();
-			return String(ack.seq);
-		});
-	})`, e2eChunkURL(t), room, ids[1]+"/", room))
-	t.Logf("Carol's commit is at seq %s", seq)
-	if e := roomEpoch(t, n, room); e != epoch+1 {
-		t.Fatalf("the node did not take Carol's commit: epoch %d, was %d", e, epoch)
-	}
-	for _, b := range []*browser{alice, bob} {
-		b.waitLong("the removal refused", `!!document.querySelector('.sys.warn[data-commit="refused"]')`, 30*time.Second)
-	}
-	bob.shot("crypto-kick-refused")
-	if js[bool](alice, `document.body.textContent.includes('a retiré Bob Durand du chiffrement')`) {
-		t.Error("Alice's timeline shows Bob removed from the encryption")
-	}
+			// Carol's commit removes Bob's device; the frame declares nothing.
+			seq := js[string](carol, fmt.Sprintf(`import(%q).then(async (m) => {
+				const mgr = m.manager, e = m.engine, r = mgr.room(%q);
+				return r.run(async () => {
+					await r.drain();
+					const bob = e.members(r.group).find((x) => x.identity.startsWith(%q));
+					const c = await e.commit(r.group, [], [bob.leaf]);
+					const b64 = (b) => { let s = ''; for (const x of b) s += String.fromCharCode(x); return btoa(s); };
+					const ack = await mgr.host.frame({ t: 'mls', room: %q, data: b64(c.commit), group_info: b64(c.groupInfo) }, 'c-cryptokick');
+					r.group = c.group;
+					r.seq = Number(ack.seq);
+					await r.save();
+					return String(ack.seq);
+				});
+			})`, e2eChunkURL(t), room, ids[1]+"/", room))
+			t.Logf("Carol's commit is at seq %s", seq)
+			if e := roomEpoch(t, n, room); e != epoch+1 {
+				t.Fatalf("the node did not take Carol's commit: epoch %d, was %d", e, epoch)
+			}
+			judges := []*browser{alice, bob}
+			if tc.forgedKick {
+				judges = judges[:1] // Bob's client believes the node: it was kicked
+			}
+			for _, b := range judges {
+				b.waitLong("the removal refused", fmt.Sprintf(`[...document.querySelectorAll('.sys.warn[data-commit="refused"]')].some(e => e.textContent.includes(%q))`, tc.refusal), 30*time.Second)
+			}
+			alice.shot("crypto-kick-refused")
+			if js[bool](alice, `document.body.textContent.includes('a retiré Bob Durand du chiffrement')`) {
+				t.Error("Alice's timeline shows Bob removed from the encryption")
+			}
+			if tc.forgedKick {
+				return
+			}
 
-	// Alice and Bob still talk: each client, finding the group moved on
-	// without it, joins it again by external commit — a denial of service
-	// by Carol, visible, never a removal.
-	alice.say("Bob, tu es toujours là ?")
-	bob.say("Oui, toujours là")
-	alice.waitLong("Alice reads Bob", `[...document.querySelectorAll('.msg:not(.mine) .md')].some(e => e.textContent.includes('Oui, toujours là'))`, 60*time.Second)
-	alice.say("Parfait, on continue")
-	bob.waitLong("Bob reads Alice", `[...document.querySelectorAll('.msg:not(.mine) .md')].some(e => e.textContent.includes('on continue'))`, 60*time.Second)
-	bob.shot("still-talking")
+			// Alice and Bob still talk: each client, finding the group moved
+			// on without it, joins it again by external commit — a denial of
+			// service by Carol, visible, never a removal.
+			alice.say("Bob, tu es toujours là ?")
+			bob.say("Oui, toujours là")
+			alice.waitLong("Alice reads Bob", `[...document.querySelectorAll('.msg:not(.mine) .md')].some(e => e.textContent.includes('Oui, toujours là'))`, 60*time.Second)
+			alice.say("Parfait, on continue")
+			bob.waitLong("Bob reads Alice", `[...document.querySelectorAll('.msg:not(.mine) .md')].some(e => e.textContent.includes('on continue'))`, 60*time.Second)
+			bob.shot("still-talking")
+		})
+	}
 }
 
 // TestMemberAddFlagsUnverifiedDevice: Alice verified Bob when he had one

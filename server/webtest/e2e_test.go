@@ -16,7 +16,6 @@ import (
 	"relais/server/mls/mlstest"
 	"relais/server/nodetest"
 	"relais/server/proto"
-	"relais/server/store"
 )
 
 // TestEncryptedDM: Alice and Bob, in two browsers, write to each other in
@@ -307,25 +306,8 @@ func TestForgedCommitRejected(t *testing.T) {
 
 	inject := func(from, dev string, data []byte) {
 		t.Helper()
-		ctx := context.Background()
-		err := n.DB.Update(ctx, func(tx *store.Tx) error {
-			last, err := tx.LastEvent(room)
-			if err != nil {
-				return err
-			}
-			e := epoch
-			ev := proto.Event{T: proto.TEvent, Room: room, Seq: last.Seq + 1, TS: time.Now().UnixMilli(), From: from, Dev: dev, Type: proto.EvMLSCommit, Data: base64.StdEncoding.EncodeToString(data), Epoch: &e}
-			_, err = tx.AppendEvent(room, store.Event{Seq: ev.Seq, Ord: last.Ord, TS: ev.TS, Frame: proto.Encode(&ev)})
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Publish what the log holds and the bus has not carried: the
-		// node's own path to its members' sessions.
-		if err := n.Chat.Recover(ctx); err != nil {
-			t.Fatal(err)
-		}
+		e := epoch
+		nodeAppend(t, n, proto.Event{Room: room, From: from, Dev: dev, Type: proto.EvMLSCommit, Data: base64.StdEncoding.EncodeToString(data), Epoch: &e})
 	}
 	extBytes, err := base64.StdEncoding.DecodeString(external)
 	if err != nil {
