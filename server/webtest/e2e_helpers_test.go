@@ -14,6 +14,7 @@ import (
 
 	"relais/cluster/nodetest"
 	webembed "relais/embed"
+	"relais/server/proto"
 	"relais/server/store"
 )
 
@@ -174,4 +175,79 @@ func encryptedDM(t *testing.T, n *nodetest.Node, first string) (alice, bob *brow
 	bob.click(`.room-item[data-room="` + room + `"]`)
 	bob.reads(first)
 	return alice, bob, bobID, room
+}
+
+// encryptedGroup signs people in, one browser each, has the first create an
+// encrypted group with the others, write in it, and the others accept the
+// invitation and read it. It returns the people's ids and browsers, in
+// the order of names, and the room.
+func encryptedGroup(t *testing.T, n *nodetest.Node, title string, names []string) (ids []string, bs []*browser, room string) {
+	t.Helper()
+	for _, name := range names {
+		local := strings.ToLower(strings.ReplaceAll(name, " ", "."))
+		c := n.NewUserEmail(local+"@agents.gouv.fr", name)
+		ids = append(ids, c.Me.ID)
+		b := newBrowser(t, strings.Fields(strings.ToLower(name))[0], "fr-FR", 1000, 700)
+		b.e2eLogin(n, local+"@agents.gouv.fr")
+		bs = append(bs, b)
+	}
+	for _, id := range ids {
+		registered(t, n, id, 1)
+	}
+	first := bs[0]
+	first.click(`button[aria-label="Nouveau groupe"]`)
+	first.typ("#g-name", title)
+	for i, name := range names[1:] {
+		first.typ("#g-q", strings.Fields(name)[0])
+		first.click(`button[data-user="` + ids[i+1] + `"]`)
+		first.until("picked", fmt.Sprintf(`document.querySelectorAll('.picked .chip').length === %d`, i+1))
+	}
+	first.click(".panel button.primary[type=submit]")
+	first.hasText(".room-title h2", title)
+	room = first.currentRoom()
+	first.say("Point de situation à 17 h")
+	first.hasText(".sys", "a ajouté "+names[len(names)-1]+" au chiffrement")
+	for _, b := range bs[1:] {
+		b.click(`.room-item[data-room="` + room + `"]`)
+		b.click(".invitation .primary")
+		b.reads("Point de situation à 17 h")
+	}
+	return ids, bs, room
+}
+
+// outsider opens a page of the node's origin that no one is signed in
+// to, where the test, acting as a malicious node, runs the client's own
+// MLS code; it returns it with the room's GroupInfo, which the node holds.
+func outsider(t *testing.T, n *nodetest.Node, room string) (*browser, []byte) {
+	t.Helper()
+	var gi []byte
+	n.DB.View(func(tx *store.Tx) error { gi = tx.GroupInfo(room); return nil })
+	b := newBrowser(t, "mallory", "fr-FR", 800, 600)
+	b.nav(n.URL() + "/login")
+	b.visible("#login-email")
+	return b, gi
+}
+
+// nodeAppend does what a malicious node can: it appends an event of its
+// making to a room's log, through the store, and publishes it through the
+// node's own path to its members' sessions (what the log holds and the
+// bus has not carried).
+func nodeAppend(t *testing.T, n *nodetest.Node, ev proto.Event) {
+	t.Helper()
+	ctx := context.Background()
+	err := n.DB.Update(ctx, func(tx *store.Tx) error {
+		last, err := tx.LastEvent(ev.Room)
+		if err != nil {
+			return err
+		}
+		ev.T, ev.Seq, ev.TS = proto.TEvent, last.Seq+1, time.Now().UnixMilli()
+		_, err = tx.AppendEvent(ev.Room, store.Event{Seq: ev.Seq, Ord: last.Ord, TS: ev.TS, Frame: proto.Encode(&ev)})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Chat.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
 }

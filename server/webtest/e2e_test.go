@@ -16,7 +16,6 @@ import (
 	"relais/cluster/nodetest"
 	"relais/server/mls/mlsframe"
 	"relais/server/proto"
-	"relais/server/store"
 )
 
 // TestEncryptedDM: Alice and Bob, in two browsers, write to each other in
@@ -126,39 +125,8 @@ func TestMLSSuiteFigures(t *testing.T) {
 func TestEncryptedGroupRemoval(t *testing.T) {
 	n := startNode(t)
 	names := []string{"Alice Martin", "Bob Durand", "Claire Petit", "David Roux", "Eve Moreau"}
-	var ids []string
-	var bs []*browser
-	for _, name := range names {
-		local := strings.ToLower(strings.ReplaceAll(name, " ", "."))
-		c := n.NewUserEmail(local+"@agents.gouv.fr", name)
-		ids = append(ids, c.Me.ID)
-		b := newBrowser(t, strings.Fields(strings.ToLower(name))[0], "fr-FR", 1000, 700)
-		b.e2eLogin(n, local+"@agents.gouv.fr")
-		bs = append(bs, b)
-	}
-	for _, id := range ids {
-		registered(t, n, id, 1)
-	}
+	ids, bs, room := encryptedGroup(t, n, "Cellule de crise", names)
 	alice, eve := bs[0], bs[4]
-
-	alice.click(`button[aria-label="Nouveau groupe"]`)
-	alice.typ("#g-name", "Cellule de crise")
-	for i, name := range names[1:] {
-		alice.typ("#g-q", strings.Fields(name)[0])
-		alice.click(`button[data-user="` + ids[i+1] + `"]`)
-		alice.until("picked", fmt.Sprintf(`document.querySelectorAll('.picked .chip').length === %d`, i+1))
-	}
-	alice.click(".panel button.primary[type=submit]")
-	alice.hasText(".room-title h2", "Cellule de crise")
-	room := alice.currentRoom()
-	alice.say("Point de situation à 17 h")
-	alice.hasText(".sys", "a ajouté Eve Moreau au chiffrement")
-
-	for _, b := range bs[1:] {
-		b.click(`.room-item[data-room="` + room + `"]`)
-		b.click(".invitation .primary")
-		b.reads("Point de situation à 17 h")
-	}
 	bs[1].say("Bien reçu, j’apporte les cartes")
 	for _, b := range []*browser{alice, bs[2], bs[3], eve} {
 		b.reads("j’apporte les cartes")
@@ -292,7 +260,12 @@ func TestSecondDeviceHistory(t *testing.T) {
 	bob2.shot("history-restored")
 
 	// New messages reach both of Bob's devices, and Bob's new device writes.
-	alice.say("Réunion avancée à 9 h")
+	// Bob's new device is not verified: Alice's client asks before sending.
+	alice.typ(".composer textarea", "Réunion avancée à 9 h"+kb.Enter)
+	alice.visible(`[data-confirm="unverified"]`)
+	alice.shot("confirm-unverified")
+	alice.click(`[data-confirm="unverified"] .link-btn`)
+	alice.until("sent after confirmation", `[...document.querySelectorAll('.msg.mine .md')].some(e => e.textContent.includes('Réunion avancée')) && !document.querySelector('.pending-msg')`)
 	bob2.reads("Réunion avancée à 9 h")
 	bob.reads("Réunion avancée à 9 h")
 	bob2.say("Noté, depuis mon second poste")
@@ -318,12 +291,8 @@ func TestForgedCommitRejected(t *testing.T) {
 	// make a valid external commit, here for a device of Bob's the node
 	// made up. The MLS is done by the client's own engine, in a page of
 	// the node's origin that no one is signed in to.
-	var gi []byte
-	n.DB.View(func(tx *store.Tx) error { gi = tx.GroupInfo(room); return nil })
 	ghost := "d-ghostghostghost"
-	mallory := newBrowser(t, "mallory", "fr-FR", 800, 600)
-	mallory.nav(n.URL() + "/login")
-	mallory.visible("#login-email")
+	mallory, gi := outsider(t, n, room)
 	external := js[string](mallory, fmt.Sprintf(`import(%q).then(async (m) => {
 		const e = m.engine;
 		const signer = await e.newSigner();
@@ -337,25 +306,8 @@ func TestForgedCommitRejected(t *testing.T) {
 
 	inject := func(from, dev string, data []byte) {
 		t.Helper()
-		ctx := context.Background()
-		err := n.DB.Update(ctx, func(tx *store.Tx) error {
-			last, err := tx.LastEvent(room)
-			if err != nil {
-				return err
-			}
-			e := epoch
-			ev := proto.Event{T: proto.TEvent, Room: room, Seq: last.Seq + 1, TS: time.Now().UnixMilli(), From: from, Dev: dev, Type: proto.EvMLSCommit, Data: base64.StdEncoding.EncodeToString(data), Epoch: &e}
-			_, err = tx.AppendEvent(room, store.Event{Seq: ev.Seq, Ord: last.Ord, TS: ev.TS, Frame: proto.Encode(&ev)})
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Publish what the log holds and the bus has not carried: the
-		// node's own path to its members' sessions.
-		if err := n.Chat.Recover(ctx); err != nil {
-			t.Fatal(err)
-		}
+		e := epoch
+		nodeAppend(t, n, proto.Event{Room: room, From: from, Dev: dev, Type: proto.EvMLSCommit, Data: base64.StdEncoding.EncodeToString(data), Epoch: &e})
 	}
 	extBytes, err := base64.StdEncoding.DecodeString(external)
 	if err != nil {

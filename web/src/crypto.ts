@@ -134,6 +134,34 @@ export function unreadableReason(ev: Ev): Unreadable | 'pending' {
   return 'pending';
 }
 
+/** Flag is a leaf of a room's MLS group that the user must know about: a
+ * device of someone verified that was not verified (unverified), one the
+ * node does not list (unlisted) or lists with another key (key), or one
+ * it lists as signed out (inactive). */
+export interface Flag {
+  user: string;
+  device: string;
+  key: string; // the leaf's signature key, base64
+  why: 'unverified' | 'unlisted' | 'key' | 'inactive';
+}
+
+function flagID(f: Flag): string {
+  return f.user + '/' + f.device + ':' + f.key + ':' + f.why;
+}
+
+/** unconfirmed returns the flags of a room the user has not yet accepted
+ * to send to (sending asks first). */
+export function unconfirmed(room: string): Flag[] {
+  const ok = e2eState.confirmed.get(room);
+  return (e2eState.flags.get(room) ?? []).filter((f) => !ok?.has(flagID(f)));
+}
+
+/** confirmFlags records that the user sends to a room despite its flags
+ * (until they change). */
+export function confirmFlags(room: string): void {
+  e2eState.confirmed.set(room, new Set((e2eState.flags.get(room) ?? []).map(flagID)));
+}
+
 /** The state of end-to-end encryption the interface shows. */
 export const e2eState = {
   /** The chunk is loaded and the device's keys are published. */
@@ -148,6 +176,10 @@ export const e2eState = {
   changed: new Set<string>(),
   /** Users verified on this device. */
   verified: new Set<string>(),
+  /** Per room, the group leaves to warn about (computed from the group). */
+  flags: new Map<string, Flag[]>(),
+  /** Per room, the flags the user accepted to send to. */
+  confirmed: new Map<string, Set<string>>(),
   error: '',
 };
 
@@ -223,5 +255,7 @@ export function resetE2E(): void {
   e2eState.key = '';
   e2eState.changed.clear();
   e2eState.verified.clear();
+  e2eState.flags.clear();
+  e2eState.confirmed.clear();
   loaded?.manager.stop();
 }

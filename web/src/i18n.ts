@@ -317,6 +317,11 @@ const fr = {
   'tl.unreadable.invalid': 'Message illisible : format inconnu de cette version.',
 
   'room.changedDevices': '{name} a un nouvel appareil depuis votre vérification. Vérifiez à nouveau avant d’échanger des informations sensibles.',
+  'room.ghostDevice': 'Un appareil de {name} est dans le chiffrement de cette conversation sans que le serveur le déclare ({device}). Ne partagez rien de sensible.',
+  'room.inactiveDevice': 'Un appareil déconnecté de {name} est encore dans le chiffrement de cette conversation ({device}) ; il va en être retiré.',
+  'composer.confirmUnverified': 'Des appareils non vérifiés liront ce message : {names}. L’envoyer quand même ?',
+  'composer.sendAnyway': 'Envoyer quand même',
+  'verify.notListed': '{device} · inconnu du serveur',
   'room.verify': 'Vérifier',
   'room.verified': 'Vérifié',
   'room.verifyOf': 'Vérifier {name}',
@@ -667,6 +672,11 @@ const en: Record<Key, Entry> = {
   'tl.unreadable.invalid': 'Unreadable message: a format this version does not know.',
 
   'room.changedDevices': '{name} has a new device since you verified them. Verify again before sharing sensitive information.',
+  'room.ghostDevice': 'A device of {name} is in this conversation’s encryption although the server does not declare it ({device}). Do not share anything sensitive.',
+  'room.inactiveDevice': 'A signed-out device of {name} is still in this conversation’s encryption ({device}); it is being removed.',
+  'composer.confirmUnverified': 'Unverified devices will read this message: {names}. Send it anyway?',
+  'composer.sendAnyway': 'Send anyway',
+  'verify.notListed': '{device} · unknown to the server',
   'room.verify': 'Verify',
   'room.verified': 'Verified',
   'room.verifyOf': 'Verify {name}',

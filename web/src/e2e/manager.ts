@@ -8,9 +8,14 @@
 //   out to be is kept (sealed) on the device, since MLS cannot open a
 //   message twice. Gaps are filled from "history".
 // - Commits are accepted only if they verify (a member's signature, or an
-//   external joiner's) and every credential they bring is a device the
-//   node lists for its user with that very key, of someone in the room;
-//   anything else is refused and shown as a warning in the timeline.
+//   external joiner's), every credential they bring is a device the
+//   node lists for its user with that very key (and the key this device
+//   pinned for it, if any), of someone in the room, and every removal
+//   follows what allowed it (a leave, a lawful kick or ban, the
+//   committer's own device, a signed-out one); anything else is refused
+//   and shown as a warning in the timeline.
+// - What people verify and are warned about comes from the groups' own
+//   leaves, not from the node's device list (safety, refreshWarnings).
 // - Group operations (found, add, remove, join by external commit) are
 //   commits sent with "mls"; on epoch_mismatch the processor catches up
 //   and makes the commit again.
@@ -19,7 +24,7 @@
 // operation at a time.
 
 import type { Ev } from '../codec';
-import type { Host, HostRoom, Note, Plain } from '../crypto';
+import type { Flag, Host, HostRoom, Note, Plain } from '../crypto';
 import { e2eState, plainOf, roomPlains, seqOfId, setJoinedAt, setPlain } from '../crypto';
 import type { Frame } from '../frames';
 import { SendError } from '../outbox';
@@ -81,6 +86,14 @@ interface NodeDevice {
   active: boolean;
 }
 
+/** A device as the verification screen shows it: from a group's leaf,
+ * with the date the node gives if it lists that very key. */
+interface ShownDevice {
+  device: string;
+  created: number;
+  listed: boolean;
+}
+
 interface Meta {
   verified: Record<string, Record<string, string>>; // user → device → key (base64)
 }
@@ -101,6 +114,12 @@ class RoomCrypto {
   /** Who is in the room as of the processed seq: the room's members when
    * first loaded, then the member events of the log, in order. */
   roster = new Map<string, string>();
+  /** Roles as of the processed seq (the room's members, then the log). */
+  roles = new Map<string, string>();
+  /** People whose departure no one allowed to remove them made (a kick
+   * or ban by someone without the role): a commit removing them is
+   * refused. */
+  unlawful = new Set<string>();
   private loaded = false;
   private dirty = new Set<number>();
 
@@ -130,7 +149,10 @@ class RoomCrypto {
       if (state) this.group = mls.decodeGroup(meta.suite, state);
     }
     setJoinedAt(this.id, this.joined);
-    for (const m of this.room()?.members ?? []) this.roster.set(m.user, m.state);
+    for (const m of this.room()?.members ?? []) {
+      this.roster.set(m.user, m.state);
+      this.roles.set(m.user, m.role);
+    }
     const plains = roomPlains(this.id);
     for (const r of await ks.all('p:' + this.id + ':')) {
       const bucket = JSON.parse(dec.decode(r.data)) as Record<string, Plain>;
@@ -140,7 +162,11 @@ class RoomCrypto {
   }
 
   async save(): Promise<void> {
-    if (this.group) await ks.put('g:' + this.id, mls.encodeGroup(this.group));
+    if (this.group) {
+      await ks.put('g:' + this.id, mls.encodeGroup(this.group));
+      // Every device of a group this device holds is pinned with its key.
+      await this.m.pin(this.group);
+    }
     await ks.putJSON('gm:' + this.id, { suite: this.group?.suite ?? mls.DEFAULT_SUITE, seq: this.seq, joined: this.joined, lost: this.lost } satisfies GroupMeta);
     setJoinedAt(this.id, this.joined);
     await this.flushPlains();
@@ -224,13 +250,20 @@ class RoomCrypto {
         switch (ev.action) {
           case 'invite':
             this.roster.set(ev.user, 'invited');
+            this.unlawful.delete(ev.user);
             return;
           case 'join':
             this.roster.set(ev.user, 'joined');
+            if (ev.role) this.roles.set(ev.user, ev.role);
+            this.unlawful.delete(ev.user);
+            return;
+          case 'role':
+            if (ev.role) this.roles.set(ev.user, ev.role);
             return;
           case 'leave':
           case 'kick':
           case 'ban':
+            if (ev.action === 'leave' ? ev.from !== ev.user : !this.mayModerate(ev.from, ev.user)) this.unlawful.add(ev.user);
             this.roster.set(ev.user, 'left');
             this.m.later(() => this.m.removeIfDesignated(this.id, ev));
             return;
@@ -259,9 +292,10 @@ class RoomCrypto {
       r = await mls.processCommit(this.group, b64.dec(ev.data), this.m.check(why));
     } catch (e) {
       this.refuse(ev, why.text || (e instanceof Error ? e.message : String(e)));
+      this.behind(ev);
       return;
     }
-    const against = this.policy(r);
+    const against = await this.policy(r);
     if (against) {
       this.refuse(ev, against);
       return;
@@ -271,9 +305,27 @@ class RoomCrypto {
     this.m.refreshWarnings();
   }
 
-  /** policy checks a verified commit against what the room says: people
-   * added must be in the room, an external joiner must be a member. */
-  private policy(r: mls.CommitResult): string {
+  /** mayModerate says whether by could remove or ban user (the role
+   * table of server/chat/rules.go: owners and moderators, over people of
+   * lower rank; nobody in a direct room). */
+  private mayModerate(by: string | undefined, user: string): boolean {
+    const rank: Record<string, number> = { owner: 3, moderator: 2, member: 1 };
+    if (!by || this.room()?.kind === 'direct') return false;
+    // A role not seen in the log yet is the room's current one.
+    const role = (u: string) => this.roles.get(u) ?? this.room()?.members?.find((m) => m.user === u)?.role ?? '';
+    const a = rank[role(by)] ?? 0;
+    return a >= 2 && a > (rank[role(user)] ?? 0);
+  }
+
+  /** policy checks a verified commit against what the room's log says.
+   * The room's membership is necessary, never sufficient: people added
+   * must be in the room (an external joiner, joined), and each device
+   * they bring is then pinned and checked against verification from the
+   * group itself (Manager.refreshWarnings). A removal must follow what
+   * allowed it: the person's leave, a kick or ban by someone with the
+   * role, the committer's own device, or a device the node no longer
+   * has a session for (revoked, signed out). */
+  private async policy(r: mls.CommitResult): Promise<string> {
     const inRoom = (user: string, states: string[]) => states.includes(this.roster.get(user) ?? '');
     for (const id of r.added) {
       const p = mls.parseIdentity(id);
@@ -282,7 +334,27 @@ class RoomCrypto {
     }
     if (r.external && r.added.length !== 1) return 'an external commit adds exactly its sender';
     if (r.external && r.removed.some((x) => x !== r.added[0])) return 'an external commit removes nobody but its sender’s former place';
+    if (r.external) return '';
+    const by = mls.parseIdentity(r.by);
+    for (const id of r.removed) {
+      const p = mls.parseIdentity(id);
+      if (!p || !by) return 'a removal of a leaf that is no device';
+      if (p.user === by.user) continue;
+      if (!inRoom(p.user, ['joined', 'invited']) && !this.unlawful.has(p.user)) continue;
+      const d = (await this.m.devices(p.user, true).catch(() => [] as NodeDevice[])).find((x) => x.device === p.device);
+      if (!d || !d.active) continue;
+      return this.unlawful.has(p.user) ? 'removes ' + id + ', whose removal was not made by someone allowed to' : 'removes ' + id + ', who is still in the room';
+    }
     return '';
+  }
+
+  /** behind notices a commit of a later epoch than the group's: the
+   * others took a commit this device refused or missed, so it joins
+   * again by external commit rather than wait until it next sends. */
+  private behind(ev: Ev): void {
+    if (!this.group || this.lost || ev.epoch === undefined || BigInt(ev.epoch) <= mls.epochOf(this.group)) return;
+    this.lost = true;
+    this.m.later(() => this.m.joinRoom(this.id));
   }
 
   private refuse(ev: Ev, detail: string): void {
@@ -449,6 +521,9 @@ export class Manager {
   private deviceCache = new Map<string, { at: number; list: NodeDevice[] }>();
   private sent = new Map<string, Payload>();
   private meta: Meta = { verified: {} };
+  /** Every (user, device, signature key) this device accepted into a
+   * group: a device name keeps its key for good. */
+  private pins: Record<string, Record<string, string>> = {};
   private registering: Promise<void> | null = null;
   private refilling = false;
   backups = new Backups(this);
@@ -474,6 +549,7 @@ export class Manager {
     this.deviceCache.clear();
     this.sent.clear();
     this.meta = { verified: {} };
+    this.pins = {};
     this.backups = new Backups(this);
     ks.forget();
   }
@@ -493,6 +569,7 @@ export class Manager {
     this.me = rec;
     this.meta = (await ks.getJSON<Meta>('meta')) ?? { verified: {} };
     e2eState.verified = new Set(Object.keys(this.meta.verified));
+    this.pins = (await ks.getJSON<Record<string, Record<string, string>>>('pins')) ?? {};
     for (const r of await ks.all('s:')) this.sent.set(r.id.slice(2), JSON.parse(dec.decode(r.data)) as Payload);
     const rk = await ks.get('recovery');
     if (rk) await this.useRecoveryKey(rk);
@@ -673,8 +750,64 @@ export class Manager {
         why.text = 'the key of ' + identity + ' is not the one the node lists';
         return false;
       }
+      const pinned = this.pins[p.user]?.[p.device];
+      if (pinned && pinned !== b64.enc(key)) {
+        why.text = 'the key of ' + identity + ' is not the one this device accepted before';
+        return false;
+      }
       return true;
     };
+  }
+
+  /** pin records the devices of a group with their keys (persisted). */
+  async pin(g: mls.Group): Promise<void> {
+    let changed = false;
+    for (const m of mls.members(g)) {
+      const p = mls.parseIdentity(m.identity);
+      if (!p) continue;
+      const u = (this.pins[p.user] ??= {});
+      if (!u[p.device]) {
+        u[p.device] = b64.enc(m.key);
+        changed = true;
+      }
+    }
+    if (changed) await ks.putJSON('pins', this.pins);
+  }
+
+  /** flagsOf lists the leaves of a group to warn about, from the group's
+   * own credentials and keys: the node's list only adds reasons. */
+  private async flagsOf(g: mls.Group): Promise<Flag[]> {
+    const out: Flag[] = [];
+    const mine = this.identity();
+    for (const m of mls.members(g)) {
+      const p = mls.parseIdentity(m.identity);
+      if (!p || m.identity === mine) continue;
+      const key = b64.enc(m.key);
+      const f = (why: Flag['why']) => out.push({ user: p.user, device: p.device, key, why });
+      let d = (await this.devices(p.user).catch(() => [] as NodeDevice[])).find((x) => x.device === p.device);
+      if (!d || d.key !== key) d = (await this.devices(p.user, true).catch(() => [] as NodeDevice[])).find((x) => x.device === p.device);
+      if (!d) f('unlisted');
+      else if (d.key !== key) f('key');
+      else if (!d.active) f('inactive');
+      const v = this.meta.verified[p.user];
+      if (v && v[p.device] !== key) f('unverified');
+    }
+    return out;
+  }
+
+  /** leavesOf returns a user's devices as the groups this device holds
+   * say (one room's, or all of them), with their keys. */
+  private leavesOf(user: string, roomID?: string): DeviceKey[] {
+    const out = new Map<string, Uint8Array>();
+    const groups = roomID ? [this.room(roomID).group] : [...this.rooms.values()].map((r) => r.group);
+    for (const g of groups) {
+      if (!g || !mls.isActive(g)) continue;
+      for (const m of mls.members(g)) {
+        const p = mls.parseIdentity(m.identity);
+        if (p?.user === user && !out.has(p.device)) out.set(p.device, m.key);
+      }
+    }
+    return [...out].map(([device, key]) => ({ device, key }));
   }
 
   notes(r: mls.CommitResult): Note[] {
@@ -1075,10 +1208,11 @@ export class Manager {
     const gone: string[] = [];
     for (const user of new Set(all.map((m) => mls.parseIdentity(m.identity)?.user ?? ''))) {
       if (!user) continue;
-      const devs = await this.devices(user);
+      const devs = await this.devices(user, true);
       for (const m of all) {
         const p = mls.parseIdentity(m.identity);
-        if (p?.user === user && devs.find((d) => d.device === p.device)?.active === false) gone.push(m.identity);
+        const d = p?.user === user ? devs.find((x) => x.device === p.device) : undefined;
+        if (p?.user === user && m.identity !== this.identity() && (!d || !d.active)) gone.push(m.identity);
       }
     }
     if (!gone.length) return;
@@ -1092,19 +1226,34 @@ export class Manager {
 
   // Verification.
 
-  async safety(user: string): Promise<{ groups: string[]; mine: NodeDevice[]; theirs: NodeDevice[] }> {
+  /** safety computes the safety number of this user and another from
+   * the devices of both in a room's group (or every group this device
+   * holds): what is compared is what will read the messages, not what the
+   * node lists. */
+  async safety(user: string, roomID?: string): Promise<{ groups: string[]; mine: ShownDevice[]; theirs: ShownDevice[] }> {
+    await this.start(this.host);
     const me = this.me!.user;
-    const mine = (await this.devices(me, true)).filter((d) => d.active);
-    const theirs = (await this.devices(user, true)).filter((d) => d.active);
-    const dk = (l: NodeDevice[]): DeviceKey[] => l.map((d) => ({ device: d.device, key: b64.dec(d.key) }));
-    const groups = await safetyNumber({ user: me, devices: dk(mine) }, { user, devices: dk(theirs) });
-    return { groups, mine, theirs };
+    if (roomID) await this.touch(roomID);
+    const mine = this.leavesOf(me, roomID);
+    const theirs = this.leavesOf(user, roomID);
+    const groups = await safetyNumber({ user: me, devices: mine }, { user, devices: theirs });
+    const shown = async (u: string, l: DeviceKey[]): Promise<ShownDevice[]> => {
+      const listed = await this.devices(u, true).catch(() => [] as NodeDevice[]);
+      return l.map((d) => {
+        const n = listed.find((x) => x.device === d.device && x.key === b64.enc(d.key));
+        return { device: d.device, created: n?.created ?? 0, listed: !!n };
+      });
+    };
+    return { groups, mine: await shown(me, mine), theirs: await shown(user, theirs) };
   }
 
-  async setVerified(user: string, on: boolean): Promise<void> {
+  /** setVerified marks a person verified with the devices the groups say
+   * they have (those of the room the number was compared in). */
+  async setVerified(user: string, on: boolean, roomID?: string): Promise<void> {
     if (on) {
-      const theirs = (await this.devices(user, true)).filter((d) => d.active);
-      this.meta.verified[user] = Object.fromEntries(theirs.map((d) => [d.device, d.key]));
+      let theirs = this.leavesOf(user, roomID).map((d) => [d.device, b64.enc(d.key)] as const);
+      if (!theirs.length) theirs = Object.entries(this.pins[user] ?? {});
+      this.meta.verified[user] = Object.fromEntries(theirs);
     } else delete this.meta.verified[user];
     await ks.putJSON('meta', this.meta);
     e2eState.verified = new Set(Object.keys(this.meta.verified));
@@ -1119,18 +1268,23 @@ export class Manager {
     return !!v && !(device in v);
   }
 
-  /** refreshWarnings recomputes which verified people have devices that
-   * were not verified. */
+  /** refreshWarnings recomputes, from the groups' own leaves, what each
+   * encrypted room must warn about, and which verified people have a
+   * device in a group that was not verified. */
   refreshWarnings(): void {
     void (async () => {
       const changed = new Set<string>();
-      for (const [user, devs] of Object.entries(this.meta.verified)) {
-        const now = (await this.devices(user).catch(() => [] as NodeDevice[])).filter((d) => d.active);
-        if (now.some((d) => devs[d.device] !== d.key)) changed.add(user);
+      const flags = new Map<string, Flag[]>();
+      for (const r of [...this.rooms.values()]) {
+        if (!r.group || r.lost || !mls.isActive(r.group)) continue;
+        const f = await this.flagsOf(r.group);
+        flags.set(r.id, f);
+        for (const x of f) if (this.meta.verified[x.user]) changed.add(x.user);
       }
+      e2eState.flags = flags;
       e2eState.changed = changed;
       this.host.status();
-    })();
+    })().catch((e) => console.warn('relais e2e: warnings', e));
   }
 
   // Recovery key and backups.

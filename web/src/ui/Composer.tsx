@@ -6,6 +6,7 @@ import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Ev } from '../codec';
 import { decode, isMessage, referable, shown } from '../codec';
+import { confirmFlags, unconfirmed } from '../crypto';
 import { t } from '../i18n';
 import { plain } from '../markdown';
 import { Room, store } from '../store';
@@ -28,7 +29,7 @@ interface Mention {
 
 /** Attach is the file picker, and on phones a second button that opens
  * the camera or the photo library. */
-function Attach({ room }: { room: Room }): JSX.Element {
+function Attach({ onFiles }: { onFiles: (files: File[]) => void }): JSX.Element {
   const any = useRef<HTMLInputElement>(null);
   const photo = useRef<HTMLInputElement>(null);
   const phone = typeof matchMedia !== 'undefined' && matchMedia('(pointer: coarse)').matches;
@@ -36,7 +37,7 @@ function Attach({ room }: { room: Room }): JSX.Element {
     const input = e.currentTarget as HTMLInputElement;
     const files = Array.from(input.files ?? []);
     input.value = '';
-    if (files.length) sendFiles(room.id, files);
+    if (files.length) onFiles(files);
   };
   return (
     <>
@@ -80,6 +81,14 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
   const mentions = useRef<Mention[]>([]);
   const [query, setQuery] = useState<string | null>(null);
   const [pick, setPick] = useState(0);
+  // A send waiting for the user to accept the room's flagged devices:
+  // the text in the composer, or files.
+  const [ask, setAsk] = useState<null | { files?: File[] }>(null);
+  const needsConfirm = () => !!room.encrypted && unconfirmed(room.id).length > 0;
+  const files = (list: File[]) => {
+    if (needsConfirm()) setAsk({ files: list });
+    else sendFiles(room.id, list);
+  };
   const saveTimer = useRef<ReturnType<typeof setTimeout> | null>(null);
   // The Enter that sent a message must not leave a new line behind, even
   // when the key's character arrives after the keydown was handled.
@@ -157,9 +166,16 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
     saveDraft(v);
   };
 
-  const submit = () => {
+  const submit = (confirmed = false) => {
     const body = text.replace(/\s+$/, '');
     if (!body.trim()) return;
+    // Devices the user has not verified, or the node does not vouch for,
+    // would read the message: ask first.
+    if (!confirmed && needsConfirm()) {
+      setAsk({});
+      return;
+    }
+    setAsk(null);
     if (editing) {
       if (body !== editing.body) store.edit(room.id, editing.seq, body);
     } else {
@@ -222,8 +238,30 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
   };
 
   const roomName = store.roomName(room);
+  const flagged = ask ? unconfirmed(room.id) : [];
   return (
     <div class="composer">
+      {ask && flagged.length > 0 && (
+        <div class="composer-context warn" role="alertdialog" data-confirm="unverified">
+          <Icon name="alert" size={16} />
+          <span class="ctx-text">{t('composer.confirmUnverified', { names: [...new Set(flagged.map((f) => store.name(f.user) + ' (' + f.device + ')'))].join(', ') })}</span>
+          <button
+            class="link-btn"
+            onClick={() => {
+              confirmFlags(room.id);
+              if (ask.files) {
+                sendFiles(room.id, ask.files);
+                setAsk(null);
+              } else submit(true);
+            }}
+          >
+            {t('composer.sendAnyway')}
+          </button>
+          <button class="icon-btn" aria-label={t('common.cancel')} onClick={() => setAsk(null)}>
+            <Icon name="close" size={18} />
+          </button>
+        </div>
+      )}
       {(replyTo || editing) && (
         <div class="composer-context">
           <Icon name={editing ? 'edit' : 'reply'} size={16} />
@@ -263,7 +301,7 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
         </ul>
       )}
       <div class="composer-row">
-        <Attach room={room} />
+        <Attach onFiles={files} />
         <textarea
           ref={ta}
           rows={1}
@@ -283,14 +321,14 @@ export function Composer({ room, replyTo, editing, onCancel, onEditLast }: Props
           onKeyDown={onKeyDown}
           onPaste={(e) => {
             // Pasted pictures and files are sent; pasted text is text.
-            const files = Array.from(e.clipboardData?.files ?? []);
-            if (!files.length) return;
+            const pasted = Array.from(e.clipboardData?.files ?? []);
+            if (!pasted.length) return;
             e.preventDefault();
-            sendFiles(room.id, files);
+            files(pasted);
           }}
           onBlur={() => store.typing(room.id, false)}
         />
-        <button class="send" aria-label={t('composer.send')} title={t('composer.send')} disabled={!text.trim()} onClick={submit}>
+        <button class="send" aria-label={t('composer.send')} title={t('composer.send')} disabled={!text.trim()} onClick={() => submit()}>
           <Icon name={editing ? 'check' : 'send'} />
         </button>
       </div>

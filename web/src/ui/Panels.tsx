@@ -610,8 +610,8 @@ function QR({ text, label }: { text: string; label: string }): JSX.Element | nul
 
 interface Safety {
   groups: string[];
-  mine: { device: string; created: number }[];
-  theirs: { device: string; created: number }[];
+  mine: { device: string; created: number; listed: boolean }[];
+  theirs: { device: string; created: number; listed: boolean }[];
 }
 
 /** VerifyView shows the safety number of the user and someone else, and
@@ -625,7 +625,7 @@ export function VerifyView({ room, user }: { room: string; user: string }): JSX.
   const name = store.name(user);
   const load = () =>
     e2e()
-      .then((m) => m.safety(user))
+      .then((m) => m.safety(user, room))
       .then(setS, (e) => setErr(errorText(e)));
   useEffect(() => {
     store.needProfile(user);
@@ -636,7 +636,7 @@ export function VerifyView({ room, user }: { room: string; user: string }): JSX.
   const mark = async (on: boolean) => {
     setBusy(true);
     try {
-      await (await e2e()).setVerified(user, on);
+      await (await e2e()).setVerified(user, on, room);
       await load();
     } catch (e) {
       setErr(errorText(e));
@@ -663,7 +663,9 @@ export function VerifyView({ room, user }: { room: string; user: string }): JSX.
             <ul class="people devices">
               {s.theirs.map((d) => (
                 <li key={d.device} class="person-row">
-                  <span class="person-main">{t('verify.device', { device: d.device, when: formatDateTime(d.created) })}</span>
+                  <span class={'person-main' + (d.listed ? '' : ' warn')}>
+                    {d.listed ? t('verify.device', { device: d.device, when: formatDateTime(d.created) }) : t('verify.notListed', { device: d.device })}
+                  </span>
                 </li>
               ))}
             </ul>
@@ -671,7 +673,9 @@ export function VerifyView({ room, user }: { room: string; user: string }): JSX.
             <ul class="people devices">
               {s.mine.map((d) => (
                 <li key={d.device} class="person-row">
-                  <span class="person-main">{t('verify.device', { device: d.device, when: formatDateTime(d.created) })}</span>
+                  <span class={'person-main' + (d.listed ? '' : ' warn')}>
+                    {d.listed ? t('verify.device', { device: d.device, when: formatDateTime(d.created) }) : t('verify.notListed', { device: d.device })}
+                  </span>
                 </li>
               ))}
             </ul>

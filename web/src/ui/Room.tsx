@@ -3,7 +3,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Ev } from '../codec';
-import { e2eState } from '../crypto';
+import { confirmFlags, e2eState, unconfirmed } from '../crypto';
 import { t } from '../i18n';
 import { errorText, store } from '../store';
 import { scansEncryptedFiles, sendFiles } from '../uploads';
@@ -65,9 +65,17 @@ function DeviceWarning({ roomID }: { roomID: string }): JSX.Element | null {
   if (!r?.encrypted) return null;
   const me = store.me?.id;
   const changed = (r.members ?? []).filter((m) => m.user !== me && m.state === 'joined' && e2eState.changed.has(m.user));
-  if (!changed.length) return null;
+  // Leaves of the group itself that the node does not vouch for: shown
+  // whoever they belong to, verified or not.
+  const odd = (e2eState.flags.get(roomID) ?? []).filter((f) => f.why !== 'unverified');
+  if (!changed.length && !odd.length) return null;
   return (
-    <div class="banner warn" role="alert" data-warning="device">
+    <div class="banner warn" role="alert" data-warning={odd.length ? 'ghost' : 'device'}>
+      {odd.map((f) => (
+        <p key={f.user + '/' + f.device + f.why} data-flag={f.why}>
+          <Icon name="alert" size={16} /> {t(f.why === 'inactive' ? 'room.inactiveDevice' : 'room.ghostDevice', { name: store.name(f.user), device: f.device })}
+        </p>
+      ))}
       {changed.map((m) => (
         <p key={m.user}>
           <Icon name="alert" size={16} /> {t('room.changedDevices', { name: store.name(m.user) })}{' '}
@@ -138,6 +146,13 @@ export function RoomView({ id }: { id: string }): JSX.Element {
         const files = Array.from(e.dataTransfer?.files ?? []);
         if (!droppable || !files.length) return;
         e.preventDefault();
+        // Like the composer: flagged devices would read the files.
+        const flagged = r.encrypted ? unconfirmed(id) : [];
+        if (flagged.length) {
+          const names = [...new Set(flagged.map((f) => store.name(f.user) + ' (' + f.device + ')'))].join(', ');
+          if (!confirm(t('composer.confirmUnverified', { names }))) return;
+          confirmFlags(id);
+        }
         sendFiles(id, files);
       }}
     >
