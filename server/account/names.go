@@ -2,7 +2,6 @@ package account
 
 import (
 	"strings"
-	"unicode"
 	"unicode/utf8"
 
 	"relais/server/proto"
@@ -12,8 +11,8 @@ import (
 const (
 	NameTooLong   = "too_long"
 	NameInvalid   = "not_utf8"
-	NameControl   = "control"   // C0 or C1 control characters
-	NameInvisible = "invisible" // zero-width, bidi controls and other format characters
+	NameControl   = proto.TextControl   // C0 or C1 control characters
+	NameInvisible = proto.TextInvisible // zero-width, bidi controls and other format characters
 	NameEmpty     = "empty"
 )
 
@@ -35,15 +34,12 @@ func CheckName(given string) (string, error) {
 	if utf8.RuneCountInString(name) > proto.MaxName {
 		return "", nameError(NameTooLong, "the name must be at most 100 characters")
 	}
-	for _, r := range name {
-		switch {
-		case unicode.IsControl(r):
-			return "", nameError(NameControl, "the name contains control characters")
-		case !unicode.IsPrint(r):
-			// Cf (format), Co (private use), Cs, Cn (unassigned), and
-			// spaces other than the plain one (Fields made them plain).
-			return "", nameError(NameInvisible, "the name contains invisible or direction-changing characters")
-		}
+	switch proto.TextFault(name) {
+	case proto.TextControl:
+		return "", nameError(NameControl, "the name contains control characters")
+	case "":
+	default:
+		return "", nameError(NameInvisible, "the name contains invisible or direction-changing characters")
 	}
 	return name, nil
 }

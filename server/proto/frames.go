@@ -395,8 +395,15 @@ func (f *ClientFrame) validateSend() error {
 }
 
 func (f *ClientFrame) validateSettings() error {
-	if f.Name != nil && (utf8.RuneCountInString(*f.Name) > MaxName || !printable(*f.Name)) {
-		return Errorf(CodeBadRequest, "name must be at most %d printable characters", MaxName)
+	if f.Name != nil {
+		if utf8.RuneCountInString(*f.Name) > MaxName {
+			return Errorf(CodeBadRequest, "name must be at most %d characters", MaxName)
+		}
+		if fault := TextFault(*f.Name); fault != "" {
+			e := Errorf(CodeNameInvalid, "a room's name cannot hold control, invisible or direction-changing characters")
+			e.Detail = fault
+			return e
+		}
 	}
 	if f.Topic != nil && (utf8.RuneCountInString(*f.Topic) > MaxTopic || !utf8.ValidString(*f.Topic)) {
 		return Errorf(CodeBadRequest, "topic must be at most %d characters", MaxTopic)

@@ -61,7 +61,7 @@ func TestBadFrames(t *testing.T) {
 		{"invalid room id", `{"t":"history","id":"a13","room":"../../etc"}`, proto.CodeBadRequest},
 		{"history both ways", `{"t":"history","id":"a14","room":"` + room + `","before":3,"after":1}`, proto.CodeBadRequest},
 		{"id too long", `{"t":"ping","id":"` + strings.Repeat("i", 65) + `"}`, proto.CodeBadFrame},
-		{"control characters in a name", `{"t":"create_room","id":"a15","kind":"group","name":"a\u0000b"}`, proto.CodeBadRequest},
+		{"control characters in a name", `{"t":"create_room","id":"a15","kind":"group","name":"a\u0000b"}`, proto.CodeNameInvalid},
 		{"wrong field type", `{"t":"read","room":"` + room + `","seq":"many"}`, proto.CodeBadFrame},
 		{"frame over 1 MiB", `{"t":"ping","id":"big","pad":"` + strings.Repeat("x", proto.MaxFrame) + `"}`, proto.CodeTooLarge},
 	}
