@@ -100,6 +100,21 @@ export function newID(): string {
   return 'c-' + Array.from(b, (x) => x.toString(36).padStart(2, '0')).join('');
 }
 
+/** retryRateLimited calls send again, after the node's retry_after, while
+ * it is refused with rate_limited — a refused frame was not carried out,
+ * so sending it again is the first try — up to `tries` times in all.
+ * Other refusals and broken connections are the caller's. */
+export async function retryRateLimited<T>(send: () => Promise<T>, tries = 6, wait = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await send();
+    } catch (err) {
+      if (!(err instanceof SendError) || err.code !== 'rate_limited' || i >= tries) throw err;
+      await wait(Math.min(Math.max(err.retryAfter, 0.5), 30) * 1000);
+    }
+  }
+}
+
 export class Outbox {
   private entries = new Map<string, OutEntry>();
   private inFlight = new Set<string>();

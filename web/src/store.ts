@@ -9,7 +9,7 @@ import { e2e, e2eState, loadedE2E, newRoomEncryption, plainOf, resetE2E, setHost
 import { classify, Frame } from './frames';
 import * as idb from './idb';
 import { plain } from './markdown';
-import { OutEntry, Outbox, SendFields, SendError } from './outbox';
+import { OutEntry, Outbox, SendFields, SendError, retryRateLimited } from './outbox';
 import { Socket, Status } from './socket';
 import { t } from './i18n';
 import type { FileRef } from './payload';
@@ -129,7 +129,10 @@ class Store {
     setHost({
       me: () => (this.me ? { user: this.me.id, device: this.me.device } : null),
       request: (f) => this.socket.request(f),
-      frame: (f, id) => this.socket.frame(f, id),
+      // Encryption's frames (commits, claims, acknowledgements) come in
+      // bursts, a new device's external joins above all: past the node's
+      // limit they wait their turn instead of failing.
+      frame: (f, id) => retryRateLimited(() => this.socket.frame(f, id)),
       whenReady: () => this.socket.whenReady(),
       room: (id) => this.rooms.get(id),
       rooms: () => [...this.rooms.values()],

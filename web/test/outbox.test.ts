@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Ack, isDefinitive, next, OutEntry, Outbox, SendError, SendFields } from '../src/outbox';
+import { Ack, isDefinitive, next, OutEntry, Outbox, retryRateLimited, SendError, SendFields } from '../src/outbox';
 
 const entry = (): OutEntry => ({ id: 'c-1', fields: { room: 'r-1', type: 'text', body: 'hi' }, state: 'pending', created: 1 });
 
@@ -83,4 +83,40 @@ test('a connection lost mid-send keeps the entry pending; a refusal fails it', a
   assert.equal(b.get(e.id)?.state, 'failed');
   await b.discard(e.id);
   assert.equal(b.list().length, 0);
+});
+
+test('frames refused with rate_limited are sent again after retry_after, others are not', async () => {
+  const waits: number[] = [];
+  const wait = async (ms: number) => {
+    waits.push(ms);
+  };
+  let calls = 0;
+  const limitedTwice = async () => {
+    calls++;
+    if (calls <= 2) throw new SendError('rate_limited', 'slow down', calls === 1 ? 3 : 0);
+    return 'ack';
+  };
+  assert.equal(await retryRateLimited(limitedTwice, 6, wait), 'ack');
+  assert.equal(calls, 3);
+  assert.deepEqual(waits, [3000, 500]); // the node's retry_after, at least half a second
+
+  calls = 0;
+  await assert.rejects(
+    retryRateLimited(async () => {
+      calls++;
+      throw new SendError('forbidden', 'no');
+    }, 6, wait),
+    /no/,
+  );
+  assert.equal(calls, 1);
+
+  calls = 0;
+  await assert.rejects(
+    retryRateLimited(async () => {
+      calls++;
+      throw new SendError('rate_limited', 'still', 1);
+    }, 4, wait),
+    /still/,
+  );
+  assert.equal(calls, 4);
 });
