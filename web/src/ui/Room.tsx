@@ -173,7 +173,7 @@ export function RoomView({ id }: { id: string }): JSX.Element {
             {pp?.ext && <ExtBadge />}
           </h2>
           <p class="room-sub">
-            {sub}
+            <span class="room-sub-text">{sub}</span>
             {r.externals && <span class="chip">{t('room.externals')}</span>}
             {r.encrypted && (
               <span class="chip">
