@@ -4,7 +4,7 @@
 // uploads in progress.
 
 import type { JSX } from 'preact';
-import { useEffect } from 'preact/hooks';
+import { useEffect, useRef } from 'preact/hooks';
 import { fileURL } from '../api';
 import type { FileView } from '../codec';
 import { formatSize, has, MessageKey, t } from '../i18n';
@@ -241,21 +241,36 @@ export function canAttach(roomID: string): boolean {
 }
 
 /** PictureViewer shows a picture full screen, over everything: Escape, the
- * close button or a click beside the picture closes it. */
+ * close button or a click beside the picture closes it. It is modal for the
+ * keyboard too: the focus stays inside, and goes back to what opened it. */
 export function PictureViewer(): JSX.Element | null {
   useTopics('viewer');
   const v = viewerOf();
+  const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     if (!v) return;
+    const opener = document.activeElement as HTMLElement | null;
+    // autoFocus does not take the focus from an element that holds it.
+    box.current?.querySelector<HTMLElement>('.viewer-close')?.focus();
     const onKey = (e: KeyboardEvent) => {
       if (e.key === 'Escape') closeViewer();
+      if (e.key !== 'Tab' || !box.current) return;
+      const stops = [...box.current.querySelectorAll<HTMLElement>('a[href], button')];
+      if (!stops.length) return;
+      const at = stops.indexOf(document.activeElement as HTMLElement);
+      e.preventDefault();
+      const next = at < 0 ? (e.shiftKey ? stops.length - 1 : 0) : (at + (e.shiftKey ? -1 : 1) + stops.length) % stops.length;
+      stops[next].focus();
     };
     document.addEventListener('keydown', onKey);
-    return () => document.removeEventListener('keydown', onKey);
+    return () => {
+      document.removeEventListener('keydown', onKey);
+      if (opener?.isConnected) opener.focus();
+    };
   }, [v]);
   if (!v) return null;
   return (
-    <div class="viewer" role="dialog" aria-modal="true" aria-label={v.f.name} onClick={(e) => e.target === e.currentTarget && closeViewer()}>
+    <div ref={box} class="viewer" role="dialog" aria-modal="true" aria-label={v.f.name} onClick={(e) => e.target === e.currentTarget && closeViewer()}>
       <div class="viewer-bar">
         <span class="file-name" title={v.f.name}>
           {v.f.name}
