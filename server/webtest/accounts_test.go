@@ -50,3 +50,17 @@ func TestVerifyByCodeAndNamesakes(t *testing.T) {
 	})()`)
 	b.shot("namesakes")
 }
+
+// TestForgotPasswordWithoutMailSaysAskAnAdministrator: on a node with no
+// mail relay, "forgot password" tells the person to ask an administrator,
+// instead of offering a form whose answer could only be an error.
+func TestForgotPasswordWithoutMailSaysAskAnAdministrator(t *testing.T) {
+	n := startNode(t)
+	b := newBrowser(t, "agent", "fr-FR", 1280, 800)
+	b.nav(n.URL() + "/forgot")
+	b.hasText(".auth-card", "adressez-vous à un administrateur")
+	if js[bool](b, `!!document.querySelector('#forgot-email')`) {
+		t.Fatal("a node without mail offers a reset form")
+	}
+	b.shot("forgot-no-mail")
+}

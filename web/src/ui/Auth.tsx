@@ -319,10 +319,18 @@ export function Renew(): JSX.Element {
 export function Forgot(): JSX.Element {
   const [email, setEmail] = useState('');
   const [sent, setSent] = useState(false);
+  // A node without a mail relay cannot send a link: only an administrator
+  // can reset the password, and the page says so instead of offering a form.
+  const [noMail, setNoMail] = useState(false);
   const [busy, err, run] = useForm();
+  useEffect(() => {
+    api.config().then((c) => setNoMail(!c.mail), () => {});
+  }, []);
   return (
     <Card title={t('auth.resetTitle')}>
-      {sent ? (
+      {noMail ? (
+        <Notice text={t('auth.resetNoMail')} />
+      ) : sent ? (
         <Notice text={t('auth.resetSent')} />
       ) : (
         <form
