@@ -26,7 +26,13 @@ import (
 // saying it is written down).
 func (b *browser) e2eLogin(n *nodetest.Node, email string) string {
 	b.t.Helper()
-	b.login(n.URL(), email, nodetest.Password)
+	return b.e2eLoginAt(n.URL(), email)
+}
+
+// e2eLoginAt is e2eLogin through another address of the node (a proxy).
+func (b *browser) e2eLoginAt(base, email string) string {
+	b.t.Helper()
+	b.login(base, email, nodetest.Password)
 	b.waitLong("encryption ready", `['show', 'needed', 'ok'].includes(document.querySelector('.app').dataset.e2e)`, 40*time.Second)
 	if js[string](b, `document.querySelector('.app').dataset.e2e`) != "show" {
 		return ""

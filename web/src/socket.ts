@@ -1,6 +1,9 @@
 // The websocket: connect, read "hello", send "sync" with the cursors,
 // dispatch frames, match answers to requests by id, and reconnect with
-// backoff after any disconnection.
+// backoff after any disconnection. A heartbeat notices a connection that
+// went silent without closing (a NAT or Wi-Fi dropping the flow): the
+// node's pings are answered by the browser below JavaScript, so the
+// client pings too.
 
 import { Frame, splitFrames } from './frames';
 import { SendError } from './outbox';
@@ -28,6 +31,29 @@ interface Waiter {
 const backoff = [250, 500, 1000, 2000, 4000, 8000, 15000];
 const requestTimeout = 20000;
 
+/** Heartbeat: after idle ms without any frame from the node, a ping;
+ * without any frame for timeout ms more, the connection is dead. A
+ * connection attempt that gets no frame in idle + timeout is abandoned. */
+export interface Heartbeat {
+  idle: number;
+  timeout: number;
+}
+
+const heartbeatDefaults: Heartbeat = { idle: 15000, timeout: 10000 };
+
+/** heartbeat reads the intervals, which tests shorten through
+ * localStorage["relais.heartbeat"] (JSON {idle, timeout}). */
+export function heartbeat(): Heartbeat {
+  try {
+    const v = JSON.parse(localStorage.getItem('relais.heartbeat') ?? 'null') as Partial<Heartbeat> | null;
+    const ok = (n: unknown): n is number => typeof n === 'number' && n >= 100;
+    if (v && ok(v.idle) && ok(v.timeout)) return { idle: v.idle, timeout: v.timeout };
+  } catch {
+    // A malformed setting: the defaults.
+  }
+  return heartbeatDefaults;
+}
+
 export class Socket {
   private ws: WebSocket | null = null;
   private waiting = new Map<string, Waiter>();
@@ -38,10 +64,30 @@ export class Socket {
   private ready = false;
   private readyWaiters: (() => void)[] = [];
   private syncID = '';
+  private beat: Heartbeat = heartbeatDefaults;
+  private beatTimer: ReturnType<typeof setTimeout> | null = null;
+  /** The browser said it is offline: no reconnection but the slowest
+   * until it says it is online again. */
+  private offline = false;
   status: Status = 'offline';
 
   constructor(private h: Handlers) {
-    addEventListener('online', () => this.now());
+    addEventListener('offline', () => {
+      this.offline = true;
+      // The connection is gone with the network: say so now, not after
+      // the heartbeat.
+      if (this.ws) this.dead(this.ws, this.ready);
+    });
+    addEventListener('online', () => {
+      this.offline = false;
+      const ws = this.ws;
+      if (!ws) this.now();
+      else if (!this.ready) {
+        // An attempt made on the old network may hang: start afresh.
+        this.dead(ws, false);
+        this.now();
+      } else this.probe(ws);
+    });
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible') this.now();
     });
@@ -56,6 +102,7 @@ export class Socket {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    this.unbeat();
     const ws = this.ws;
     this.ws = null;
     ws?.close(1000);
@@ -88,9 +135,12 @@ export class Socket {
     const url = (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/api/v1/ws';
     const ws = new WebSocket(url);
     this.ws = ws;
+    this.beat = heartbeat();
     let hello = false;
+    this.arm(ws, () => hello);
     ws.onmessage = (m) => {
       if (this.ws !== ws) return;
+      this.arm(ws, () => hello);
       for (const f of splitFrames(String(m.data))) {
         if (!hello) {
           if (f.t !== 'hello') continue;
@@ -106,6 +156,7 @@ export class Socket {
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.unbeat();
       this.lost();
       if (ev.code === 4001) {
         this.stopped = true;
@@ -119,9 +170,47 @@ export class Socket {
     };
   }
 
+  /** arm restarts the silence timer: any frame from the node proves the
+   * connection alive. */
+  private arm(ws: WebSocket, hadHello: () => boolean): void {
+    this.unbeat();
+    this.beatTimer = setTimeout(() => {
+      if (this.ws === ws) this.probe(ws, hadHello());
+    }, this.beat.idle);
+  }
+
+  /** probe pings (once the node said hello); any frame before the
+   * timeout re-arms the timer, none means the connection is dead. */
+  private probe(ws: WebSocket, hadHello = true): void {
+    this.unbeat();
+    if (hadHello && isOpen(ws)) ws.send(JSON.stringify({ t: 'ping', id: 'p' + ++this.ids }));
+    this.beatTimer = setTimeout(() => {
+      if (this.ws === ws) this.dead(ws, hadHello);
+    }, this.beat.timeout);
+  }
+
+  private unbeat(): void {
+    if (this.beatTimer) clearTimeout(this.beatTimer);
+    this.beatTimer = null;
+  }
+
+  /** dead gives up on a connection that went silent, without waiting
+   * for its close handshake (which a dead network never completes), and
+   * goes through the ordinary reconnection: the sync resumes from the
+   * cursors and the outbox re-sends with the same ids. */
+  private dead(ws: WebSocket, hadHello: boolean): void {
+    if (this.ws !== ws) return;
+    this.ws = null;
+    this.unbeat();
+    ws.onmessage = ws.onclose = ws.onerror = null;
+    ws.close();
+    this.lost();
+    this.schedule(hadHello);
+  }
+
   private schedule(hadHello: boolean): void {
     if (this.stopped) return;
-    const d = backoff[Math.min(this.attempt, backoff.length - 1)];
+    const d = this.offline ? backoff[backoff.length - 1] : backoff[Math.min(this.attempt, backoff.length - 1)];
     this.attempt++;
     if (!hadHello && this.attempt % 3 === 0) {
       // The upgrade keeps failing: the session may be over.
@@ -171,6 +260,7 @@ export class Socket {
       }
     }
     if (f.t === 'error') return; // an answer to a frame without id (typing, read)
+    if (f.t === 'pong') return; // the heartbeat's answer: arriving was its purpose
     this.h.onFrame(f);
   }
 

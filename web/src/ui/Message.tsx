@@ -11,16 +11,18 @@ import type { OutEntry } from '../outbox';
 import { Room, store } from '../store';
 import { Avatar, ExtBadge, Icon } from './common';
 import { FileBlock } from './Files';
+import { useTopics } from './hooks';
 import { Markdown } from './Markdown';
 
 export const quickReactions = ['👍', '❤️', '😂', '😮', '😢', '🙏', '✅'];
 
 export type Status = 'pending' | 'sent' | 'read' | 'failed';
 
-export function StatusIcon({ status }: { status: Status }): JSX.Element {
+export function StatusIcon({ status, label }: { status: Status; label?: string }): JSX.Element {
   const icon = { pending: 'clock', sent: 'check', read: 'checks', failed: 'alert' }[status];
+  const text = label ?? t(('tl.' + status) as 'tl.sent');
   return (
-    <span class={'status status-' + status} role="img" aria-label={t(('tl.' + status) as 'tl.sent')} title={t(('tl.' + status) as 'tl.sent')} data-status={status}>
+    <span class={'status status-' + status} role="img" aria-label={text} title={text} data-status={status}>
       <Icon name={icon} size={16} />
     </span>
   );
@@ -281,14 +283,17 @@ export function Message({ room, ev: raw, grouped, status, readers, selected, onS
 }
 
 export function PendingMessage({ e }: { e: OutEntry }): JSX.Element {
+  useTopics('status');
   const status: Status = e.state === 'failed' ? 'failed' : e.state === 'sent' ? 'sent' : 'pending';
+  // A message held by a lost connection says so, not just that it waits.
+  const label = status === 'pending' && store.status !== 'online' ? t('tl.waitingConnection') : undefined;
   return (
     <div class={'msg mine pending-msg' + (status === 'failed' ? ' failed' : '')} data-out={e.id} data-state={status}>
       <div class="bubble">
         <Markdown src={e.fields.body ?? ''} mentions={e.fields.mentions} />
         <div class="msg-meta">
           <time>{formatTime(e.created)}</time>
-          <StatusIcon status={status} />
+          <StatusIcon status={status} label={label} />
         </div>
         {status === 'failed' && (
           <div class="failed-actions">
