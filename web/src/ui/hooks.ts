@@ -1,6 +1,7 @@
 // Hooks that tie components to the store, the language and the route.
 
 import { useEffect, useState } from 'preact/hooks';
+import { onNodeName } from '../brand';
 import { onLangChange } from '../i18n';
 import { store } from '../store';
 
@@ -16,6 +17,12 @@ export function useTopics(...topics: string[]): void {
 export function useLang(): void {
   const [, set] = useState(0);
   useEffect(() => onLangChange(() => set((n) => n + 1)), []);
+}
+
+/** useNodeName re-renders the component when the node's name is known. */
+export function useNodeName(): void {
+  const [, set] = useState(0);
+  useEffect(() => onNodeName(() => set((n) => n + 1)), []);
 }
 
 /** fold lowercases and strips accents, for searching names. */
