@@ -1,11 +1,14 @@
 // The service's name as the operator configured it (the node's --name,
 // from GET /api/v1/config), shown in the page's title and on the sign-in
-// screens. "Relais" until the node has said. The name is text: it goes
-// into document.title and text nodes, never into markup.
+// screens. Until the node has said: the name it gave last time (kept for
+// an offline start from the service worker's shell), else "Relais". The
+// name is text: it goes into document.title and text nodes, never into
+// markup.
 
 import { api } from './api';
 
-let name = 'Relais';
+const saved = 'relais.name';
+let name = localStorage.getItem(saved) || 'Relais';
 const listeners = new Set<() => void>();
 
 /** nodeName is the service's name as users see it. */
@@ -31,6 +34,7 @@ export function loadNodeName(): Promise<void> {
       const n = typeof c.name === 'string' ? c.name.trim() : '';
       if (!n || n === name) return;
       name = n;
+      localStorage.setItem(saved, n);
       updateTitle();
       for (const f of listeners) f();
     },

@@ -4,7 +4,6 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, ApiError, deviceName, Me } from '../api';
-import { nodeName } from '../brand';
 import { Lang, lang, setLang, t } from '../i18n';
 import { errorText } from '../store';
 import { ErrorBox, Field } from './common';
@@ -27,13 +26,13 @@ function LangSwitch(): JSX.Element {
 
 function Card({ title, lead, children }: { title: string; lead?: string; children: ComponentChildren }): JSX.Element {
   useLang();
-  useNodeName();
+  const name = useNodeName();
   return (
     <div class="auth">
       <main class="auth-card">
         <div class="brand">
           <img src="/icon.svg" alt="" width={40} height={40} />
-          <span>{nodeName()}</span>
+          <span>{name}</span>
           <LangSwitch />
         </div>
         <h1>{title}</h1>

@@ -1,7 +1,7 @@
 // Hooks that tie components to the store, the language and the route.
 
 import { useEffect, useState } from 'preact/hooks';
-import { onNodeName } from '../brand';
+import { nodeName, onNodeName } from '../brand';
 import { onLangChange } from '../i18n';
 import { store } from '../store';
 
@@ -19,10 +19,16 @@ export function useLang(): void {
   useEffect(() => onLangChange(() => set((n) => n + 1)), []);
 }
 
-/** useNodeName re-renders the component when the node's name is known. */
-export function useNodeName(): void {
-  const [, set] = useState(0);
-  useEffect(() => onNodeName(() => set((n) => n + 1)), []);
+/** useNodeName returns the node's name and re-renders the component
+ * when it becomes known, also if that was between the render and the
+ * subscription. */
+export function useNodeName(): string {
+  const [name, set] = useState(nodeName());
+  useEffect(() => {
+    set(nodeName());
+    return onNodeName(() => set(nodeName()));
+  }, []);
+  return name;
 }
 
 /** fold lowercases and strips accents, for searching names. */
