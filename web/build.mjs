@@ -6,7 +6,7 @@
 //
 // Output: index.html (no-cache), assets/app-<hash>.js|css and chunks
 // (content-hashed, cached for a year), .gz siblings of text files,
-// manifest.webmanifest, icons, sw.js.
+// icons, sw.js. /manifest.webmanifest is served by the node itself.
 
 import * as esbuild from 'esbuild';
 import { createHash } from 'node:crypto';
@@ -88,30 +88,14 @@ async function build() {
   const css = '/' + relative(dist, join(here, entry[1].cssBundle)).split('\\').join('/');
   const preload = entry[1].imports.filter((i) => i.kind === 'import-statement').map((i) => '/' + relative(dist, join(here, i.path)));
 
-  // Icons and manifest.
+  // Icons. The manifest that lists them is rendered by the node
+  // (server/api/manifest.go): it carries the node's --name and follows
+  // the browser's language.
   write('icon.svg', svg());
   write('icon-192.png', png(192));
   write('icon-512.png', png(512));
   write('icon-maskable-512.png', png(512, true));
   write('apple-touch-icon.png', png(180, true));
-  const manifest = {
-    name: 'Relais',
-    short_name: 'Relais',
-    description: 'Messagerie sécurisée des administrations',
-    lang: 'fr',
-    start_url: '/',
-    scope: '/',
-    display: 'standalone',
-    background_color: '#eef1f5',
-    theme_color: brand.bg,
-    icons: [
-      { src: '/icon.svg', sizes: 'any', type: 'image/svg+xml' },
-      { src: '/icon-192.png', sizes: '192x192', type: 'image/png' },
-      { src: '/icon-512.png', sizes: '512x512', type: 'image/png' },
-      { src: '/icon-maskable-512.png', sizes: '512x512', type: 'image/png', purpose: 'maskable' },
-    ],
-  };
-  write('manifest.webmanifest', JSON.stringify(manifest, null, 2) + '\n');
 
   const html = `<!doctype html>
 <html lang="fr">
@@ -162,7 +146,7 @@ ${preload.map((p) => `<link rel="modulepreload" href="${p}">`).join('\n')}
   const initial = [js, ...preload, css];
   for (const p of walk(dist)) {
     const loaded = initial.includes('/' + relative(dist, p).split('\\').join('/'));
-    if (/\.(js|css|html|svg|webmanifest)$/.test(p) && (statSync(p).size > 512 || loaded)) writeFileSync(p + '.gz', gzipSync(readFileSync(p), { level: 9 }));
+    if (/\.(js|css|html|svg)$/.test(p) && (statSync(p).size > 512 || loaded)) writeFileSync(p + '.gz', gzipSync(readFileSync(p), { level: 9 }));
   }
 
   // Report the initial bundle: what index.html loads.

@@ -102,7 +102,13 @@ func New(cfg Config) *Handler {
 		return proto.Errorf(proto.CodeNotFound, "no such endpoint")
 	}))
 	if cfg.Web != nil {
-		m.Handle("/", newStatic(cfg.Web))
+		st := newStatic(cfg.Web)
+		m.Handle("/", st)
+		man, err := newManifest(cfg.Name, st.modTime)
+		if err != nil {
+			panic(err) // a name is a string: JSON always encodes it
+		}
+		m.Handle("GET /manifest.webmanifest", man)
 	}
 	return h
 }

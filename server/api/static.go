@@ -53,9 +53,6 @@ func (s *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hd := w.Header()
 	ctype := mime.TypeByExtension(path.Ext(name))
-	if path.Ext(name) == ".webmanifest" {
-		ctype = "application/manifest+json"
-	}
 	if ctype == "" {
 		ctype = "application/octet-stream"
 	}

@@ -10,7 +10,6 @@ type Plural = { one?: string; other: string; zero?: string };
 type Entry = string | Plural;
 
 const fr = {
-  'app.name': 'Relais',
   'lang.name': 'Français',
   'lang.switch': 'English',
   'lang.label': 'Langue',
@@ -367,7 +366,6 @@ const fr = {
 type Key = keyof typeof fr;
 
 const en: Record<Key, Entry> = {
-  'app.name': 'Relais',
   'lang.name': 'English',
   'lang.switch': 'Français',
   'lang.label': 'Language',

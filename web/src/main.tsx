@@ -2,6 +2,7 @@
 
 import './styles.css';
 import { render } from 'preact';
+import { loadNodeName, updateTitle } from './brand';
 import { Lang, pickLang, setLang } from './i18n';
 import { App } from './ui/App';
 
@@ -20,5 +21,8 @@ if ('serviceWorker' in navigator && location.protocol !== 'file:') {
     navigator.serviceWorker.register('/sw.js').catch(() => {});
   });
 }
+
+updateTitle();
+loadNodeName();
 
 render(<App />, document.getElementById('app')!);

@@ -7,7 +7,7 @@ import { api, ApiError, deviceName, Me } from '../api';
 import { Lang, lang, setLang, t } from '../i18n';
 import { errorText } from '../store';
 import { ErrorBox, Field } from './common';
-import { useLang } from './hooks';
+import { useLang, useNodeName } from './hooks';
 import { navigate, route } from './router';
 
 export function switchLang(l: Lang): void {
@@ -26,12 +26,13 @@ function LangSwitch(): JSX.Element {
 
 function Card({ title, lead, children }: { title: string; lead?: string; children: ComponentChildren }): JSX.Element {
   useLang();
+  const name = useNodeName();
   return (
     <div class="auth">
       <main class="auth-card">
         <div class="brand">
           <img src="/icon.svg" alt="" width={40} height={40} />
-          <span>{t('app.name')}</span>
+          <span>{name}</span>
           <LangSwitch />
         </div>
         <h1>{title}</h1>

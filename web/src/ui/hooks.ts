@@ -1,6 +1,7 @@
 // Hooks that tie components to the store, the language and the route.
 
 import { useEffect, useState } from 'preact/hooks';
+import { nodeName, onNodeName } from '../brand';
 import { onLangChange } from '../i18n';
 import { store } from '../store';
 
@@ -16,6 +17,18 @@ export function useTopics(...topics: string[]): void {
 export function useLang(): void {
   const [, set] = useState(0);
   useEffect(() => onLangChange(() => set((n) => n + 1)), []);
+}
+
+/** useNodeName returns the node's name and re-renders the component
+ * when it becomes known, also if that was between the render and the
+ * subscription. */
+export function useNodeName(): string {
+  const [name, set] = useState(nodeName());
+  useEffect(() => {
+    set(nodeName());
+    return onNodeName(() => set(nodeName()));
+  }, []);
+  return name;
 }
 
 /** fold lowercases and strips accents, for searching names. */

@@ -1,0 +1,43 @@
+// The service's name as the operator configured it (the node's --name,
+// from GET /api/v1/config), shown in the page's title and on the sign-in
+// screens. Until the node has said: the name it gave last time (kept for
+// an offline start from the service worker's shell), else "Relais". The
+// name is text: it goes into document.title and text nodes, never into
+// markup.
+
+import { api } from './api';
+
+const saved = 'relais.name';
+let name = localStorage.getItem(saved) || 'Relais';
+const listeners = new Set<() => void>();
+
+/** nodeName is the service's name as users see it. */
+export function nodeName(): string {
+  return name;
+}
+
+/** onNodeName calls f when the name becomes known; it returns the unsubscriber. */
+export function onNodeName(f: () => void): () => void {
+  listeners.add(f);
+  return () => listeners.delete(f);
+}
+
+/** updateTitle sets the page's title: the one place that writes document.title. */
+export function updateTitle(): void {
+  document.title = name;
+}
+
+/** loadNodeName asks the node for its name, then retitles and re-renders. */
+export function loadNodeName(): Promise<void> {
+  return api.config().then(
+    (c) => {
+      const n = typeof c.name === 'string' ? c.name.trim() : '';
+      if (!n || n === name) return;
+      name = n;
+      localStorage.setItem(saved, n);
+      updateTitle();
+      for (const f of listeners) f();
+    },
+    () => {}, // offline or node down: keep the name we have
+  );
+}
