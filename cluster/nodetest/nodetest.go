@@ -172,13 +172,19 @@ func (w *tWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Eventually polls cond until it holds or the deadline passes.
-func Eventually(t testing.TB, within time.Duration, cond func() bool, format string, args ...any) {
+// CheckFor calls check until it returns nil or within has passed, then
+// fails the test with the last error check returned: check describes the
+// state it saw, so a timeout reports the last state, not the first one.
+func CheckFor(t testing.TB, within time.Duration, check func() error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
-	for !cond() {
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v: "+format, append([]any{within}, args...)...)
+			t.Fatalf("timed out after %v: %v", within, err)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

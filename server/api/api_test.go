@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -389,7 +390,12 @@ func TestDeactivationAndExpiry(t *testing.T) {
 	}
 	// Each renewal mail replaces the previous link: take the one the
 	// refused sign-in sent.
-	nodetest.Eventually(t, 10*time.Second, func() bool { return len(relay.Messages()) > before }, "no renewal mail")
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		if got := len(relay.Messages()); got <= before {
+			return fmt.Errorf("no renewal mail: %d mails, %d before the request", got, before)
+		}
+		return nil
+	})
 	all := relay.Messages()
 	tok := tokenIn(t, all[len(all)-1])
 	if err := b.Do(ctx, "POST", "/api/v1/renew", map[string]string{"token": tok}, nil); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -322,10 +323,19 @@ func TestSessionUnusedPastLifetimeRefused(t *testing.T) {
 			t.Fatalf("session used every 50 minutes refused at %v: %v", step, err)
 		}
 		// The use is recorded in the background: wait for it.
-		nodetest.Eventually(t, 10*time.Second, func() bool {
-			devs, _ := n.Accounts.Devices(b.Me.ID)
-			return len(devs) == 1 && time.Until(devs[0].LastSeen) > step-time.Minute
-		}, "the use of the session was not recorded")
+		nodetest.CheckFor(t, 10*time.Second, func() error {
+			devs, err := n.Accounts.Devices(b.Me.ID)
+			if err != nil {
+				return fmt.Errorf("devices: %w", err)
+			}
+			if len(devs) != 1 {
+				return fmt.Errorf("the use of the session was not recorded: %d devices, want 1", len(devs))
+			}
+			if ahead := time.Until(devs[0].LastSeen); ahead <= step-time.Minute {
+				return fmt.Errorf("the use of the session was not recorded: last seen %v from now, want more than %v", ahead, step-time.Minute)
+			}
+			return nil
+		})
 	}
 	// a was last used at the start, 100 minutes ago.
 	if err := a.Do(ctx, "GET", "/api/v1/me", nil, nil); code(err) != proto.CodeUnauthorized {

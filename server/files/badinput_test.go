@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"image"
 	"image/color"
@@ -179,7 +180,12 @@ func TestBadUploads(t *testing.T) {
 			} else {
 				t.Logf("length known: %v: stopped after the client wrote %.1f MB", known, float64(sent)/(1<<20))
 			}
-			nodetest.Eventually(t, 5*time.Second, func() bool { return len(mediaFiles(t, n, "uploads")) == 0 }, "bytes left under media/uploads: %v", mediaFiles(t, n, "uploads"))
+			nodetest.CheckFor(t, 5*time.Second, func() error {
+				if left := mediaFiles(t, n, "uploads"); len(left) != 0 {
+					return fmt.Errorf("bytes left under media/uploads: %v", left)
+				}
+				return nil
+			})
 			gone("stopped upload", up.ID)
 		}
 	})

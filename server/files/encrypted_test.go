@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"os"
@@ -110,7 +111,12 @@ func TestEncryptedRoomScanning(t *testing.T) {
 	}
 	_, err = bob.c.FileState(ctx, g.ID)
 	wantCode(t, "the file of a deleted encrypted message", err, proto.CodeNotFound, http.StatusNotFound)
-	nodetest.Eventually(t, 5*time.Second, func() bool { return !exists(gblob) }, "the encrypted blob is still on disk")
+	nodetest.CheckFor(t, 5*time.Second, func() error {
+		if exists(gblob) {
+			return fmt.Errorf("the encrypted blob is still on disk: %s", gblob)
+		}
+		return nil
+	})
 
 	// EICAR inside an encrypted file.
 	ect, esk, _ := seal(clamdtest.EICAR(), false)

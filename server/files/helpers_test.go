@@ -123,37 +123,46 @@ func (p *peer) postFile(room, fileID, caption string) proto.Ack {
 func (p *peer) event(what string, room string, pred func(proto.Event) bool) proto.Event {
 	p.t.Helper()
 	var got proto.Event
-	nodetest.Eventually(p.t, 15*time.Second, func() bool {
+	nodetest.CheckFor(p.t, 15*time.Second, func() error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		inRoom := 0
 		for _, f := range p.fs {
 			if f.T != proto.TEvent || f.Room != room {
 				continue
 			}
+			inRoom++
 			var ev proto.Event
 			if json.Unmarshal(f.Raw, &ev) == nil && pred(ev) {
 				got = ev
-				return true
+				return nil
 			}
 		}
-		return false
-	}, "%s never received %s", p.c.Me.Name, what)
+		return fmt.Errorf("%s never received %s: %d frames, %d events of room %s, none matching", p.c.Me.Name, what, len(p.fs), inRoom, room)
+	})
 	return got
 }
 
 // frame waits for a live frame of type t matching pred.
 func (p *peer) frame(what, t string, pred func(json.RawMessage) bool) {
 	p.t.Helper()
-	nodetest.Eventually(p.t, 15*time.Second, func() bool {
+	nodetest.CheckFor(p.t, 15*time.Second, func() error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
+		var ofType []string
 		for _, f := range p.fs {
-			if f.T == t && pred(f.Raw) {
-				return true
+			if f.T == t {
+				if pred(f.Raw) {
+					return nil
+				}
+				ofType = append(ofType, string(f.Raw))
 			}
 		}
-		return false
-	}, "%s never received %s", p.c.Me.Name, what)
+		if len(ofType) > 5 {
+			ofType = ofType[len(ofType)-5:]
+		}
+		return fmt.Errorf("%s never received %s: %d frames, the last of type %s: %v", p.c.Me.Name, what, len(p.fs), t, ofType)
+	})
 }
 
 // history returns the stored copies of a room's events.
@@ -193,16 +202,16 @@ func group(t testing.TB, owner *peer, encrypted bool, others ...*peer) string {
 	owner.call("create_room", map[string]any{"kind": "group", "name": "Cellule", "encrypted": encrypted, "users": ids}, &res)
 	room := res["room"]
 	for _, p := range others {
-		nodetest.Eventually(t, 10*time.Second, func() bool {
+		nodetest.CheckFor(t, 10*time.Second, func() error {
 			p.mu.Lock()
 			defer p.mu.Unlock()
 			for _, f := range p.fs {
 				if f.T == proto.TRoom && f.ID == room {
-					return true
+					return nil
 				}
 			}
-			return false
-		}, "invitation")
+			return fmt.Errorf("%s never received the invitation to %s: %d frames", p.c.Me.Name, room, len(p.fs))
+		})
 		p.call("join", map[string]any{"room": room}, nil)
 	}
 	return room
@@ -251,11 +260,17 @@ func wantCode(t testing.TB, what string, err error, code string, status int) *cl
 func fileState(t testing.TB, c *client.Client, fileID, want string) client.FileInfo {
 	t.Helper()
 	var info client.FileInfo
-	nodetest.Eventually(t, 15*time.Second, func() bool {
+	nodetest.CheckFor(t, 15*time.Second, func() error {
 		var err error
 		info, err = c.FileState(context.Background(), fileID)
-		return err == nil && info.File.State == want
-	}, "file %s never became %s (last: %+v)", fileID, want, info.File)
+		if err != nil {
+			return fmt.Errorf("state of file %s: %w", fileID, err)
+		}
+		if info.File.State != want {
+			return fmt.Errorf("file %s is %s, want %s (%+v)", fileID, info.File.State, want, info.File)
+		}
+		return nil
+	})
 	return info
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -60,7 +61,12 @@ func TestDeletingMessagesReleasesFiles(t *testing.T) {
 	}
 	del(alice, a2.Seq)
 	del(bob, a3.Seq)
-	nodetest.Eventually(t, 5*time.Second, func() bool { return !exists(blobPath(n, hash)) }, "the blob of deleted messages is still on disk")
+	nodetest.CheckFor(t, 5*time.Second, func() error {
+		if exists(blobPath(n, hash)) {
+			return fmt.Errorf("the blob of deleted messages is still on disk: %s", blobPath(n, hash))
+		}
+		return nil
+	})
 	if h := bob.history(room)[a3.Seq]; !h.Deleted || h.File != nil {
 		t.Fatalf("tombstone %+v", h)
 	}
@@ -72,7 +78,12 @@ func TestDeletingMessagesReleasesFiles(t *testing.T) {
 	}
 	ap := alice.postFile(room, pic.ID, "")
 	del(alice, ap.Seq)
-	nodetest.Eventually(t, 5*time.Second, func() bool { return len(mediaFiles(t, n, "blobs")) == 0 }, "blobs left: %v", mediaFiles(t, n, "blobs"))
+	nodetest.CheckFor(t, 5*time.Second, func() error {
+		if left := mediaFiles(t, n, "blobs"); len(left) != 0 {
+			return fmt.Errorf("blobs left: %v", left)
+		}
+		return nil
+	})
 }
 
 // The retention sweep deletes files never posted, abandoned uploads and
@@ -97,7 +108,7 @@ func TestHousekeeping(t *testing.T) {
 	}
 	unpostedBlob := blobPath(n, blobOf(t, n, unposted.ID))
 
-	nodetest.Eventually(t, 10*time.Second, func() bool {
+	nodetest.CheckFor(t, 10*time.Second, func() error {
 		if err := n.Files.Housekeep(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -105,8 +116,11 @@ func TestHousekeeping(t *testing.T) {
 		code, _ := codeOf(t, err)
 		_, err = alice.c.UploadStatus(ctx, up.ID)
 		code2, _ := codeOf(t, err)
-		return code == proto.CodeNotFound && code2 == proto.CodeNotFound
-	}, "the unposted file or the abandoned upload was never deleted")
+		if code != proto.CodeNotFound || code2 != proto.CodeNotFound {
+			return fmt.Errorf("the unposted file answers %q, the abandoned upload %q: want both %q", code, code2, proto.CodeNotFound)
+		}
+		return nil
+	})
 	_, err = alice.c.UploadStatus(ctx, up.ID)
 	wantCode(t, "an abandoned upload", err, proto.CodeNotFound, http.StatusNotFound)
 	if exists(unpostedBlob) || len(mediaFiles(t, n, "uploads")) != 0 || uploadRecords(t, n) != 0 {
@@ -125,7 +139,12 @@ func TestHousekeeping(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.Restart()
-	nodetest.Eventually(t, 5*time.Second, func() bool { return !exists(p) }, "the orphaned blob survived the restart")
+	nodetest.CheckFor(t, 5*time.Second, func() error {
+		if exists(p) {
+			return fmt.Errorf("the orphaned blob survived the restart: %s", p)
+		}
+		return nil
+	})
 	if got := download(t, alice.c, posted.ID); len(got) == 0 {
 		t.Fatal("the posted file is gone")
 	}

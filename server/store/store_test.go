@@ -239,17 +239,31 @@ func TestBackupIsConsistentWhileWriting(t *testing.T) {
 	db := openTest(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The writes are under way, not merely started, when the snapshot is
+	// taken: the writer says when some have committed.
+	const underWay = 50
+	started := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		committed := 0
 		for i := 0; ctx.Err() == nil && i < 5000; i++ {
-			db.Update(ctx, func(tx *Tx) error {
+			err := db.Update(ctx, func(tx *Tx) error {
 				return tx.CreateUser(User{ID: fmt.Sprintf("u%05d", i), Email: fmt.Sprintf("%d@a.fr", i), State: UserActive, Name: "X"})
 			})
+			if err == nil {
+				if committed++; committed == underWay {
+					close(started)
+				}
+			}
 		}
 	}()
-	time.Sleep(20 * time.Millisecond) // let writes run while the snapshot is taken
+	select {
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("fewer than %d writes committed in 10s", underWay)
+	}
 	var buf bytes.Buffer
 	if _, err := db.Backup(&buf); err != nil {
 		t.Fatal(err)
@@ -280,6 +294,9 @@ func TestBackupIsConsistentWhileWriting(t *testing.T) {
 			return true
 		})
 		t.Logf("snapshot holds %d users", n)
+		if n < underWay {
+			t.Errorf("snapshot holds %d users, but %d had committed before it was taken", n, underWay)
+		}
 		return nil
 	})
 }

@@ -74,7 +74,7 @@ func (b *browser) reads(text string) {
 // user that signed in from a browser.
 func registered(t *testing.T, n *nodetest.Node, user string, devices int) {
 	t.Helper()
-	nodetest.Eventually(t, 20*time.Second, func() bool {
+	nodetest.CheckFor(t, 20*time.Second, func() error {
 		count := 0
 		n.DB.View(func(tx *store.Tx) error {
 			keys, _ := tx.DeviceKeys(user)
@@ -85,8 +85,11 @@ func registered(t *testing.T, n *nodetest.Node, user string, devices int) {
 			}
 			return nil
 		})
-		return count >= devices
-	}, "%s has %d devices with KeyPackages", user, devices)
+		if count < devices {
+			return fmt.Errorf("%s has %d devices with KeyPackages, want %d", user, count, devices)
+		}
+		return nil
+	})
 }
 
 // roomEpoch returns the epoch of an encrypted room's group on the node.

@@ -139,7 +139,12 @@ func TestEncryptedGroupRemoval(t *testing.T) {
 	alice.click(`.members li[data-user="` + ids[4] + `"] .link-btn:not(.verify-btn)`)
 	alice.click(`button[aria-label="Retour"]`)
 	alice.hasText(".sys", "a retiré Eve Moreau du chiffrement")
-	nodetest.Eventually(t, 20*time.Second, func() bool { return roomEpoch(t, n, room) > before }, "the removal is committed")
+	nodetest.CheckFor(t, 20*time.Second, func() error {
+		if epoch := roomEpoch(t, n, room); epoch <= before {
+			return fmt.Errorf("the removal is not committed: epoch %d, %d before", epoch, before)
+		}
+		return nil
+	})
 	alice.say("Message après le départ d’Eve")
 	for _, b := range bs[1:4] {
 		b.reads("après le départ d’Eve")
@@ -221,15 +226,18 @@ func TestSecondDeviceHistory(t *testing.T) {
 	bob.click(`button[aria-label="Retour"]`)
 
 	// Bob's first device backs up what it decrypted.
-	nodetest.Eventually(t, 20*time.Second, func() bool {
-		bs, _ := n.Chat.Backups(bobc.Me.ID)
+	nodetest.CheckFor(t, 20*time.Second, func() error {
+		bs, err := n.Chat.Backups(bobc.Me.ID)
+		if err != nil {
+			return fmt.Errorf("Bob's backups: %w", err)
+		}
 		for _, b := range bs {
 			if strings.HasPrefix(b.Name, "h."+room) && b.Updated >= start {
-				return true
+				return nil
 			}
 		}
-		return false
-	}, "Bob's history backup")
+		return fmt.Errorf("no history backup of %s updated since %v among Bob's backups %+v", room, start, bs)
+	})
 
 	// Bob's second device: it joins the conversation by itself.
 	bob2 := newBrowser(t, "bob2", "fr-FR", 1280, 800)
@@ -382,12 +390,26 @@ func TestNoPlaintextOnNode(t *testing.T) {
 	alice.reads(secrets[3])
 	// The backups of both are written.
 	for _, u := range []string{alicec.Me.ID, bobc.Me.ID} {
-		nodetest.Eventually(t, 20*time.Second, func() bool {
-			bs, _ := n.Chat.Backups(u)
-			return len(bs) >= 2
-		}, "backups of %s", u)
+		nodetest.CheckFor(t, 20*time.Second, func() error {
+			bs, err := n.Chat.Backups(u)
+			if err != nil {
+				return fmt.Errorf("backups of %s: %w", u, err)
+			}
+			if len(bs) < 2 {
+				return fmt.Errorf("backups of %s: %+v, want at least 2", u, bs)
+			}
+			return nil
+		})
 	}
-	time.Sleep(2 * time.Second) // let the last debounced backup go
+	// The last debounced backup: each browser uploads what is still
+	// marked and the promise resolves once the node has it, so the search
+	// below sees every backup of the conversation. Bob's reply is marked
+	// once his browser shows it under the node's number.
+	bob.until("Bob's reply stored", fmt.Sprintf(`[...document.querySelectorAll('.msg.mine')].some(e => Number(e.dataset.seq) > 0 && e.textContent.includes(%q))`, secrets[3]))
+	chunk := e2eChunkURL(t)
+	for _, b := range []*browser{alice, bob} {
+		js[bool](b, fmt.Sprintf(`import(%q).then(async (m) => { await m.manager.flushBackups(); return true; })`, chunk))
+	}
 
 	// The control: a forum message, in clear by design.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -113,11 +113,17 @@ func (b *browser) downloadsTo(dir string) {
 func downloaded(t *testing.T, dir, name string, size int) []byte {
 	t.Helper()
 	var data []byte
-	nodetest.Eventually(t, 20*time.Second, func() bool {
+	nodetest.CheckFor(t, 20*time.Second, func() error {
 		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			return fmt.Errorf("the browser did not save %s: %w", name, err)
+		}
 		data = b
-		return err == nil && len(b) == size
-	}, "the browser saved %s (%d bytes)", name, size)
+		if len(b) != size {
+			return fmt.Errorf("the browser saved %d bytes of %s, want %d", len(b), name, size)
+		}
+		return nil
+	})
 	return data
 }
 
@@ -192,6 +198,10 @@ func TestFilesForum(t *testing.T) {
 	alice.shot("upload-progress")
 	alice.allowNet.Store(true)
 	alice.throttleUploads(n.URL(), 0, true)
+	// A pause on purpose, not a wait for a condition: the outage has to
+	// last, so that the chunk in flight fails and the client goes through
+	// its back-off and asks the node where the upload stands once the
+	// connection is back. Nothing in the page says it is backing off.
 	time.Sleep(1500 * time.Millisecond)
 	before := js[float64](alice, `document.querySelector('.msg.upload progress')?.value ?? -1`)
 	alice.throttleUploads(n.URL(), 0, false)

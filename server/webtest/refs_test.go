@@ -105,11 +105,14 @@ func TestNodeCannotRepointEncryptedReferences(t *testing.T) {
 	alice.run("select all", clearField(".composer textarea"))
 	alice.typ(".composer textarea", "Message alpha corrigé\n")
 	alice.until("edit shown", `[...document.querySelectorAll('.msg.mine .md')].some(e => e.textContent.includes('Message alpha corrigé'))`)
-	nodetest.Eventually(t, 20*time.Second, func() bool {
+	nodetest.CheckFor(t, 20*time.Second, func() error {
 		// The first message, alpha, beta, the reply, the reaction and
 		// the edit.
-		return countType(t, n, room, proto.EvEncrypted) >= 6
-	}, "Alice's messages stored")
+		if got := countType(t, n, room, proto.EvEncrypted); got < 6 {
+			return fmt.Errorf("%d of Alice's 6 messages stored", got)
+		}
+		return nil
+	})
 	alpha, beta := uint64(alice.seqOf("Message alpha corrigé")), uint64(alice.seqOf("Message beta"))
 	if alpha == 0 || beta == 0 {
 		t.Fatalf("alpha at %d, beta at %d", alpha, beta)
@@ -287,10 +290,12 @@ func TestEncryptedAuthorEditAndDelete(t *testing.T) {
 		b.until("deleted", fmt.Sprintf(`!!document.querySelector('.msg[data-seq="%d"].deleted') && !document.body.textContent.includes('Texte à supprimer')`, gone))
 		b.hasText(fmt.Sprintf(`.msg[data-seq="%d"]`, gone), "Message supprimé")
 	}
-	nodetest.Eventually(t, 20*time.Second, func() bool {
-		_, ev := storedEvent(t, n, room, gone)
-		return ev.Deleted && ev.Data == ""
-	}, "the node dropped the ciphertext")
+	nodetest.CheckFor(t, 20*time.Second, func() error {
+		if _, ev := storedEvent(t, n, room, gone); !ev.Deleted || ev.Data != "" {
+			return fmt.Errorf("the node kept the ciphertext of %d: deleted %v, %d bytes of data", gone, ev.Deleted, len(ev.Data))
+		}
+		return nil
+	})
 	if after := countType(t, n, room, proto.EvEncrypted); after != before+1 {
 		t.Errorf("encrypted events went from %d to %d on deletion: want the deletion signed inside the encryption", before, after)
 	}

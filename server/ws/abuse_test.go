@@ -272,8 +272,12 @@ func TestReadAndPresenceFloodsAreCoalesced(t *testing.T) {
 		}
 		return
 	}
-	nodetest.Eventually(t, 10*time.Second, func() bool { _, up := receipts(); return up == last },
-		"the last read marker was never carried out")
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		if k, up := receipts(); up != last {
+			return fmt.Errorf("the last read marker was never carried out: %d receipts, up to %d, want %d", k, up, last)
+		}
+		return nil
+	})
 	if k, _ := receipts(); k > ws.BurstOf("read")+10 {
 		t.Fatalf("%d receipts for %d read frames: not coalesced", k, frames)
 	}
@@ -288,7 +292,7 @@ func TestReadAndPresenceFloodsAreCoalesced(t *testing.T) {
 		t.Fatal(e)
 	}
 	isPresence := func(f client.Frame) bool { return f.T == proto.TPresEv && f.User == bob.id() }
-	nodetest.Eventually(t, 10*time.Second, func() bool {
+	nodetest.CheckFor(t, 10*time.Second, func() error {
 		alice.mu.Lock()
 		defer alice.mu.Unlock()
 		var lastStatus string
@@ -299,8 +303,11 @@ func TestReadAndPresenceFloodsAreCoalesced(t *testing.T) {
 				lastStatus = p.Status
 			}
 		}
-		return lastStatus == "away"
-	}, "the last presence was never carried out")
+		if lastStatus != "away" {
+			return fmt.Errorf("the last presence was never carried out: Alice last saw %q, want \"away\"", lastStatus)
+		}
+		return nil
+	})
 	alice.mu.Lock()
 	k := 0
 	for _, f := range alice.fs {
@@ -341,7 +348,12 @@ func TestSocketsPerUserAreCapped(t *testing.T) {
 		}
 		conns = append(conns, ws)
 	}
-	nodetest.Eventually(t, 10*time.Second, func() bool { return n.WS.Sessions() == 40 }, "40 sessions")
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		if got := n.WS.Sessions(); got != 40 {
+			return fmt.Errorf("%d sessions, want 40", got)
+		}
+		return nil
+	})
 	_, resp, err := dial()
 	if err == nil || resp == nil || resp.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("41st socket: err %v, response %+v", err, resp)
@@ -364,7 +376,12 @@ func TestSocketsPerUserAreCapped(t *testing.T) {
 	// Closing one frees its place.
 	conns[0].Close(websocket.StatusNormalClosure, "")
 	conns = conns[1:]
-	nodetest.Eventually(t, 10*time.Second, func() bool { return n.WS.Sessions() == 39 }, "39 sessions")
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		if got := n.WS.Sessions(); got != 39 {
+			return fmt.Errorf("%d sessions, want 39", got)
+		}
+		return nil
+	})
 	ws, _, err := dial()
 	if err != nil {
 		t.Fatalf("a socket after one closed: %v", err)

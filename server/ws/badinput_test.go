@@ -103,17 +103,17 @@ func (p *peer) count() int {
 func (p *peer) waitFrameAfter(after int, what string, pred func(client.Frame) bool) client.Frame {
 	p.t.Helper()
 	var got client.Frame
-	nodetest.Eventually(p.t, 10*time.Second, func() bool {
+	nodetest.CheckFor(p.t, 10*time.Second, func() error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, f := range p.fs[after:] {
 			if pred(f) {
 				got = f
-				return true
+				return nil
 			}
 		}
-		return false
-	}, "%s never received %s", p.c.Me.Name, what)
+		return fmt.Errorf("%s never received %s: %d frames after the first %d, none matching", p.c.Me.Name, what, len(p.fs)-after, after)
+	})
 	return got
 }
 
@@ -210,7 +210,12 @@ func TestSlowConsumer(t *testing.T) {
 	for i := 0; i < 1000; i++ {
 		last = sender.send(room, fmt.Sprintf("%d %s", i, body)).Seq
 	}
-	nodetest.Eventually(t, 20*time.Second, func() bool { return n.WS.Sessions() == sessions-1 }, "slow consumer still connected")
+	nodetest.CheckFor(t, 20*time.Second, func() error {
+		if got := n.WS.Sessions(); got != sessions-1 {
+			return fmt.Errorf("slow consumer still connected: %d sessions, want %d", got, sessions-1)
+		}
+		return nil
+	})
 	reader.waitFrame("the last message", func(f client.Frame) bool { return f.Room == room && f.Seq == last })
 	// Reading now, the slow client finds the close: 4008, resync.
 	for {

@@ -164,10 +164,12 @@ func TestLowKeysAreCoalesced(t *testing.T) {
 	if got := lowKeys(); time.Since(start) < every && len(got) != 1 {
 		t.Fatalf("low_keys within one interval: %v, want one", got)
 	}
-	nodetest.Eventually(t, 10*time.Second, func() bool {
-		c := lowKeys()
-		return len(c) > 0 && c[len(c)-1] == 0
-	}, "low_keys never told the empty stock")
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		if c := lowKeys(); len(c) == 0 || c[len(c)-1] != 0 {
+			return fmt.Errorf("low_keys never told the empty stock: counts %v", c)
+		}
+		return nil
+	})
 	time.Sleep(every + 500*time.Millisecond)
 	if got := lowKeys(); len(got) != 2 || got[0] != 9 || got[1] != 0 {
 		t.Fatalf("low_keys for 14 claims: %v, want [9 0]", got)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -139,17 +140,17 @@ func (p *peer) sendCode(fields map[string]any) string {
 func (p *peer) waitFrame(what string, pred func(client.Frame) bool) client.Frame {
 	p.t.Helper()
 	var got client.Frame
-	nodetest.Eventually(p.t, 10*time.Second, func() bool {
+	nodetest.CheckFor(p.t, 10*time.Second, func() error {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		for _, f := range p.fs {
 			if pred(f) {
 				got = f
-				return true
+				return nil
 			}
 		}
-		return false
-	}, "%s never received %s", p.c.Me.Name, what)
+		return fmt.Errorf("%s never received %s: %d frames, none matching", p.c.Me.Name, what, len(p.fs))
+	})
 	return got
 }
 

@@ -2,6 +2,7 @@ package ws_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -124,7 +125,12 @@ func TestInvitationLimitsPerInviter(t *testing.T) {
 		}
 		return k
 	}
-	nodetest.Eventually(t, 10*time.Second, func() bool { return invitations() == 20 }, "20 mails, got %d", invitations())
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		if got := invitations(); got != 20 {
+			return fmt.Errorf("%d invitation mails, want 20", got)
+		}
+		return nil
+	})
 	// A day later the daily count starts again, until 50 are pending.
 	for day := 1; code != proto.CodeTooManyInvitations && day < 5; day++ {
 		offset.Store(int64(time.Duration(day) * 25 * time.Hour))

@@ -281,7 +281,17 @@ func TestWelcomeRouting(t *testing.T) {
 	}
 	bob.waitFrame("bob's welcome", isWelcome(bob))
 	carol.waitFrame("carol's welcome", isWelcome(carol))
-	time.Sleep(50 * time.Millisecond) // give a wrongly routed welcome the time to arrive
+	// A barrier rather than a pause: the commit published its welcomes
+	// before Alice's ack, the hub handles the bus in publication order and
+	// each session writes its queue in order, so once a frame published now
+	// reached Alice's, Bob's and bob2's connections, any wrongly routed
+	// welcome was read before it.
+	barrier := []byte(`{"t":"test_barrier"}`)
+	n.Chat.PublishUser(alice.id(), barrier)
+	n.Chat.PublishUser(bob.id(), barrier)
+	for _, d := range []*dev{alice, bob, bob2} {
+		d.waitFrame("the barrier", func(f client.Frame) bool { return f.T == "test_barrier" })
+	}
 	if bob.has(isWelcome(bob2)) || bob2.has(isWelcome(bob2)) || alice.has(func(f client.Frame) bool { return f.T == proto.TWelcome }) {
 		t.Fatal("a welcome went to a device the Welcome does not name")
 	}

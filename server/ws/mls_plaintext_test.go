@@ -130,7 +130,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 
 	// Bob receives what alice sent and decrypts it with the key he holds.
 	got := map[string]bool{}
-	nodetest.Eventually(t, 10*time.Second, func() bool {
+	nodetest.CheckFor(t, 10*time.Second, func() error {
 		for _, f := range bob.events(room) {
 			if f.Type != proto.EvEncrypted || f.From != alice.id() {
 				continue
@@ -148,8 +148,11 @@ func TestNoPlaintextAtRest(t *testing.T) {
 			}
 			got[string(unseal(t, k, mlsframe.Ciphertext(msg)))] = true
 		}
-		return len(got) == 11
-	}, "bob decrypted %d of alice's 11 messages", len(got))
+		if len(got) != 11 {
+			return fmt.Errorf("bob decrypted %d of alice's 11 messages", len(got))
+		}
+		return nil
+	})
 	for i, m := range markers {
 		if (i%2 == 0 || i == len(markers)-1) && !got[m] {
 			t.Fatalf("bob did not get %q", m)

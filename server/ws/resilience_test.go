@@ -104,14 +104,14 @@ func TestResilience(t *testing.T) {
 	total := clients * perClient
 	// Everyone converges on the same log.
 	var want []client.Frame
-	nodetest.Eventually(t, 2*time.Minute, func() bool {
-		for _, p := range peers {
-			if countTexts(p.events(room), lastJoin) < total {
-				return false
+	nodetest.CheckFor(t, 2*time.Minute, func() error {
+		for pi, p := range peers {
+			if got := countTexts(p.events(room), lastJoin); got < total {
+				return fmt.Errorf("not every peer received every message: peer %d has %d of %d", pi, got, total)
 			}
 		}
-		return true
-	}, "not every peer received every message")
+		return nil
+	})
 	for pi, p := range peers {
 		var got []client.Frame
 		for _, f := range p.events(room) {
