@@ -34,14 +34,15 @@ const (
 // (with no relay, the invitation waits for an operator to hand the link
 // over: see Invitations). While an invitation to the address is pending,
 // nothing is mailed: the caller's invitation to the room joins the
-// pending one. It implements chat.Inviter.
-func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email string, room store.Room) (string, error) {
+// pending one. It says which of these happened (proto.Invitation…). It
+// implements chat.Inviter.
+func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email string, room store.Room) (string, string, error) {
 	addr, err := mailaddr.Parse(email)
 	if err != nil {
-		return "", proto.Errorf(proto.CodeEmailInvalid, "this is not a valid e-mail address")
+		return "", "", proto.Errorf(proto.CodeEmailInvalid, "this is not a valid e-mail address")
 	}
 	if s.policy.Load().Allows(addr.Domain) {
-		return "", proto.Errorf(proto.CodeConflict, "this address belongs to an administration served by this node: invite the person by name")
+		return "", "", proto.Errorf(proto.CodeConflict, "this address belongs to an administration served by this node: invite the person by name")
 	}
 	token, hash := newToken()
 	var u store.User
@@ -96,7 +97,7 @@ func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email 
 		if !counted.IsZero() {
 			s.invitationMails.giveBack(counted, "by:"+inviter.ID, "to:"+addr.String())
 		}
-		return "", err
+		return "", "", err
 	}
 	if mail {
 		if err := s.sendNow(ctx, s.cfg.Templates.Invitation(u.Email, inviter.Org, s.link("/invite", token))); err != nil {
@@ -107,11 +108,15 @@ func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email 
 			if derr := s.db.Update(context.WithoutCancel(ctx), func(tx *store.Tx) error { return tx.DeleteToken(hash) }); derr != nil {
 				s.log.Error("dropping an unsent invitation", "user", u.ID, "err", derr)
 			}
-			return "", err
+			return "", "", err
 		}
 		s.log.Info("external invited", "user", u.ID, "room", room.ID, "by", inviter.ID, "mailed", s.cfg.Mailer != nil)
+		if s.cfg.Mailer == nil {
+			return u.ID, proto.InvitationApproval, nil
+		}
+		return u.ID, proto.InvitationMailed, nil
 	}
-	return u.ID, nil
+	return u.ID, proto.InvitationPending, nil
 }
 
 // pendingInvitations reports whether an invitation to userID is pending,

@@ -211,16 +211,16 @@ func (s *Service) Invite(ctx context.Context, a Actor, roomID, userID string) er
 // InviteExternal invites an external correspondent by e-mail to a group
 // that accepts externals, creating their restricted account if needed. It
 // returns the external's user id.
-func (s *Service) InviteExternal(ctx context.Context, a Actor, roomID, email string) (string, error) {
+func (s *Service) InviteExternal(ctx context.Context, a Actor, roomID, email string) (userID, outcome string, err error) {
 	if a.External {
-		return "", proto.Errorf(proto.CodeExternalForbidden, "external correspondents cannot invite")
+		return "", "", proto.Errorf(proto.CodeExternalForbidden, "external correspondents cannot invite")
 	}
 	if s.inviter == nil {
-		return "", proto.Errorf(proto.CodeUnavailable, "invitations are not available on this node")
+		return "", "", proto.Errorf(proto.CodeUnavailable, "invitations are not available on this node")
 	}
 	var room store.Room
 	var inviter store.User
-	err := s.db.View(func(tx *store.Tx) error {
+	err = s.db.View(func(tx *store.Tx) error {
 		var err error
 		if room, _, err = access(tx, a, roomID, ActInvite); err != nil {
 			return err
@@ -229,20 +229,20 @@ func (s *Service) InviteExternal(ctx context.Context, a Actor, roomID, email str
 		return err
 	})
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if room.Kind != store.Group || !room.Externals {
-		return "", proto.Errorf(proto.CodeExternalForbidden, "this room does not accept external correspondents")
+		return "", "", proto.Errorf(proto.CodeExternalForbidden, "this room does not accept external correspondents")
 	}
-	userID, err := s.inviter.InviteExternal(ctx, inviter, email, room)
+	userID, outcome, err = s.inviter.InviteExternal(ctx, inviter, email, room)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	err = s.Invite(ctx, a, roomID, userID)
 	if pe := proto.AsError(err); pe != nil && pe.Code == proto.CodeConflict {
-		return userID, nil // invited again: the pending invitation stands, no second mail
+		return userID, outcome, nil // invited again: the pending invitation stands, no second mail
 	}
-	return userID, err
+	return userID, outcome, err
 }
 
 // Join joins a forum, or accepts an invitation to a group or direct room.

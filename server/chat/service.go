@@ -34,7 +34,9 @@ type Inviter interface {
 	// needed. It fails with proto code email_invalid for a malformed
 	// address and conflict for an address of an administration (agents
 	// are invited by name, not as externals).
-	InviteExternal(ctx context.Context, inviter store.User, email string, room store.Room) (userID string, err error)
+	// The outcome is one of proto.InvitationMailed, InvitationApproval
+	// and InvitationPending.
+	InviteExternal(ctx context.Context, inviter store.User, email string, room store.Room) (userID, outcome string, err error)
 }
 
 // Files keeps the attachments that events refer to; the files service

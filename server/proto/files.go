@@ -23,6 +23,15 @@ const (
 	FileUnscanned   = "unscanned"   // end-to-end encrypted, the node cannot open it (scanning is off)
 )
 
+// What became of an invitation of an external correspondent (the
+// "invitation" of invite_external's result): the inviter is told the
+// truth, never "sent" when nothing was.
+const (
+	InvitationMailed   = "mailed"   // a mail with the link went out
+	InvitationApproval = "approval" // no mail relay: an administrator hands the link over
+	InvitationPending  = "pending"  // an invitation to the address was pending: the room joins it, no new mail
+)
+
 // What passed a clean file (File.Checked).
 const (
 	CheckedAntivirus = "antivirus" // clamd, after the built-in policy

@@ -88,11 +88,11 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 	case proto.TInvite:
 		return s.done(f.ID, c.Invite(ctx, a, f.Room, f.User))
 	case proto.TInviteExt:
-		user, err := c.InviteExternal(ctx, a, f.Room, f.Email)
+		user, outcome, err := c.InviteExternal(ctx, a, f.Room, f.Email)
 		if err != nil {
 			return err
 		}
-		s.result(f.ID, map[string]string{"user": user})
+		s.result(f.ID, map[string]string{"user": user, "invitation": outcome})
 	case proto.TJoin:
 		return s.done(f.ID, c.Join(ctx, a, f.Room))
 	case proto.TLeave:

@@ -291,11 +291,12 @@ export function RoomInfo({ id }: { id: string }): JSX.Element {
   if (!r) return <section class="panel" />;
   const me = store.me!.id;
   const can = (roles: string[]) => r.kind !== 'direct' && roles.includes(r.role);
-  const run = (f: Record<string, unknown>, ok = '') =>
+  // ok is the note once done, or makes it from the node's answer.
+  const run = (f: Record<string, unknown>, ok: string | ((res: Record<string, unknown>) => string) = '') =>
     store.request(f).then(
-      () => {
+      (res) => {
         setErr('');
-        setNote(ok);
+        setNote(typeof ok === 'string' ? ok : ok((res ?? {}) as Record<string, unknown>));
       },
       (e) => {
         setNote('');
@@ -426,7 +427,16 @@ export function RoomInfo({ id }: { id: string }): JSX.Element {
                 onSubmit={(e) => {
                   e.preventDefault();
                   const addr = email.trim();
-                  void run({ t: 'invite_external', room: id, email: addr }, t('room.inviteExternalDone', { email: addr })).then(() => setEmail(''));
+                  // Said as it happened: a mail went out, an administrator
+                  // must hand the link over, or a pending invitation got
+                  // this room too.
+                  void run({ t: 'invite_external', room: id, email: addr }, (res) =>
+                    res.invitation === 'approval'
+                      ? t('room.inviteExternalApproval', { email: addr })
+                      : res.invitation === 'pending'
+                        ? t('room.inviteExternalPending', { email: addr })
+                        : t('room.inviteExternalDone', { email: addr }),
+                  ).then(() => setEmail(''));
                 }}
               >
                 <Field id="ri-ext" label={t('room.inviteExternal')}>
