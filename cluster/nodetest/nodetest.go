@@ -236,9 +236,16 @@ func Synced(t testing.TB, ctx context.Context, c *client.Client) *client.Conn {
 // Forum creates a forum through conn and returns its id.
 func Forum(t testing.TB, ctx context.Context, conn *client.Conn, name string) string {
 	t.Helper()
-	var forum struct{ Room string }
-	if err := conn.Call(ctx, "create_room", map[string]any{"kind": "forum", "name": name}, &forum); err != nil {
-		t.Fatalf("create forum %q: %v", name, err)
+	return CreateRoom(t, ctx, conn, map[string]any{"kind": "forum", "name": name})
+}
+
+// CreateRoom creates a room with the fields of a create_room frame
+// through conn and returns its id.
+func CreateRoom(t testing.TB, ctx context.Context, conn *client.Conn, fields map[string]any) string {
+	t.Helper()
+	var room struct{ Room string }
+	if err := conn.Call(ctx, "create_room", fields, &room); err != nil {
+		t.Fatalf("create room %v: %v", fields, err)
 	}
-	return forum.Room
+	return room.Room
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"relais/cluster/nodetest"
+	"relais/server/client"
 )
 
 // TestPhoneHeaderShowsConfidentialityChips: on a 360 px phone, the header
@@ -15,21 +16,16 @@ import (
 // may read it, must always be visible.
 func TestPhoneHeaderShowsConfidentialityChips(t *testing.T) {
 	n := startNode(t)
-	alicec := n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var room struct{ Room string }
-	if err := nodetest.Synced(t, ctx, alicec).Call(ctx, "create_room", map[string]any{
+	ctx, conn := aliceConnected(t, n)
+	room := nodetest.CreateRoom(t, ctx, conn, map[string]any{
 		"kind": "group", "name": "Commission intercommunale d’aménagement du territoire et des mobilités",
 		"encrypted": true, "externals": true,
-	}, &room); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	for _, w := range []int{360, 1280} {
 		b := newBrowser(t, fmt.Sprintf("alice-%dpx", w), "fr-FR", w, 740)
 		b.login(n.URL(), "alice.martin@agents.gouv.fr", nodetest.Password)
-		b.nav(n.URL() + "/room/" + room.Room)
+		b.nav(n.URL() + "/room/" + room)
 		b.hasText(".room-header .chip", "Chiffrée")
 		b.hasText(".room-header .chip", "externes")
 		// Each chip lies whole inside the header and the window, and no
@@ -51,4 +47,15 @@ func TestPhoneHeaderShowsConfidentialityChips(t *testing.T) {
 			t.Fatalf("at %d px a confidentiality chip of the room header is cut off", w)
 		}
 	}
+}
+
+// aliceConnected makes Alice Martin and opens a synced websocket of hers,
+// for a test that prepares rooms as she would; the context ends with the
+// test.
+func aliceConnected(t *testing.T, n *nodetest.Node) (context.Context, *client.Conn) {
+	t.Helper()
+	alicec := n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx, nodetest.Synced(t, ctx, alicec)
 }

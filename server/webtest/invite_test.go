@@ -1,9 +1,7 @@
 package webtest
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp/kb"
 
@@ -17,17 +15,10 @@ import (
 // new mail goes out.
 func TestInvitingAnExternalSaysWhatHappened(t *testing.T) {
 	n := startNode(t)
-	alicec := n.NewUserEmail("alice.martin@agents.gouv.fr", "Alice Martin")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	conn := nodetest.Synced(t, ctx, alicec)
+	ctx, conn := aliceConnected(t, n)
 	var rooms []string
 	for _, name := range []string{"Marché de voirie", "Chantier de l’école"} {
-		var r struct{ Room string }
-		if err := conn.Call(ctx, "create_room", map[string]any{"kind": "group", "name": name, "encrypted": false, "externals": true}, &r); err != nil {
-			t.Fatal(err)
-		}
-		rooms = append(rooms, r.Room)
+		rooms = append(rooms, nodetest.CreateRoom(t, ctx, conn, map[string]any{"kind": "group", "name": name, "encrypted": false, "externals": true}))
 	}
 
 	alice := newBrowser(t, "alice", "fr-FR", 1280, 800)
