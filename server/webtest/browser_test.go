@@ -175,9 +175,23 @@ func (b *browser) visible(sel string) {
 	b.run("wait for "+sel, chromedp.WaitVisible(chromedp.CSS(sel)))
 }
 
+// click clicks the element sel names. An element the page re-renders
+// between finding and clicking it (a room list re-sorted by a message
+// that just arrived) is looked up again, as a person would click the new one.
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	b.run("click "+sel, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+	ctx, cancel := context.WithTimeout(b.ctx, waitFor)
+	defer cancel()
+	for {
+		err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.Click(chromedp.CSS(sel)))
+		if err == nil {
+			return
+		}
+		if !strings.Contains(err.Error(), "Could not find node") || ctx.Err() != nil {
+			b.shot("FAILED-" + sanitize("click "+sel))
+			b.t.Fatalf("[%s] click %s: %v", b.name, sel, err)
+		}
+	}
 }
 
 // typ types text into a field (kb.Enter sends).
