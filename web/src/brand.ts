@@ -22,9 +22,26 @@ export function onNodeName(f: () => void): () => void {
   return () => listeners.delete(f);
 }
 
+let unread = 0;
+
+/** titleOf is the page's title for a count of unread messages. */
+export function titleOf(service: string, count: number): string {
+  return count > 0 ? `(${count > 99 ? '99+' : count}) ${service}` : service;
+}
+
 /** updateTitle sets the page's title: the one place that writes document.title. */
 export function updateTitle(): void {
-  document.title = name;
+  document.title = titleOf(name, unread);
+}
+
+/** setUnread shows how many messages wait to be read: in the tab's title
+ * and, where the browser has one, on the installed app's badge. */
+export function setUnread(count: number): void {
+  if (count === unread) return;
+  unread = count;
+  updateTitle();
+  const nav = navigator as Navigator & { setAppBadge?: (n: number) => Promise<void>; clearAppBadge?: () => Promise<void> };
+  (count > 0 ? nav.setAppBadge?.(count) : nav.clearAppBadge?.())?.catch(() => {});
 }
 
 /** loadNodeName asks the node for its name, then retitles and re-renders. */

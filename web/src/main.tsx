@@ -2,8 +2,9 @@
 
 import './styles.css';
 import { render } from 'preact';
-import { loadNodeName, updateTitle } from './brand';
+import { loadNodeName, setUnread, updateTitle } from './brand';
 import { Lang, pickLang, setLang } from './i18n';
+import { store } from './store';
 import { App } from './ui/App';
 
 const saved = localStorage.getItem('relais.lang') as Lang | null;
@@ -24,5 +25,6 @@ if ('serviceWorker' in navigator && location.protocol !== 'file:') {
 
 updateTitle();
 loadNodeName();
+store.subscribe('rooms', () => setUnread(store.unreadTotal()));
 
 render(<App />, document.getElementById('app')!);

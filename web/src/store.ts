@@ -589,6 +589,14 @@ class Store {
 
   // Rooms.
 
+  /** unreadTotal counts the messages waiting to be read in the rooms one
+   * is in. */
+  unreadTotal(): number {
+    let n = 0;
+    for (const r of this.rooms.values()) if (r.state === 'joined') n += r.unread;
+    return n;
+  }
+
   sortedRooms(): Room[] {
     return [...this.rooms.values()].sort((a, b) => {
       if ((a.state === 'invited') !== (b.state === 'invited')) return a.state === 'invited' ? -1 : 1;
