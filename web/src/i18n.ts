@@ -297,7 +297,7 @@ const fr = {
   'profile.notifications': 'Notifications',
   'profile.notifEnable': 'Activer les notifications',
   'profile.notifOn': 'Les notifications sont activées pour les messages privés et les mentions, quand l’onglet est en arrière-plan.',
-  'profile.notifDenied': 'Les notifications sont bloquées par le navigateur.',
+  'profile.notifDenied': 'Les notifications sont bloquées par le navigateur. Pour les autoriser : cliquez sur le cadenas (ou l’icône de réglages) à gauche de l’adresse, ouvrez « Notifications », choisissez « Autoriser », puis rechargez la page. Sur un téléphone : Réglages du navigateur › Paramètres des sites › Notifications.',
   'profile.notifUnsupported': 'Ce navigateur ne prend pas en charge les notifications.',
   'profile.appearance': 'Le thème clair ou sombre suit le réglage de votre système.',
 
@@ -655,7 +655,7 @@ const en: Record<Key, Entry> = {
   'profile.notifications': 'Notifications',
   'profile.notifEnable': 'Turn on notifications',
   'profile.notifOn': 'Notifications are on for direct messages and mentions while the tab is in the background.',
-  'profile.notifDenied': 'Notifications are blocked by the browser.',
+  'profile.notifDenied': 'Notifications are blocked by the browser. To allow them: click the padlock (or settings icon) left of the address, open “Notifications”, choose “Allow”, then reload the page. On a phone: browser Settings › Site settings › Notifications.',
   'profile.notifUnsupported': 'This browser does not support notifications.',
   'profile.appearance': 'The light or dark theme follows your system setting.',
 
