@@ -19,6 +19,8 @@ import (
 	"relais/server/bus"
 	"relais/server/client"
 	"relais/server/config"
+	"relais/server/mail"
+	"relais/server/mail/smtptest"
 	"relais/server/node"
 	"relais/server/password"
 	"relais/server/store"
@@ -248,4 +250,17 @@ func CreateRoom(t testing.TB, ctx context.Context, conn *client.Conn, fields map
 		t.Fatalf("create room %v: %v", fields, err)
 	}
 	return room.Room
+}
+
+// WithMailRelay starts an SMTP relay in process (STARTTLS, with a login)
+// and points the node at it through the real SMTP client.
+func WithMailRelay(t testing.TB) (*smtptest.Server, Option) {
+	t.Helper()
+	relay := smtptest.Start(t, smtptest.WithStartTLS(), smtptest.WithAuth("relais", "s3cret"))
+	sender, err := mail.NewSMTP(mail.SMTPConfig{Host: relay.Host, Port: relay.Port, Username: "relais", Password: "s3cret",
+		From: "Relais <no-reply@agents.gouv.fr>", TLSConfig: relay.ClientTLSConfig(), Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("smtp client: %v", err)
+	}
+	return relay, WithOptions(func(o *node.Options) { o.Mailer = sender })
 }

@@ -19,23 +19,10 @@ import (
 	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/config"
-	"relais/server/mail"
 	"relais/server/mail/smtptest"
 	"relais/server/node"
 	"relais/server/proto"
 )
-
-// withSMTP starts an SMTP relay in process (STARTTLS, with a login) and
-// points the node at it through the real SMTP client.
-func withSMTP(t *testing.T) (*smtptest.Server, nodetest.Option) {
-	srv := smtptest.Start(t, smtptest.WithStartTLS(), smtptest.WithAuth("relais", "s3cret"))
-	sender, err := mail.NewSMTP(mail.SMTPConfig{Host: srv.Host, Port: srv.Port, Username: "relais", Password: "s3cret",
-		From: "Relais <no-reply@agents.gouv.fr>", TLSConfig: srv.ClientTLSConfig(), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv, nodetest.WithOptions(func(o *node.Options) { o.Mailer = sender })
-}
 
 // waitMail returns the next message to an address whose text contains
 // want, skipping earlier ones.
@@ -68,7 +55,7 @@ func tokenIn(t *testing.T, msg smtptest.Received) string {
 var linkRE = regexp.MustCompile(`https?://\S+\?token=([A-Za-z0-9_%-]+)`)
 
 func TestRegisterVerifyLoginDevicesLogout(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	n := nodetest.Start(t, opt)
 	ctx := context.Background()
 	c := n.Client()
@@ -149,7 +136,7 @@ func TestRegisterVerifyLoginDevicesLogout(t *testing.T) {
 }
 
 func TestVerifyByCode(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	n := nodetest.Start(t, opt)
 	ctx := context.Background()
 	c := n.Client()
@@ -178,7 +165,7 @@ func TestVerifyByCode(t *testing.T) {
 }
 
 func TestRegistrationDoesNotRevealAccounts(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	n := nodetest.Start(t, opt)
 	ctx := context.Background()
 	n.NewUserEmail("deja.la@agents.gouv.fr", "Déjà Là")
@@ -316,7 +303,7 @@ func TestCrossSiteRequestsRefused(t *testing.T) {
 }
 
 func TestPasswordChangeAndReset(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	n := nodetest.Start(t, opt)
 	ctx := context.Background()
 	a := n.NewUserEmail("claude.reset@agents.gouv.fr", "Claude")
@@ -356,7 +343,7 @@ func TestPasswordChangeAndReset(t *testing.T) {
 }
 
 func TestDeactivationAndExpiry(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	n := nodetest.Start(t, opt, nodetest.WithConfig(func(c *config.Config) { c.AccountValidity = config.Duration(time.Hour) }))
 	ctx := context.Background()
 	a := n.NewUserEmail("quitte.service@agents.gouv.fr", "Quitte")

@@ -37,22 +37,10 @@ func mailCode(t *testing.T, msg smtptest.Received) string {
 	return m[1]
 }
 
-// nextMail returns the next message to an address.
-func nextMail(t *testing.T, relay *smtptest.Server, to string) smtptest.Received {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	msg, err := relay.WaitMessage(ctx, to)
-	if err != nil {
-		t.Fatalf("no mail to %s: %v", to, err)
-	}
-	return msg
-}
-
 // TestRegisterThreeTimesFirstCodeFails: each registration of a pending
 // address replaces its code and link; the earlier ones are dead.
 func TestRegisterThreeTimesFirstCodeFails(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	n := nodetest.Start(t, opt)
 	ctx := context.Background()
 	const addr, pw = "trois.fois@agents.gouv.fr", "Pirate-Secret-991"
@@ -61,7 +49,7 @@ func TestRegisterThreeTimesFirstCodeFails(t *testing.T) {
 		if _, err := n.Client().Register(ctx, addr, pw, ""); err != nil {
 			t.Fatal(err)
 		}
-		msg := nextMail(t, relay, addr)
+		msg := waitMail(t, relay, addr, "")
 		codes, links = append(codes, mailCode(t, msg)), append(links, tokenIn(t, msg))
 	}
 	c := n.Client()
@@ -82,14 +70,14 @@ func TestRegisterThreeTimesFirstCodeFails(t *testing.T) {
 // TestWrongGuessesBurnCode: after 5 wrong guesses the right code no longer
 // works.
 func TestWrongGuessesBurnCode(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	n := nodetest.Start(t, opt)
 	ctx := context.Background()
 	const addr, pw = "devine.code@agents.gouv.fr", "Pirate-Secret-992"
 	if _, err := n.Client().Register(ctx, addr, pw, ""); err != nil {
 		t.Fatal(err)
 	}
-	right := mailCode(t, nextMail(t, relay, addr))
+	right := mailCode(t, waitMail(t, relay, addr, ""))
 	c := n.Client()
 	for i := range 5 {
 		wrong := []byte(right)
@@ -113,14 +101,14 @@ func TestWrongGuessesBurnCode(t *testing.T) {
 // needed too. A new registration by the victim then works with the
 // victim's own password only.
 func TestVictimCannotCompleteAttackerRegistration(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	n := nodetest.Start(t, opt)
 	ctx := context.Background()
 	const victim, attackerPW, victimPW = "victime.reelle@agents.gouv.fr", "Pirate-Secret-993", "Velours-Cuivre-42"
 	if _, err := n.Client().Register(ctx, victim, attackerPW, "Victime"); err != nil {
 		t.Fatal(err)
 	}
-	msg := nextMail(t, relay, victim)
+	msg := waitMail(t, relay, victim, "")
 	v := n.Client()
 	// The victim types the code from the mail with the password they
 	// know, their own; the link the same.
@@ -141,7 +129,7 @@ func TestVictimCannotCompleteAttackerRegistration(t *testing.T) {
 	if _, err := v.Register(ctx, victim, victimPW, "Victime"); err != nil {
 		t.Fatal(err)
 	}
-	msg = nextMail(t, relay, victim)
+	msg = waitMail(t, relay, victim, "")
 	if err := n.Client().VerifyCode(ctx, victim, mailCode(t, msg), attackerPW); code(err) != proto.CodeInvalidToken {
 		t.Fatalf("the victim's code with the attacker's password: %v", err)
 	}
@@ -225,7 +213,7 @@ func (s slowSender) Send(ctx context.Context, m mail.Message) error {
 // pending one or none, and the answer does not wait for the mail (a slow
 // relay would otherwise tell accounts apart by time).
 func TestResetRequestSameForUnknownAndKnown(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	slow := nodetest.WithOptions(func(o *node.Options) {
 		o.Mailer = slowSender{Sender: o.Mailer, delay: 3 * time.Second}
 	})
@@ -259,7 +247,7 @@ func TestResetRequestSameForUnknownAndKnown(t *testing.T) {
 // TestResetLinkDeadAfterPasswordChange: a reset link no longer works once
 // the password changed, by the user or by another reset.
 func TestResetLinkDeadAfterPasswordChange(t *testing.T) {
-	relay, opt := withSMTP(t)
+	relay, opt := nodetest.WithMailRelay(t)
 	n := nodetest.Start(t, opt)
 	ctx := context.Background()
 	a := n.NewUserEmail("lien.mort@agents.gouv.fr", "Lien")

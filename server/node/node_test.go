@@ -8,23 +8,15 @@ import (
 	"time"
 
 	"relais/cluster/nodetest"
-	"relais/server/mail"
-	"relais/server/mail/smtptest"
-	"relais/server/node"
 )
 
 // TestShutdownLeavesNoGoroutines starts a node with a mail relay, uses it
 // (a registration mail, a websocket session, a room, messages), stops it,
 // and checks that every goroutine the node started has ended.
 func TestShutdownLeavesNoGoroutines(t *testing.T) {
-	relay := smtptest.Start(t, smtptest.WithStartTLS())
-	sender, err := mail.NewSMTP(mail.SMTPConfig{Host: relay.Host, Port: relay.Port, From: "Relais <no-reply@agents.gouv.fr>",
-		TLSConfig: relay.ClientTLSConfig(), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	relay, withRelay := nodetest.WithMailRelay(t)
 	before := goroutines()
-	n := nodetest.Start(t, nodetest.WithOptions(func(o *node.Options) { o.Mailer = sender }))
+	n := nodetest.Start(t, withRelay)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := n.Client().Register(ctx, "jean.dupont@"+nodetest.Domain, nodetest.Password, "Jean Dupont"); err != nil {

@@ -11,22 +11,15 @@ import (
 
 	"relais/cluster/nodetest"
 	"relais/server/client"
-	"relais/server/mail"
 	"relais/server/mail/smtptest"
-	"relais/server/node"
 )
 
 // startNodeWithRelay starts a node that sends its mail through a real SMTP
 // client to a relay in process.
 func startNodeWithRelay(t *testing.T) (*nodetest.Node, *smtptest.Server) {
 	t.Helper()
-	relay := smtptest.Start(t, smtptest.WithStartTLS())
-	sender, err := mail.NewSMTP(mail.SMTPConfig{Host: relay.Host, Port: relay.Port,
-		From: "Relais <no-reply@agents.gouv.fr>", TLSConfig: relay.ClientTLSConfig(), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return startNode(t, nodetest.WithOptions(func(o *node.Options) { o.Mailer = sender })), relay
+	relay, withRelay := nodetest.WithMailRelay(t)
+	return startNode(t, withRelay), relay
 }
 
 // TestFirstRunOnAPhone: on a 360 px phone, in English, an operator opens

@@ -11,7 +11,6 @@ import (
 	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/config"
-	"relais/server/mail"
 	"relais/server/mail/smtptest"
 	"relais/server/mls/mlsframe"
 	"relais/server/node"
@@ -21,14 +20,8 @@ import (
 // relayNode starts a node that mails through a real SMTP relay in process.
 func relayNode(t *testing.T, opts ...nodetest.Option) (*nodetest.Node, *smtptest.Server) {
 	t.Helper()
-	srv := smtptest.Start(t, smtptest.WithStartTLS())
-	sender, err := mail.NewSMTP(mail.SMTPConfig{Host: srv.Host, Port: srv.Port,
-		From: "Relais <no-reply@agents.gouv.fr>", TLSConfig: srv.ClientTLSConfig(), Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts = append([]nodetest.Option{nodetest.WithOptions(func(o *node.Options) { o.Mailer = sender })}, opts...)
-	return nodetest.Start(t, opts...), srv
+	srv, withRelay := nodetest.WithMailRelay(t)
+	return nodetest.Start(t, append([]nodetest.Option{withRelay}, opts...)...), srv
 }
 
 func mailsTo(relay *smtptest.Server, to string) []smtptest.Received {
