@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"relais/cluster"
 	"relais/server/bus"
 	"relais/server/client"
@@ -263,4 +265,18 @@ func WithMailRelay(t testing.TB) (*smtptest.Server, Option) {
 		t.Fatalf("smtp client: %v", err)
 	}
 	return relay, WithOptions(func(o *node.Options) { o.Mailer = sender })
+}
+
+// ClosedWith waits for the node to close conn with the websocket status
+// code, failing with what it saw otherwise.
+func ClosedWith(t testing.TB, conn *client.Conn, code websocket.StatusCode, within time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-conn.Done():
+		if s := websocket.CloseStatus(conn.Err()); s != code {
+			t.Fatalf("%s: closed with %v, want status %d", what, conn.Err(), code)
+		}
+	case <-time.After(within):
+		t.Fatalf("%s: still open after %v", what, within)
+	}
 }

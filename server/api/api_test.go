@@ -116,14 +116,7 @@ func TestRegisterVerifyLoginDevicesLogout(t *testing.T) {
 	if err := c.Do(ctx, "DELETE", "/api/v1/devices/"+second.Me.Device, nil, nil); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-conn.Done():
-		if s := websocket.CloseStatus(conn.Err()); s != 4001 {
-			t.Fatalf("revoked connection closed with %v", conn.Err())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("revoked device still connected")
-	}
+	nodetest.ClosedWith(t, conn, 4001, 5*time.Second, "the revoked device's connection")
 	if err := second.Do(ctx, "GET", "/api/v1/me", nil, nil); code(err) != proto.CodeUnauthorized {
 		t.Fatalf("revoked token still works: %v", err)
 	}

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/config"
@@ -374,14 +372,7 @@ func TestOpenWebsocketClosedAtMaximumAge(t *testing.T) {
 	if err := n.Accounts.ExpireSessions(ctx); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-conn.Done():
-		if s := websocket.CloseStatus(conn.Err()); s != 4001 {
-			t.Fatalf("closed with %v", conn.Err())
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("websocket still open past the session's maximum age")
-	}
+	nodetest.ClosedWith(t, conn, 4001, 5*time.Second, "a websocket past its session's maximum age")
 }
 
 // TestDisplayNamesWithInvisibleCharactersRefused: names that hide

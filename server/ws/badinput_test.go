@@ -133,14 +133,7 @@ func TestFloodOfRefusedFramesCloses(t *testing.T) {
 			break
 		}
 	}
-	select {
-	case <-conn.Done():
-		if s := websocket.CloseStatus(conn.Err()); s != 4029 {
-			t.Fatalf("closed with %v", conn.Err())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("a flood of refused frames did not close the connection")
-	}
+	nodetest.ClosedWith(t, conn, 4029, 10*time.Second, "a connection flooding refused frames")
 }
 
 func TestSendRateLimit(t *testing.T) {
