@@ -23,6 +23,7 @@ var migrations = []migration{
 	{"initial schema", migrateInitial},
 	{"end-to-end encryption and files", migrateE2EEFiles},
 	{"client ids in two generations", migrateIdemGenerations},
+	{"audit log", migrateAudit},
 }
 
 // SchemaVersion is the version a store has after Open.
@@ -64,6 +65,12 @@ func migrateE2EEFiles(tx *bolt.Tx) error {
 // existing one stays current until it is IdemWindow old (rooms.go).
 func migrateIdemGenerations(tx *bolt.Tx) error {
 	_, err := tx.CreateBucketIfNotExists(bIdemB)
+	return err
+}
+
+// migrateAudit adds the audit log of administrative actions (audit.go).
+func migrateAudit(tx *bolt.Tx) error {
+	_, err := tx.CreateBucketIfNotExists(bAudit)
 	return err
 }
 

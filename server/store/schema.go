@@ -27,6 +27,7 @@ package store
 //	reads       room id \x00 user id → seq (8) ord (8)
 //	mentions    user id \x00 room id \x00 seq (8) → nil
 //	feed        gseq (8) → seq (8) room id               (transactional outbox, in commit order)
+//	audit       Unix ns (8) seq (8) → JSON AuditEntry    (administrative actions, append-only; audit.go)
 var (
 	bMeta      = []byte("meta")
 	bUsers     = []byte("users")
