@@ -33,7 +33,9 @@ func (s *Service) Send(ctx context.Context, a Actor, f *proto.ClientFrame) (prot
 		}
 	}
 	var ack proto.Ack
+	var counted bool
 	err := s.update(ctx, func(tx *store.Tx) error {
+		counted = false
 		if prev, ok, err := replayed(tx, a, f); ok || err != nil {
 			ack = prev
 			return err
@@ -180,8 +182,12 @@ func (s *Service) Send(ctx context.Context, a Actor, f *proto.ClientFrame) (prot
 			return err
 		}
 		ack = proto.Ack{T: proto.TAck, ID: f.ID, Room: f.Room, Seq: se.Seq, TS: se.TS}
+		counted = flags&store.Countable != 0
 		return nil
 	})
+	if err == nil && counted {
+		s.messages.Add(1)
+	}
 	return ack, err
 }
 

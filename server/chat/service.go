@@ -86,7 +86,13 @@ type Service struct {
 
 	// published is the feed position of the last event handed to the bus.
 	published atomic.Uint64
+	// messages counts the messages sent since start (not edits,
+	// reactions or deletions), for the admin page's chart.
+	messages atomic.Uint64
 }
+
+// MessagesSent is the number of messages sent since the service started.
+func (s *Service) MessagesSent() uint64 { return s.messages.Load() }
 
 // New returns a Service over db publishing on b.
 func New(db *store.DB, b bus.Bus, opts Options) *Service {
