@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 	"relais/cluster"
 	webembed "relais/embed"
 	"relais/server/admin"
+	"relais/server/adminops"
 	"relais/server/bench"
 	"relais/server/buildinfo"
 	"relais/server/bus"
@@ -163,6 +165,8 @@ const adminUsage = `usage: relais admin [--data DIR] COMMAND
   invitations approve EMAIL     prints the link to hand to the external
   setup-link                    prints a new one-time link to create the first administrator
   health                        the node's health details (version, TLS state, pins), as JSON
+  audit [--action A] [--actor ID|cli] [--from T] [--to T] [--limit N] [--csv]
+                                the audit log of administrative actions, newest first
 `
 
 func adminCmd(args []string) error {
@@ -185,6 +189,9 @@ func adminCmd(args []string) error {
 			return "", fmt.Errorf("%s %s takes one e-mail address", a[0], a[1])
 		}
 		return a[2], nil
+	}
+	if a[0] == "audit" {
+		return auditCmd(ctx, c, a[1:])
 	}
 	cmd := strings.Join(a[:min(2, len(a))], " ")
 	switch cmd {
@@ -284,6 +291,46 @@ func adminCmd(args []string) error {
 		return fmt.Errorf("unknown admin command %q", cmd)
 	}
 	return nil
+}
+
+// auditCmd prints the audit log, as a table or as the admin page's CSV.
+func auditCmd(ctx context.Context, c *admin.Client, args []string) error {
+	fs := flag.NewFlagSet("relais admin audit", flag.ContinueOnError)
+	q := url.Values{}
+	for _, name := range []string{"action", "actor", "from", "to", "limit"} {
+		fs.Func(name, "filter: "+name, func(v string) error { q.Set(name, v); return nil })
+	}
+	asCSV := fs.Bool("csv", false, "print CSV, as the admin page exports it")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("audit takes no argument, only flags (%q)", fs.Arg(0))
+	}
+	var entries []adminops.Entry
+	if err := c.Do(ctx, "GET", "/audit?"+q.Encode(), nil, &entries); err != nil {
+		return err
+	}
+	if *asCSV {
+		return adminops.WriteCSV(os.Stdout, entries)
+	}
+	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "TIME\tACTOR\tFROM\tACTION\tTARGET\tOUTCOME")
+	for _, e := range entries {
+		who := e.Actor
+		if e.ActorEmail != "" {
+			who += " " + e.ActorEmail
+		}
+		if e.Unix != "" {
+			who += " " + e.Unix
+		}
+		target := e.Target
+		if e.TargetEmail != "" {
+			target = e.TargetEmail
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Local().Format(time.DateTime), who, e.Addr, e.Action, target, e.Outcome)
+	}
+	return w.Flush()
 }
 
 func envOr(k, def string) string {

@@ -16,10 +16,9 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"time"
 
-	"relais/server/account"
+	"relais/server/adminops"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -29,17 +28,19 @@ const SocketName = "admin.sock"
 
 // Server serves the admin API on the socket.
 type Server struct {
-	acc  *account.Service
+	ops  *adminops.Service
 	db   *store.DB
 	log  *slog.Logger
 	srv  *http.Server
 	path string
-	// health fills GET /health; nil until ServeHealth.
-	health atomic.Pointer[func() map[string]any]
 }
 
-// Listen creates the socket in dataDir and serves it until Close.
-func Listen(dataDir string, acc *account.Service, db *store.DB, log *slog.Logger) (*Server, error) {
+type peerKey struct{}
+
+// Listen creates the socket in dataDir and serves it until Close. Every
+// action goes through ops, which audits it as the system account that
+// connected.
+func Listen(dataDir string, ops *adminops.Service, db *store.DB, log *slog.Logger) (*Server, error) {
 	path := filepath.Join(dataDir, SocketName)
 	// A socket left by a killed node would make Listen fail; the store's
 	// lock already guarantees that no other node runs on this directory.
@@ -52,36 +53,39 @@ func Listen(dataDir string, acc *account.Service, db *store.DB, log *slog.Logger
 		l.Close()
 		return nil, fmt.Errorf("admin: chmod %s: %w", path, err)
 	}
-	s := &Server{acc: acc, db: db, log: log.With("component", "admin"), path: path}
+	s := &Server{ops: ops, db: db, log: log.With("component", "admin"), path: path}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /users", s.handle(s.users))
-	mux.HandleFunc("POST /users/approve", s.handle(s.email(acc.Approve)))
-	mux.HandleFunc("POST /users/deactivate", s.handle(s.email(func(ctx context.Context, e string) error { return acc.SetActive(ctx, e, false) })))
-	mux.HandleFunc("POST /users/reactivate", s.handle(s.email(func(ctx context.Context, e string) error { return acc.SetActive(ctx, e, true) })))
-	mux.HandleFunc("POST /users/promote", s.handle(s.email(acc.PromoteAdmin)))
-	mux.HandleFunc("POST /users/reset-password", s.handle(s.link(acc.AdminResetLink)))
+	mux.HandleFunc("POST /users/approve", s.handle(s.email(ops.Approve)))
+	mux.HandleFunc("POST /users/deactivate", s.handle(s.email(ops.Deactivate)))
+	mux.HandleFunc("POST /users/reactivate", s.handle(s.email(ops.Reactivate)))
+	mux.HandleFunc("POST /users/promote", s.handle(s.email(ops.Promote)))
+	mux.HandleFunc("POST /users/reset-password", s.handle(s.link(ops.ResetPassword)))
 	mux.HandleFunc("GET /domains", s.handle(s.domains))
-	mux.HandleFunc("POST /domains/add", s.handle(s.changeDomains(acc.AddDomains)))
-	mux.HandleFunc("POST /domains/remove", s.handle(s.changeDomains(acc.RemoveDomains)))
+	mux.HandleFunc("POST /domains/add", s.handle(s.changeDomains(ops.AddDomains)))
+	mux.HandleFunc("POST /domains/remove", s.handle(s.changeDomains(ops.RemoveDomains)))
 	mux.HandleFunc("GET /invitations", s.handle(s.invitations))
-	mux.HandleFunc("POST /invitations/approve", s.handle(s.link(acc.ApproveInvitation)))
+	mux.HandleFunc("POST /invitations/approve", s.handle(s.link(ops.ApproveInvitation)))
 	mux.HandleFunc("POST /setup-link", s.handle(s.setupLink))
+	mux.HandleFunc("GET /audit", s.handle(s.audit))
 	mux.HandleFunc("GET /backup", s.backup)
 	mux.HandleFunc("GET /health", s.handle(s.healthDetails))
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			return context.WithValue(ctx, peerKey{}, peerUser(c))
+		}}
 	go s.srv.Serve(l)
 	return s, nil
 }
 
-// ServeHealth makes GET /health answer f's details: the ones the public
-// /healthz keeps for administrators.
-func (s *Server) ServeHealth(f func() map[string]any) { s.health.Store(&f) }
+// actor is the audit log's actor of a request on the socket.
+func actor(r *http.Request) adminops.Actor {
+	u, _ := r.Context().Value(peerKey{}).(string)
+	return adminops.CLI(u)
+}
 
 func (s *Server) healthDetails(w http.ResponseWriter, r *http.Request) (any, error) {
-	if f := s.health.Load(); f != nil {
-		return (*f)(), nil
-	}
-	return map[string]string{"status": "ok"}, nil
+	return s.ops.Overview(r.Context()).Health, nil
 }
 
 // Close stops the admin API and removes the socket.
@@ -125,59 +129,39 @@ func readEmail(r *http.Request) (string, error) {
 	return b.Email, nil
 }
 
-func (s *Server) email(fn func(context.Context, string) error) func(http.ResponseWriter, *http.Request) (any, error) {
+func (s *Server) email(fn func(context.Context, adminops.Actor, string) error) func(http.ResponseWriter, *http.Request) (any, error) {
 	return func(w http.ResponseWriter, r *http.Request) (any, error) {
 		e, err := readEmail(r)
 		if err != nil {
 			return nil, err
 		}
-		return map[string]string{"status": "ok"}, fn(r.Context(), e)
+		return map[string]string{"status": "ok"}, fn(r.Context(), actor(r), e)
 	}
 }
 
-func (s *Server) link(fn func(context.Context, string) (string, error)) func(http.ResponseWriter, *http.Request) (any, error) {
+func (s *Server) link(fn func(context.Context, adminops.Actor, string) (string, error)) func(http.ResponseWriter, *http.Request) (any, error) {
 	return func(w http.ResponseWriter, r *http.Request) (any, error) {
 		e, err := readEmail(r)
 		if err != nil {
 			return nil, err
 		}
-		l, err := fn(r.Context(), e)
+		l, err := fn(r.Context(), actor(r), e)
 		return map[string]string{"link": l}, err
 	}
 }
 
 // UserInfo is a line of `relais admin users list`.
-type UserInfo struct {
-	ID    string `json:"id"`
-	Email string `json:"email"`
-	Name  string `json:"name"`
-	State string `json:"state"`
-	// Unproven says that nothing proved the registrant reads the address:
-	// a registration waiting for approval (no relay) or for its mail.
-	// Anyone can register any address of an allowed domain; approve only
-	// after checking with the person.
-	Unproven bool      `json:"unproven,omitempty"`
-	External bool      `json:"external,omitempty"`
-	Admin    bool      `json:"admin,omitempty"`
-	Created  time.Time `json:"created"`
-	Expires  time.Time `json:"expires,omitzero"`
-}
+type UserInfo = adminops.UserInfo
 
 func (s *Server) users(w http.ResponseWriter, r *http.Request) (any, error) {
-	users, err := s.acc.Users()
-	out := make([]UserInfo, 0, len(users))
-	for _, u := range users {
-		out = append(out, UserInfo{ID: u.ID, Email: u.Email, Name: u.Name, State: string(u.State),
-			Unproven: u.State == store.UserPending || u.State == store.UserUnverified, External: u.External, Admin: u.Admin, Created: u.Created, Expires: u.Expires})
-	}
-	return out, err
+	return s.ops.Users(r.URL.Query().Get("q"))
 }
 
 func (s *Server) domains(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.acc.Domains(), nil
+	return s.ops.Domains(), nil
 }
 
-func (s *Server) changeDomains(fn func(context.Context, ...string) error) func(http.ResponseWriter, *http.Request) (any, error) {
+func (s *Server) changeDomains(fn func(context.Context, adminops.Actor, []string) ([]string, error)) func(http.ResponseWriter, *http.Request) (any, error) {
 	return func(w http.ResponseWriter, r *http.Request) (any, error) {
 		var b struct {
 			Domains []string `json:"domains"`
@@ -185,23 +169,27 @@ func (s *Server) changeDomains(fn func(context.Context, ...string) error) func(h
 		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&b); err != nil || len(b.Domains) == 0 {
 			return nil, proto.Errorf(proto.CodeBadRequest, "expected {\"domains\": […]}")
 		}
-		if err := fn(r.Context(), b.Domains...); err != nil {
-			return nil, err
-		}
-		return s.acc.Domains(), nil
+		return fn(r.Context(), actor(r), b.Domains)
 	}
 }
 
 func (s *Server) invitations(w http.ResponseWriter, r *http.Request) (any, error) {
-	return s.acc.Invitations()
+	return s.ops.Invitations()
 }
 
 func (s *Server) setupLink(w http.ResponseWriter, r *http.Request) (any, error) {
-	l, err := s.acc.SetupLink(r.Context())
-	if err == nil && l == "" {
-		return nil, proto.Errorf(proto.CodeSetupDone, "the node already has an administrator")
-	}
+	l, err := s.ops.SetupLink(r.Context(), actor(r))
 	return map[string]string{"link": l}, err
+}
+
+// audit answers the audit log's entries, newest first, with the page's
+// filters (adminops.ParseFilter).
+func (s *Server) audit(w http.ResponseWriter, r *http.Request) (any, error) {
+	f, err := adminops.ParseFilter(r.URL.Query())
+	if err != nil {
+		return nil, err
+	}
+	return s.ops.Audit(f)
 }
 
 // backup streams a consistent snapshot of the store.

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"relais/server/account"
+	"relais/server/adminops"
 	"relais/server/chat"
 	"relais/server/proto"
 	"relais/server/store"
@@ -50,6 +51,8 @@ type Config struct {
 	TrustProxy bool
 	// Bodies bound how long request bodies may take to arrive.
 	Bodies BodyDeadlines
+	// Admin serves the admin page's endpoints (admin.go).
+	Admin *adminops.Service
 	// Name is the node's name as shown to users.
 	Name   string
 	Logger *slog.Logger
@@ -92,6 +95,7 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("GET /api/v1/backups/{name}", h.authed(h.getBackup))
 	m.HandleFunc("DELETE /api/v1/backups/{name}", h.authed(h.deleteBackup))
 	m.HandleFunc("GET /healthz", h.handle(h.health))
+	h.mountAdmin(m)
 	if cfg.WS != nil {
 		m.Handle("GET /api/v1/ws", cfg.WS)
 	}

@@ -22,6 +22,7 @@ import (
 
 	"relais/server/account"
 	"relais/server/admin"
+	"relais/server/adminops"
 	"relais/server/api"
 	"relais/server/buildinfo"
 	"relais/server/bus"
@@ -30,6 +31,7 @@ import (
 	"relais/server/files"
 	"relais/server/mail"
 	"relais/server/password"
+	"relais/server/series"
 	"relais/server/store"
 	"relais/server/tlsmgr"
 	"relais/server/ws"
@@ -88,6 +90,8 @@ type Node struct {
 
 	metricsSrv *http.Server
 	metricsLn  net.Listener
+
+	series *series.Ring // the admin page's chart
 
 	url     string
 	started time.Time
@@ -213,18 +217,18 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if n.WS, err = ws.New(n.Chat, b, ws.AuthFunc(n.authenticate), wsOpts); err != nil {
 		return nil, err
 	}
+	ops := n.adminOps(opts)
 	handler := api.New(api.Config{
-		Accounts: n.Accounts, Chat: n.Chat, WS: n.WS, Media: n.Files.Handler(), Web: opts.Web, Health: n.health,
+		Accounts: n.Accounts, Chat: n.Chat, WS: n.WS, Media: n.Files.Handler(), Web: opts.Web, Health: n.health, Admin: ops,
 		// Browsers reach the node at its public URL: behind a local HTTPS
 		// proxy the listener is plain HTTP on loopback, the cookie still
 		// must never travel in clear.
 		SecureCookies: tlsConf != nil || !loopback || strings.HasPrefix(n.url, "https://"),
 		TrustProxy:    cfg.TrustProxy, Bodies: opts.Bodies, Name: name, Logger: log,
 	})
-	if n.admin, err = admin.Listen(cfg.Data, n.Accounts, n.DB, log); err != nil {
+	if n.admin, err = admin.Listen(cfg.Data, ops, n.DB, log); err != nil {
 		return nil, err
 	}
-	n.admin.ServeHealth(n.health)
 	if cfg.MetricsListen != "" {
 		if err := n.serveMetrics(cfg.MetricsListen); err != nil {
 			return nil, err
@@ -268,6 +272,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	mctx, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	n.Files.Start(mctx)
+	go n.series.Run(mctx, 5*time.Second)
 	go func() {
 		defer close(n.done)
 		n.Accounts.Maintain(mctx, time.Hour)
@@ -280,6 +285,16 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 			"sha256", fp, "spki_pin", n.TLS.SPKIPin(), "file", filepath.Join(cfg.Data, "tls", "local", "ca.crt"))
 	}
 	return n, nil
+}
+
+// adminOps builds the administrative actions shared by the admin socket
+// and the admin page, and the activity series the page draws.
+func (n *Node) adminOps(opts Options) *adminops.Service {
+	disk := func() adminops.Disk { return adminops.DiskOf(n.cfg.Data, n.DB.Size()) }
+	n.series = series.New(series.Source{Conns: n.WS.Sessions, Messages: n.Chat.MessagesSent,
+		Disk: func() int64 { d := disk(); return d.Store + d.Media }}, nil)
+	return adminops.New(adminops.Config{Accounts: n.Accounts, DB: n.DB, Health: n.health, Series: n.series,
+		Antivirus: func(ctx context.Context) any { return n.Files.Antivirus(ctx) }, Disk: disk, Logger: n.log, Now: opts.Now})
 }
 
 // authenticate resolves a websocket upgrade's session.

@@ -1,0 +1,102 @@
+package admin_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"os/user"
+	"strings"
+	"testing"
+
+	"relais/cluster/nodetest"
+	"relais/server/admin"
+	"relais/server/adminops"
+	"relais/server/config"
+	"relais/server/proto"
+)
+
+// TestCLIActionsAudited: the actions of the admin socket are in the audit
+// log as "cli" with the system account the kernel reports for the
+// connection, from admin.sock, naming the target by its user id (its
+// address resolved only when read), with their outcome; the filters
+// select, and the CSV export carries the same.
+func TestCLIActionsAudited(t *testing.T) {
+	data := t.TempDir()
+	n := nodetest.Start(t, nodetest.WithConfig(func(c *config.Config) { c.Data = data }))
+	ctx := context.Background()
+	const email = "nouvelle.recrue@agents.gouv.fr"
+	if _, err := n.Client().Register(ctx, email, nodetest.Password, "Nouvelle Recrue"); err != nil {
+		t.Fatal(err)
+	}
+	c := admin.Dial(data)
+	for _, step := range []struct {
+		path string
+		body any
+		fail bool
+	}{
+		{"/users/approve", map[string]string{"email": email}, false},
+		{"/users/approve", map[string]string{"email": email}, true}, // already active: conflict
+		{"/domains/add", map[string][]string{"domains": {"*.interieur.gouv.fr"}}, false},
+		{"/users/reset-password", map[string]string{"email": email}, false},
+		{"/users/promote", map[string]string{"email": "personne@agents.gouv.fr"}, true}, // no such account
+	} {
+		if err := c.Do(ctx, "POST", step.path, step.body, nil); (err != nil) != step.fail {
+			t.Fatalf("%s: %v", step.path, err)
+		}
+	}
+	me, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []admin.UserInfo
+	if err := c.Do(ctx, "GET", "/users?q=recrue", nil, &users); err != nil || len(users) != 1 {
+		t.Fatalf("users matching recrue: %+v %v", users, err)
+	}
+	id := users[0].ID
+
+	var entries []adminops.Entry
+	if err := c.Do(ctx, "GET", "/audit", nil, &entries); err != nil {
+		t.Fatal(err)
+	}
+	type line struct{ action, target, email, outcome string }
+	want := []line{ // newest first
+		{adminops.ActPromote, "", "", proto.CodeNotFound},
+		{adminops.ActResetPassword, id, email, "ok"},
+		{adminops.ActDomainsAdd, "*.interieur.gouv.fr", "", "ok"},
+		{adminops.ActApprove, id, email, proto.CodeConflict},
+		{adminops.ActApprove, id, email, "ok"},
+	}
+	if len(entries) != len(want) {
+		t.Fatalf("%d entries, want %d: %+v", len(entries), len(want), entries)
+	}
+	for i, e := range entries {
+		got := line{e.Action, e.Target, e.TargetEmail, e.Outcome}
+		if got != want[i] {
+			t.Errorf("entry %d: %+v, want %+v", i, got, want[i])
+		}
+		if e.Actor != adminops.CLIActor || e.Addr != adminops.SocketAddr || !strings.HasPrefix(e.Unix, me.Username+" (uid "+me.Uid+")") {
+			t.Errorf("entry %d: actor %q unix %q from %q, want cli, %s (uid %s), admin.sock", i, e.Actor, e.Unix, e.Addr, me.Username, me.Uid)
+		}
+	}
+	var approvals []adminops.Entry
+	if err := c.Do(ctx, "GET", "/audit?action="+adminops.ActApprove+"&actor=cli", nil, &approvals); err != nil || len(approvals) != 2 {
+		t.Fatalf("approvals by cli: %d %v", len(approvals), err)
+	}
+	if err := c.Do(ctx, "GET", "/audit?action=user.delete", nil, nil); err == nil || !strings.Contains(err.Error(), proto.CodeBadRequest) {
+		t.Fatalf("unknown action filter: %v", err)
+	}
+	var b bytes.Buffer
+	if err := adminops.WriteCSV(&b, entries); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != len(entries)+1 || strings.Join(rows[0], ",") != strings.Join(adminops.CSVHeader, ",") {
+		t.Fatalf("CSV: %q", rows)
+	}
+	if r := rows[len(rows)-1]; r[1] != "cli" || r[4] != "admin.sock" || r[5] != adminops.ActApprove || r[6] != id || r[7] != email || r[8] != "ok" {
+		t.Fatalf("CSV row of the first approval: %q", r)
+	}
+}
