@@ -30,6 +30,11 @@ function Sidebar({ active }: { active: string | null }): JSX.Element {
           <Avatar id={me.id} name={me.name} size={36} />
         </button>
         <h1 class="sidebar-title">{t('rooms.title')}</h1>
+        {me.admin && !me.ext && (
+          <button class="icon-btn" id="admin-open" onClick={() => navigate('/admin')} aria-label={t('admin.open')} title={t('admin.open')}>
+            <Icon name="shield" />
+          </button>
+        )}
         {!me.ext && (
           <>
             <button class="icon-btn" onClick={() => navigate('/forums')} aria-label={t('rooms.forums')} title={t('rooms.forums')}>
@@ -64,6 +69,17 @@ function Sidebar({ active }: { active: string | null }): JSX.Element {
   );
 }
 
+type AdminViewT = typeof import('./Admin').AdminView;
+
+/** LazyAdmin loads the admin page's chunk: only administrators need it. */
+function LazyAdmin({ tab }: { tab?: string }): JSX.Element {
+  const [View, setView] = useState<AdminViewT | null>(null);
+  useEffect(() => {
+    void import('./Admin').then((m) => setView(() => m.AdminView));
+  }, []);
+  return View ? <View tab={tab} /> : <div class="boot" aria-busy="true" />;
+}
+
 function Messenger(): JSX.Element {
   useTopics('e2e');
   const [r, setR] = useState(route());
@@ -86,6 +102,7 @@ function Messenger(): JSX.Element {
   else if (a === 'profile') pane = <ProfileView />;
   else if (a === 'recovery') pane = <RecoveryView />;
   else if (a === 'recovery-key') pane = <RecoveryKeyView />;
+  else if (a === 'admin' && store.me?.admin) pane = <LazyAdmin tab={b} />;
   else
     pane = (
       <div class="placeholder">
