@@ -188,6 +188,14 @@ func TestOperatorFlow(t *testing.T) {
 	if out := run(t, "admin", "--data", data, "domains", "list"); !strings.Contains(out, "*.interieur.gouv.fr") {
 		t.Fatalf("domains list:\n%s", out)
 	}
+	// Both actions are in the audit log, as the command line's.
+	if out := run(t, "admin", "--data", data, "audit"); !strings.Contains(out, "user.approve") || !strings.Contains(out, "jean.dupont@agents.gouv.fr") ||
+		!strings.Contains(out, "domains.add") || !strings.Contains(out, "admin.sock") {
+		t.Fatalf("audit:\n%s", out)
+	}
+	if out := run(t, "admin", "--data", data, "audit", "--action", "domains.add", "--csv"); !strings.HasPrefix(out, "time,actor,") || strings.Count(out, "\n") != 2 || !strings.Contains(out, ",cli,") {
+		t.Fatalf("audit --csv of domains.add:\n%s", out)
+	}
 
 	backup := filepath.Join(t.TempDir(), "relais.backup")
 	run(t, "backup", "--data", data, backup)
@@ -197,6 +205,9 @@ func TestOperatorFlow(t *testing.T) {
 	c2 := client.New(q.url)
 	if err := c2.Login(ctx, "jean.dupont@agents.gouv.fr", "Velours-Cuivre-42"); err != nil {
 		t.Fatalf("login on the restored node: %v", err)
+	}
+	if out := run(t, "admin", "--data", other, "audit", "--action", "user.approve"); !strings.Contains(out, "jean.dupont@agents.gouv.fr") {
+		t.Fatalf("audit log of the restored node:\n%s", out)
 	}
 	// Restoring over a running node is refused.
 	bin, _ := binary()
