@@ -58,9 +58,10 @@ func (tx *Tx) Audit(from, to time.Time, fn func(AuditEntry) bool) error {
 	var k, v []byte
 	if to.IsZero() {
 		k, v = c.Last()
-	} else if k, v = c.Seek(auditKey(to, 0)); k == nil {
+	} else if k, _ = c.Seek(auditKey(to, 0)); k == nil {
 		k, v = c.Last()
 	} else {
+		// The first entry at or after to is excluded: start before it.
 		k, v = c.Prev()
 	}
 	var low []byte
