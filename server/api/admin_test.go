@@ -55,7 +55,8 @@ func newExternal(t *testing.T, n *nodetest.Node, agent *client.Client, email str
 // TestAdminEndpointsRefuseNonAdministrators: on every endpoint of the
 // admin page, an agent who is not an administrator and an external get
 // 403 forbidden (detail admin_only), an outsider without a session 401
-// unauthorized; nothing they asked for happened and nothing is in the
+// unauthorized; an administrator's session used from another site is
+// refused too; nothing they asked for happened and nothing is in the
 // audit log. An administrator, through the same table, is served.
 func TestAdminEndpointsRefuseNonAdministrators(t *testing.T) {
 	n := nodetest.Start(t)
@@ -95,6 +96,17 @@ func TestAdminEndpointsRefuseNonAdministrators(t *testing.T) {
 				t.Errorf("%s: %s detail %q, want admin_only", who.name, rt, e.Detail)
 			}
 		}
+	}
+	// The administrator's own session, from another site's page: refused
+	// like every cross-site state change.
+	req, _ := http.NewRequest("POST", n.URL()+"/api/v1/admin/domains/add", strings.NewReader(`{"domains":["pirate.fr"]}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+admin.Token())
+	req.Header.Set("Origin", "https://pirate.example")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("cross-site POST with the administrator's session: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	err := n.DB.View(func(tx *store.Tx) error {
 		u, err := tx.UserByEmail("en.attente@agents.gouv.fr")
