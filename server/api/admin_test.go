@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -138,5 +139,42 @@ func TestAdminEndpointsRefuseNonAdministrators(t *testing.T) {
 		if err := admin.Do(ctx, method, path, nil, nil); err != nil {
 			t.Errorf("administrator: %s: %v", rt, err)
 		}
+	}
+}
+
+// TestAdminSeriesSurvivesRestart: the messages counted before a restart
+// are still in the admin page's series after it.
+func TestAdminSeriesSurvivesRestart(t *testing.T) {
+	n := nodetest.Start(t)
+	ctx := context.Background()
+	admin := n.NewUserEmail("chef.service@agents.gouv.fr", "Chef Service")
+	if err := n.Accounts.PromoteAdmin(ctx, "chef.service@agents.gouv.fr"); err != nil {
+		t.Fatal(err)
+	}
+	sender := n.NewUser("Paul Envoi")
+	conn := nodetest.Synced(t, ctx, sender)
+	forum := nodetest.Forum(t, ctx, conn, "Accueil")
+	for i := range 3 {
+		if _, err := conn.Send(ctx, fmt.Sprintf("m%d", i), forum, "bonjour"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := func() uint64 {
+		var s struct{ Msgs []uint64 }
+		if err := admin.Do(ctx, "GET", "/api/v1/admin/series?minutes=10", nil, &s); err != nil {
+			t.Fatal(err)
+		}
+		var sum uint64
+		for _, m := range s.Msgs {
+			sum += m
+		}
+		return sum
+	}
+	if got := sent(); got != 3 {
+		t.Fatalf("before the restart: %d messages, want 3", got)
+	}
+	n.Restart()
+	if got := sent(); got != 3 {
+		t.Fatalf("after the restart: %d messages, want 3", got)
 	}
 }

@@ -293,9 +293,15 @@ func (n *Node) adminOps(opts Options) *adminops.Service {
 	disk := func() adminops.Disk { return adminops.DiskOf(n.cfg.Data, n.DB.Size()) }
 	n.series = series.New(series.Source{Conns: n.WS.Sessions, Messages: n.Chat.MessagesSent,
 		Disk: func() int64 { d := disk(); return d.Store + d.Media }}, nil)
+	if err := n.series.Load(n.activityFile()); err != nil {
+		n.log.Warn("the admin page's activity of the last day is lost", "err", err)
+	}
 	return adminops.New(adminops.Config{Accounts: n.Accounts, DB: n.DB, Health: n.health, Series: n.series,
 		Antivirus: func(ctx context.Context) any { return n.Files.Antivirus(ctx) }, Disk: disk, Logger: n.log, Now: opts.Now})
 }
+
+// activityFile keeps the admin page's activity series across restarts.
+func (n *Node) activityFile() string { return filepath.Join(n.cfg.Data, "activity.json") }
 
 // authenticate resolves a websocket upgrade's session.
 func (n *Node) authenticate(r *http.Request) (ws.Identity, error) {
@@ -429,6 +435,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.stop != nil {
 		n.stop()
 		<-n.done
+	}
+	if n.series != nil {
+		if err := n.series.Save(n.activityFile()); err != nil {
+			n.log.Warn("the admin page's activity of the last day is not saved", "err", err)
+		}
 	}
 	if n.redirect != nil {
 		n.redirect.Shutdown(ctx)

@@ -1,12 +1,17 @@
 // Package series keeps the node's recent activity in memory for the admin
 // page's chart: a ring of per-minute samples (connections, messages sent,
 // bytes on disk) over the last day. It is small on purpose: 1440 samples
-// of three numbers, no persistence, no dependency; Prometheus is the tool
-// for anything longer.
+// of three numbers, saved to a file at shutdown and read back at start, no
+// dependency; Prometheus is the tool for anything longer.
 package series
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"sync"
 	"time"
 )
@@ -83,6 +88,22 @@ func (r *Ring) observe() {
 	conns, total := r.src.Conns(), r.src.Messages()
 	if !r.begun {
 		r.begun, r.base = true, total
+		if r.n > 0 {
+			last := r.ring[(r.next-1+Minutes)%Minutes]
+			if last.minute == minute {
+				// Restarted within the minute Save ended: carry on with it.
+				r.next, r.n = (r.next-1+Minutes)%Minutes, r.n-1
+				// Modular: total - base is the minute's count from here on.
+				r.base = total - last.msgs
+				r.cur = sample{minute: minute, conns: max(last.conns, conns), msgs: last.msgs, disk: r.src.Disk()}
+				return
+			}
+			// Minutes restored by Load: the node was down since, with no
+			// connection and no message.
+			for m := max(last.minute+1, minute-Minutes+1); m < minute; m++ {
+				r.push(sample{minute: m, disk: last.disk})
+			}
+		}
 		r.cur = sample{minute: minute, conns: conns, disk: r.src.Disk()}
 		return
 	}
@@ -132,4 +153,64 @@ func (r *Ring) Snapshot(minutes int) Snapshot {
 	}
 	s.Conns, s.Msgs, s.Disk = append(s.Conns, r.cur.conns), append(s.Msgs, r.cur.msgs), append(s.Disk, r.cur.disk)
 	return s
+}
+
+// Save writes the series, the current minute included, to path (mode
+// 0600), for Load at the next start.
+func (r *Ring) Save(path string) error {
+	b, err := json.Marshal(r.Snapshot(Minutes))
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("series: save: %w", err)
+	}
+	return os.Rename(tmp, path)
+}
+
+// Load reads what Save wrote, before the first observation; a missing
+// file is no error. Minutes older than a day are dropped.
+func (r *Ring) Load(path string) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("series: load: %w", err)
+	}
+	s, err := parse(b)
+	if err != nil {
+		return fmt.Errorf("series: %s: %w", path, err)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.begun {
+		return errors.New("series: Load after the first observation")
+	}
+	now := r.now().Unix() / 60
+	first := s.End - int64(len(s.Msgs)) + 1
+	for i := range s.Msgs {
+		if m := first + int64(i); m > now-Minutes && m <= now {
+			r.push(sample{minute: m, conns: s.Conns[i], msgs: s.Msgs[i], disk: s.Disk[i]})
+		}
+	}
+	return nil
+}
+
+// parse reads a saved series, refusing what Save cannot have written.
+func parse(b []byte) (Snapshot, error) {
+	var s Snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return Snapshot{}, fmt.Errorf("not a saved series: %w", err)
+	}
+	if len(s.Msgs) > Minutes || len(s.Conns) != len(s.Msgs) || len(s.Disk) != len(s.Msgs) {
+		return Snapshot{}, errors.New("not a saved series: lengths differ or exceed a day")
+	}
+	for _, c := range s.Conns {
+		if c < 0 {
+			return Snapshot{}, errors.New("not a saved series: negative connections")
+		}
+	}
+	return s, nil
 }

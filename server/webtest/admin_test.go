@@ -40,6 +40,9 @@ func TestAdminPage(t *testing.T) {
 	b.visible("#chart-msgs svg path.line")
 	b.hasText("#admin-cert", "Pas de TLS")
 	b.hasText("#admin-av", "Politique intégrée")
+	if js[bool](b, `!!document.querySelector('#admin-federation')`) {
+		t.Error("a federation section on a node that reports no federation")
+	}
 	b.shot("overview")
 	before := js[int](b, `+document.querySelector('#chart-msgs').dataset.total`)
 	path := js[string](b, `document.querySelector('#chart-msgs path.line').getAttribute('d')`)

@@ -230,6 +230,9 @@ function OverviewTab(): JSX.Element {
 
 type UserFilter = 'all' | 'pending' | 'external' | 'admin';
 
+/** maxShown bounds the accounts listed at once; the search finds the others. */
+const maxShown = 200;
+
 function UserRow({ u, onDone }: { u: AdminUser; onDone: () => void }): JSX.Element {
   const [busy, setBusy] = useState(false);
   const [err, setErr] = useState('');
@@ -367,10 +370,11 @@ function UsersTab(): JSX.Element {
       <ErrorBox text={err} />
       {res && users.length === 0 && <p class="muted">{t('admin.noUsers')}</p>}
       <ul class="admin-list" id="admin-users">
-        {users.map((u) => (
+        {users.slice(0, maxShown).map((u) => (
           <UserRow key={u.id} u={u} onDone={reload} />
         ))}
       </ul>
+      {users.length > maxShown && <p class="muted">{t('admin.more', { count: users.length - maxShown })}</p>}
       {(filter === 'external' || filter === 'all') && <Invitations />}
     </>
   );
