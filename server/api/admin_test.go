@@ -2,14 +2,17 @@ package api_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"relais/cluster/nodetest"
+	"relais/server/adminops"
 	"relais/server/api"
 	"relais/server/client"
 	"relais/server/proto"
@@ -177,4 +180,123 @@ func TestAdminSeriesSurvivesRestart(t *testing.T) {
 	if got := sent(); got != 3 {
 		t.Fatalf("after the restart: %d messages, want 3", got)
 	}
+}
+
+// newAdmin starts an agent and makes them an administrator.
+func newAdmin(t *testing.T, n *nodetest.Node) *client.Client {
+	t.Helper()
+	c := n.NewUserEmail("chef.service@agents.gouv.fr", "Chef Service")
+	if err := n.Accounts.PromoteAdmin(context.Background(), "chef.service@agents.gouv.fr"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestAdminPageActions: through the admin page's endpoints an
+// administrator approves, deactivates, reactivates, promotes and resets
+// (the link shown only without a mail relay), changes domains; the rooms
+// list names public forums only; every action is in the audit log under
+// the administrator's id with the client's address.
+func TestAdminPageActions(t *testing.T) {
+	n := nodetest.Start(t)
+	ctx := context.Background()
+	admin := newAdmin(t, n)
+	const who = "claire.attente@agents.gouv.fr"
+	if _, err := n.Client().Register(ctx, who, nodetest.Password, "Claire Attente"); err != nil {
+		t.Fatal(err)
+	}
+	post := func(path string, body, out any) {
+		t.Helper()
+		if err := admin.Do(ctx, "POST", "/api/v1/admin/"+path, body, out); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	}
+	var users struct {
+		Users []struct {
+			ID, Email, State string
+			Unproven         bool
+		}
+	}
+	if err := admin.Do(ctx, "GET", "/api/v1/admin/users?q=attente", nil, &users); err != nil || len(users.Users) != 1 || !users.Users[0].Unproven || users.Users[0].State != "pending" {
+		t.Fatalf("search: %+v %v", users, err)
+	}
+	id := users.Users[0].ID
+	for _, a := range []string{"approve", "deactivate", "reactivate", "promote"} {
+		post("users/"+a, map[string]string{"email": who}, nil)
+	}
+	var reset struct {
+		Link   string
+		Mailed bool
+	}
+	post("users/reset-password", map[string]string{"email": who}, &reset)
+	if !strings.Contains(reset.Link, "/reset?token=") || reset.Mailed {
+		t.Fatalf("reset without a relay: %+v", reset)
+	}
+	var domains struct{ Domains []string }
+	post("domains/add", map[string][]string{"domains": {"*.interieur.gouv.fr"}}, &domains)
+	if !slices.Contains(domains.Domains, "*.interieur.gouv.fr") {
+		t.Fatalf("domains after add: %v", domains.Domains)
+	}
+	post("domains/remove", map[string][]string{"domains": {"*.interieur.gouv.fr"}}, &domains)
+
+	// Rooms: a public forum is named, a group is not, and no content shows.
+	conn := nodetest.Synced(t, ctx, admin)
+	nodetest.Forum(t, ctx, conn, "Entraide informatique")
+	group := nodetest.CreateRoom(t, ctx, conn, map[string]any{"kind": "group", "name": "Dossier sensible", "encrypted": false})
+	if _, err := conn.Send(ctx, "g1", group, "contenu confidentiel"); err != nil {
+		t.Fatal(err)
+	}
+	var rooms json.RawMessage
+	if err := admin.Do(ctx, "GET", "/api/v1/admin/rooms", nil, &rooms); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(rooms), "Entraide informatique") || strings.Contains(string(rooms), "Dossier sensible") || strings.Contains(string(rooms), "confidentiel") {
+		t.Fatalf("rooms: %s", rooms)
+	}
+
+	var audit struct{ Entries []adminops.Entry }
+	if err := admin.Do(ctx, "GET", "/api/v1/admin/audit", nil, &audit); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"domains.remove", "domains.add", "user.reset_password", "user.promote", "user.reactivate", "user.deactivate", "user.approve"}
+	var got []string
+	for _, e := range audit.Entries {
+		got = append(got, e.Action)
+		if e.Actor != admin.Me.ID || e.ActorEmail != "chef.service@agents.gouv.fr" || e.Addr != "127.0.0.1" || e.Outcome != "ok" || e.Unix != "" {
+			t.Errorf("entry %+v", e)
+		}
+		if strings.HasPrefix(e.Action, "user.") && (e.Target != id || e.TargetEmail != who) {
+			t.Errorf("entry %s targets %q %q, want %s %s", e.Action, e.Target, e.TargetEmail, id, who)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("audit actions %v, want %v", got, want)
+	}
+	// The stored entries hold the target's id, never its address.
+	n.DB.View(func(tx *store.Tx) error {
+		return tx.Audit(time.Time{}, time.Time{}, func(e store.AuditEntry) bool {
+			if strings.Contains(fmt.Sprint(e), "@") {
+				t.Errorf("an address in the stored audit log: %+v", e)
+			}
+			return true
+		})
+	})
+}
+
+// TestAdminResetMailedWithRelay: with a mail relay the reset link goes by
+// mail and the page never sees it.
+func TestAdminResetMailedWithRelay(t *testing.T) {
+	relay, opt := nodetest.WithMailRelay(t)
+	n := nodetest.Start(t, opt)
+	ctx := context.Background()
+	admin := newAdmin(t, n)
+	n.NewUserEmail("jean.dupont@agents.gouv.fr", "Jean Dupont")
+	var out map[string]any
+	if err := admin.Do(ctx, "POST", "/api/v1/admin/users/reset-password", map[string]string{"email": "jean.dupont@agents.gouv.fr"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if out["mailed"] != true || out["link"] != nil {
+		t.Fatalf("reset with a relay answered %v", out)
+	}
+	waitMail(t, relay, "jean.dupont@agents.gouv.fr", "/reset?token=")
 }
