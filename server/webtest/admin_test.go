@@ -17,7 +17,8 @@ import (
 // the admin page, watches the chart of messages move while another agent
 // sends through the real websocket, approves a pending registration whose
 // address is shown UNPROVEN, and finds that approval and an action of the
-// command line in the audit log, filters it, and exports it as CSV.
+// command line in the audit log, filters it, and exports it as CSV; the
+// log reads in English too.
 func TestAdminPage(t *testing.T) {
 	data := t.TempDir()
 	n := startNode(t, nodetest.WithConfig(func(c *config.Config) { c.Data = data }))
@@ -99,6 +100,15 @@ func TestAdminPage(t *testing.T) {
 	if r[1] != chefID || r[2] != chef || r[4] != "127.0.0.1" || r[5] != adminops.ActApprove || r[7] != pending || r[8] != "ok" {
 		t.Fatalf("CSV row: %q", r)
 	}
+
+	// The same log in English, on a wide screen.
+	e := newBrowser(t, "admin-en", "en-US", 1280, 800)
+	e.login(n.URL(), chef, nodetest.Password)
+	e.nav(n.URL() + "/admin/audit")
+	e.hasText(`#audit-list li[data-action="user.approve"]`, "Account approved")
+	e.hasText(`#audit-list li[data-action="domains.add"]`, "command line")
+	e.hasText("#audit-export", "Export as CSV")
+	e.shot("audit-en")
 }
 
 // fits fails the test when the admin page scrolls sideways on the screen.

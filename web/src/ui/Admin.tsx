@@ -462,7 +462,7 @@ function actionLabel(a: string): string {
 }
 
 function AuditRow({ e }: { e: AuditEntry }): JSX.Element {
-  const who = e.actor === 'cli' ? t('admin.auditCLI') + (e.unix ? ' (' + e.unix + ')' : '') : (e.actor_email ?? e.actor);
+  const who = e.actor === 'cli' ? t('admin.auditCLI') + (e.unix ? ', ' + e.unix : '') : (e.actor_email ?? e.actor);
   const target = e.target_email || e.target || '';
   return (
     <li class="audit-row" data-action={e.action} data-outcome={e.outcome} data-actor={e.actor}>
