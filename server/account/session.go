@@ -21,18 +21,6 @@ import (
 // CookieName is the browser session cookie.
 const CookieName = "relais_session"
 
-// LoginRequest is the body of POST /api/v1/login.
-type LoginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	// Device names the device in the list of devices ("Firefox on
-	// Windows"); the web client derives it from the user agent.
-	Device string `json:"device,omitempty"`
-	// Bearer asks for the token in the answer instead of a cookie, for
-	// non-browser clients.
-	Bearer bool `json:"bearer,omitempty"`
-}
-
 // Login is a successful sign-in.
 type Login struct {
 	Token   string
@@ -49,7 +37,7 @@ var errBadCredentials = proto.Errorf(proto.CodeBadCredentials, "wrong e-mail add
 // Only failures spend the sign-in budgets (see Service.loginNet): a person
 // signing in often, or registering, is never slowed down, and an attacker
 // failing from one network does not lock the owner out of another.
-func (s *Service) Login(ctx context.Context, req LoginRequest, ip string) (Login, error) {
+func (s *Service) Login(ctx context.Context, req proto.LoginRequest, ip string) (Login, error) {
 	addr, err := mailaddr.Parse(req.Email)
 	email := ""
 	if err == nil {

@@ -5,10 +5,11 @@ import (
 	"time"
 
 	"relais/server/account"
+	"relais/server/proto"
 )
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
-	var req account.RegisterRequest
+	var req proto.RegisterRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -21,7 +22,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
-	var req account.VerifyRequest
+	var req proto.VerifyRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -32,14 +33,8 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// loginAnswer is the body of a successful sign-in.
-type loginAnswer struct {
-	Me
-	Token string `json:"token,omitempty"`
-}
-
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
-	var req account.LoginRequest
+	var req proto.LoginRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -55,7 +50,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) signedIn(w http.ResponseWriter, l account.Login, bearer bool) {
-	ans := loginAnswer{Me: meOf(l.User, l.Session.DeviceID)}
+	ans := proto.LoginAnswer{Me: meOf(l.User, l.Session.DeviceID)}
 	if bearer {
 		ans.Token = l.Token
 	} else {
@@ -81,9 +76,7 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request, id account.Identity
 }
 
 func (h *Handler) updateMe(w http.ResponseWriter, r *http.Request, id account.Identity) error {
-	var req struct {
-		DisplayName string `json:"display_name"`
-	}
+	var req proto.DisplayNameRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -125,10 +118,7 @@ func (h *Handler) revokeDevice(w http.ResponseWriter, r *http.Request, id accoun
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, id account.Identity) error {
-	var req struct {
-		Current string `json:"current"`
-		New     string `json:"new"`
-	}
+	var req proto.PasswordChange
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -140,9 +130,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, id acco
 }
 
 func (h *Handler) requestReset(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Email string `json:"email"`
-	}
+	var req proto.ResetRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -154,10 +142,7 @@ func (h *Handler) requestReset(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) confirmReset(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Token    string `json:"token"`
-		Password string `json:"password"`
-	}
+	var req proto.ResetConfirm
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -169,9 +154,7 @@ func (h *Handler) confirmReset(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) renew(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Token string `json:"token"`
-	}
+	var req proto.RenewRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -198,7 +181,7 @@ func (h *Handler) setupStatus(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
-	var req account.SetupRequest
+	var req proto.SetupRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -219,7 +202,7 @@ func (h *Handler) peekInvitation(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) acceptInvitation(w http.ResponseWriter, r *http.Request) error {
-	var req account.AcceptRequest
+	var req proto.AcceptRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}

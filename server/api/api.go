@@ -231,15 +231,6 @@ func (h *Handler) setCookie(w http.ResponseWriter, token string, maxAge time.Dur
 	})
 }
 
-// Me is what a signed-in user learns about themselves.
-type Me struct {
-	proto.Profile
-	Email   string    `json:"email"`
-	Admin   bool      `json:"admin,omitempty"`
-	Device  string    `json:"device"`
-	Expires time.Time `json:"expires,omitzero"`
-}
-
-func meOf(u store.User, device string) Me {
-	return Me{Profile: chat.ProfileOf(u), Email: u.Email, Admin: u.Admin, Device: device, Expires: u.Expires}
+func meOf(u store.User, device string) proto.Me {
+	return proto.Me{Profile: chat.ProfileOf(u), Email: u.Email, Admin: u.Admin, Device: device, Expires: u.Expires}
 }

@@ -21,6 +21,7 @@ import (
 	"relais/server/config"
 	"relais/server/node"
 	"relais/server/password"
+	"relais/server/proto"
 	"relais/server/store"
 )
 
@@ -211,7 +212,7 @@ func readAccounts(path string) ([][2]string, error) {
 // client returns a client of the target signed in with a token of u.
 func (t *target) client(u user, device int) *client.Client {
 	c := client.New(t.url, client.WithToken(u.Tokens[device]), client.WithDialer(t.dial))
-	c.Me = client.Me{ID: u.ID, Name: u.Name}
+	c.Me = proto.Me{Profile: proto.Profile{ID: u.ID, Name: u.Name}}
 	return c
 }
 

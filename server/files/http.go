@@ -150,7 +150,7 @@ func (h *handler) chunk(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 		return err
 	}
 	setOffset(w, n)
-	writeJSON(w, http.StatusOK, UploadState{ID: id, Offset: n, Size: st.Meta.DeclaredSize})
+	writeJSON(w, http.StatusOK, proto.UploadState{ID: id, Offset: n, Size: st.Meta.DeclaredSize})
 	return nil
 }
 
@@ -260,50 +260,21 @@ func (h *handler) thumb(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	return nil
 }
 
-// FileInfo is the answer of GET /api/v1/media/files/{id}/state.
-type FileInfo struct {
-	Room string `json:"room"`
-	// Seq is the event that carries the file; 0 until it is posted.
-	Seq  uint64     `json:"seq,omitempty"`
-	File proto.File `json:"file"`
-}
-
 func (h *handler) state(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
 	f, b, err := h.readable(r, a)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, FileInfo{Room: f.Room, Seq: f.Seq, File: fileMeta(f, b)})
+	writeJSON(w, http.StatusOK, proto.FileInfo{Room: f.Room, Seq: f.Seq, File: fileMeta(f, b)})
 	return nil
 }
 
-// ScannerKeyInfo is the answer of GET /api/v1/media/scanner-key.
-type ScannerKeyInfo struct {
-	// Enabled says that files of encrypted rooms must come with their key
-	// sealed to PublicKey.
-	Enabled bool `json:"enabled"`
-	// PublicKey is the HPKE public key (base64 in JSON).
-	PublicKey []byte `json:"public_key,omitempty"`
-	// Suite names the HPKE suite by its RFC 9180 identifiers.
-	Suite *Suite `json:"suite,omitempty"`
-	// Info is the HPKE info string of the seal.
-	Info string `json:"info,omitempty"`
-}
-
-// Suite is an HPKE suite: KEM 0x647a (X-Wing), KDF 1 (HKDF-SHA256),
-// AEAD 2 (AES-256-GCM).
-type Suite struct {
-	KEM  uint16 `json:"kem"`
-	KDF  uint16 `json:"kdf"`
-	AEAD uint16 `json:"aead"`
-}
-
 func (h *handler) scannerKey(w http.ResponseWriter, r *http.Request, _ chat.Actor) error {
-	info := ScannerKeyInfo{Enabled: h.s.scanEnc}
+	info := proto.ScannerKey{Enabled: h.s.scanEnc}
 	if h.s.scanEnc {
 		ms := h.s.scanKey.Suite()
 		info.PublicKey, info.Info = h.s.scanKey.PublicKey(), "relais media scanner v1"
-		info.Suite = &Suite{KEM: ms.KEM, KDF: ms.KDF, AEAD: ms.AEAD}
+		info.Suite = &proto.HPKESuite{KEM: ms.KEM, KDF: ms.KDF, AEAD: ms.AEAD}
 	}
 	writeJSON(w, http.StatusOK, info)
 	return nil

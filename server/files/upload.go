@@ -35,43 +35,34 @@ const (
 	encryptedMin   = 8 + 32 + 16
 )
 
-// UploadState is where an upload stands.
-type UploadState struct {
-	ID     string `json:"id"`
-	Offset int64  `json:"offset"`
-	Size   int64  `json:"size"`
-	// ChunkSize is the suggested size of each PUT.
-	ChunkSize int `json:"chunk_size,omitempty"`
-}
-
 // Begin starts an upload of a file for a room: the user must be joined and
 // allowed to send there. The declared size is checked against the
 // largest file and the user's quota (finished files and unfinished uploads
 // together), the name and declared type against the built-in policy. In
 // an encrypted room whose node scans encrypted files, the file key sealed
 // to the scanner key is required, and checked to open.
-func (s *Service) Begin(ctx context.Context, a chat.Actor, req BeginRequest) (UploadState, error) {
+func (s *Service) Begin(ctx context.Context, a chat.Actor, req proto.UploadRequest) (proto.UploadState, error) {
 	var room store.Room
 	if err := s.db.View(func(tx *store.Tx) error {
 		var err error
 		room, err = chat.Access(tx, a, req.Room, chat.ActSend)
 		return err
 	}); err != nil {
-		return UploadState{}, err
+		return proto.UploadState{}, err
 	}
 	var key *store.SealedKey
 	switch {
 	case !room.Encrypted && req.Encrypted != nil:
-		return UploadState{}, proto.Errorf(proto.CodeBadRequest, "this room is not end-to-end encrypted: send the file itself, without a sealed key")
+		return proto.UploadState{}, proto.Errorf(proto.CodeBadRequest, "this room is not end-to-end encrypted: send the file itself, without a sealed key")
 	case room.Encrypted && s.scanEnc:
 		if req.Encrypted == nil {
-			return UploadState{}, proto.Errorf(proto.CodeBadRequest, "this node scans the files of encrypted rooms: seal the file key to the scanner key (GET /api/v1/media/scanner-key) and send it as encrypted")
+			return proto.UploadState{}, proto.Errorf(proto.CodeBadRequest, "this node scans the files of encrypted rooms: seal the file key to the scanner key (GET /api/v1/media/scanner-key) and send it as encrypted")
 		}
 		// Open it once now, so that a client bug is an error at once and
 		// not a quarantine later; the key is forgotten at once.
 		fileKey, err := s.scanKey.OpenSealedKey(req.Encrypted.Enc, req.Encrypted.Sealed)
 		if err != nil {
-			return UploadState{}, proto.Errorf(proto.CodeUndecryptable, "the sealed file key does not open with this node's scanner key")
+			return proto.UploadState{}, proto.Errorf(proto.CodeUndecryptable, "the sealed file key does not open with this node's scanner key")
 		}
 		clear(fileKey)
 		key = &store.SealedKey{Enc: req.Encrypted.Enc, Sealed: req.Encrypted.Sealed}
@@ -89,16 +80,16 @@ func (s *Service) Begin(ctx context.Context, a chat.Actor, req BeginRequest) (Up
 	}
 	up, err := s.media.Begin(meta)
 	if err != nil {
-		return UploadState{}, err
+		return proto.UploadState{}, err
 	}
 	rec := store.Upload{ID: up.ID, Owner: a.User, Room: room.ID, Size: req.Size, Encrypted: room.Encrypted,
 		SealedKey: key, Created: up.Created}
 	if err := s.db.Update(ctx, func(tx *store.Tx) error { return tx.PutUpload(rec) }); err != nil {
 		s.media.Abort(up.ID)
-		return UploadState{}, err
+		return proto.UploadState{}, err
 	}
 	s.log.Debug("upload started", "upload", up.ID, "user", a.User, "room", room.ID, "size", req.Size)
-	return UploadState{ID: up.ID, Size: req.Size, ChunkSize: ChunkSize}, nil
+	return proto.UploadState{ID: up.ID, Size: req.Size, ChunkSize: ChunkSize}, nil
 }
 
 // errNoUpload hides whether an upload of someone else exists.
@@ -126,19 +117,19 @@ func (s *Service) forget(uploadID string) {
 }
 
 // Status returns where the user's upload stands, to resume it.
-func (s *Service) Status(userID, uploadID string) (UploadState, error) {
+func (s *Service) Status(userID, uploadID string) (proto.UploadState, error) {
 	if _, err := s.ownUpload(userID, uploadID); err != nil {
-		return UploadState{}, err
+		return proto.UploadState{}, err
 	}
 	up, err := s.media.Status(uploadID)
 	if errors.Is(err, media.ErrNotFound) {
 		s.forget(uploadID)
-		return UploadState{}, errNoUpload()
+		return proto.UploadState{}, errNoUpload()
 	}
 	if err != nil {
-		return UploadState{}, err
+		return proto.UploadState{}, err
 	}
-	return UploadState{ID: up.ID, Offset: up.Offset, Size: up.Meta.DeclaredSize, ChunkSize: ChunkSize}, nil
+	return proto.UploadState{ID: up.ID, Offset: up.Offset, Size: up.Meta.DeclaredSize, ChunkSize: ChunkSize}, nil
 }
 
 // WriteChunk appends body to the user's upload, which must stand at
