@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -17,9 +16,6 @@ import (
 	"relais/server/proto"
 	"relais/server/store"
 )
-
-// CookieName is the browser session cookie.
-const CookieName = "relais_session"
 
 // Login is a successful sign-in.
 type Login struct {
@@ -244,21 +240,6 @@ func (s *Service) touch(hash []byte) {
 		}
 		return err
 	})
-}
-
-// TokenFrom returns the session token of a request: the bearer token, or
-// the session cookie. cookie reports which.
-func TokenFrom(r *http.Request) (token string, cookie bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(t), false
-		}
-		return "", false
-	}
-	if c, err := r.Cookie(CookieName); err == nil {
-		return c.Value, true
-	}
-	return "", false
 }
 
 // Logout ends the session of token.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"relais/server/account"
+	"relais/server/httpx"
 	"relais/server/proto"
 )
 
@@ -60,7 +61,7 @@ func (h *Handler) signedIn(w http.ResponseWriter, l account.Login, bearer bool) 
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
-	token, _ := account.TokenFrom(r)
+	token, _ := httpx.TokenFrom(r)
 	err := h.cfg.Accounts.Logout(r.Context(), token)
 	h.setCookie(w, "", -time.Second)
 	if err != nil && err != account.ErrUnauthorized {
@@ -230,7 +231,7 @@ func (h *Handler) publicConfig(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) error {
 	ans := map[string]any{"status": "ok"}
 	if h.cfg.Health != nil {
-		if token, _ := account.TokenFrom(r); token != "" {
+		if token, _ := httpx.TokenFrom(r); token != "" {
 			if ident, err := h.cfg.Accounts.Resolve(token); err == nil && ident.User.Admin {
 				ans = h.cfg.Health()
 			}

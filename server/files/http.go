@@ -5,13 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 
-	"relais/server/account"
-	"relais/server/api"
 	"relais/server/chat"
+	"relais/server/httpx"
 	"relais/server/media"
 	"relais/server/proto"
 	"relais/server/store"
@@ -50,21 +48,21 @@ var _ http.Handler = (*handler)(nil)
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// authed resolves the session and answers errors with the API's one
-// mapper.
+// authed resolves the session and answers errors through the one mapper
+// (httpx), with the errors of package media given their protocol code.
 func (h *handler) authed(fn func(http.ResponseWriter, *http.Request, chat.Actor) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		token, _ := account.TokenFrom(r)
-		ident, err := h.s.accounts.Resolve(token)
-		if err == nil {
-			a := chat.Actor{User: ident.User.ID, Device: ident.Session.DeviceID, External: ident.User.External}
-			err = fn(w, r, a)
-		}
-		if err != nil {
-			w.Header().Set("Cache-Control", "no-store")
-			api.WriteError(w, r, h.log, wireError(err))
-		}
+	return httpx.Authed(h.log, h.actor, func(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+		return wireError(fn(w, r, a))
+	})
+}
+
+// actor is the signed-in caller of token.
+func (h *handler) actor(token string) (chat.Actor, error) {
+	ident, err := h.s.accounts.Resolve(token)
+	if err != nil {
+		return chat.Actor{}, err
 	}
+	return chat.Actor{User: ident.User.ID, Device: ident.Session.DeviceID, External: ident.User.External}, nil
 }
 
 // wireError gives the errors of package media their protocol code.
@@ -78,22 +76,14 @@ func wireError(err error) error {
 	return err
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(proto.Encode(v))
-}
-
 // setOffset reports an upload's offset in the Upload-Offset header.
 func setOffset(w http.ResponseWriter, offset int64) {
 	w.Header().Set("Upload-Offset", strconv.FormatInt(offset, 10))
 }
 
 func (h *handler) begin(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || ct != "application/json" {
-		return proto.Errorf(proto.CodeUnsupportedMedia, "send application/json")
+	if err := httpx.RequireJSON(r); err != nil {
+		return err
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBeginBody+1))
 	if err != nil {
@@ -108,7 +98,7 @@ func (h *handler) begin(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 		return err
 	}
 	setOffset(w, 0)
-	writeJSON(w, http.StatusCreated, st)
+	httpx.WriteJSON(w, http.StatusCreated, st)
 	return nil
 }
 
@@ -118,7 +108,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request, a chat.Actor) e
 		return err
 	}
 	setOffset(w, st.Offset)
-	writeJSON(w, http.StatusOK, st)
+	httpx.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -150,7 +140,7 @@ func (h *handler) chunk(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 		return err
 	}
 	setOffset(w, n)
-	writeJSON(w, http.StatusOK, proto.UploadState{ID: id, Offset: n, Size: st.Meta.DeclaredSize})
+	httpx.WriteJSON(w, http.StatusOK, proto.UploadState{ID: id, Offset: n, Size: st.Meta.DeclaredSize})
 	return nil
 }
 
@@ -172,7 +162,7 @@ func (h *handler) finish(w http.ResponseWriter, r *http.Request, a chat.Actor) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"file": f})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"file": f})
 	return nil
 }
 
@@ -265,7 +255,7 @@ func (h *handler) state(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, proto.FileInfo{Room: f.Room, Seq: f.Seq, File: fileMeta(f, b)})
+	httpx.WriteJSON(w, http.StatusOK, proto.FileInfo{Room: f.Room, Seq: f.Seq, File: fileMeta(f, b)})
 	return nil
 }
 
@@ -276,6 +266,6 @@ func (h *handler) scannerKey(w http.ResponseWriter, r *http.Request, _ chat.Acto
 		info.PublicKey, info.Info = h.s.scanKey.PublicKey(), "relais media scanner v1"
 		info.Suite = &proto.HPKESuite{KEM: ms.KEM, KDF: ms.KDF, AEAD: ms.AEAD}
 	}
-	writeJSON(w, http.StatusOK, info)
+	httpx.WriteJSON(w, http.StatusOK, info)
 	return nil
 }

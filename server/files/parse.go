@@ -2,12 +2,10 @@ package files
 
 import (
 	"bytes"
-	"encoding/json"
-	"errors"
-	"io"
 	"strings"
 	"unicode/utf8"
 
+	"relais/server/httpx"
 	"relais/server/id"
 	"relais/server/proto"
 )
@@ -30,13 +28,8 @@ func parseBegin(body []byte) (proto.UploadRequest, error) {
 	if len(body) > maxBeginBody {
 		return req, proto.Errorf(proto.CodeTooLarge, "upload request over %d bytes", maxBeginBody)
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return proto.UploadRequest{}, proto.Errorf(proto.CodeBadRequest, "upload request is not the expected JSON: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return proto.UploadRequest{}, proto.Errorf(proto.CodeBadRequest, "unexpected data after the upload request")
+	if err := httpx.DecodeJSON(bytes.NewReader(body), &req); err != nil {
+		return proto.UploadRequest{}, err
 	}
 	switch {
 	case !id.Valid(id.Room, req.Room):

@@ -28,6 +28,7 @@ import (
 	"relais/server/chat"
 	"relais/server/config"
 	"relais/server/files"
+	"relais/server/httpx"
 	"relais/server/mail"
 	"relais/server/password"
 	"relais/server/store"
@@ -284,7 +285,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 
 // authenticate resolves a websocket upgrade's session.
 func (n *Node) authenticate(r *http.Request) (ws.Identity, error) {
-	token, cookie := account.TokenFrom(r)
+	token, cookie := httpx.TokenFrom(r)
 	ident, err := n.Accounts.Resolve(token)
 	if err != nil {
 		return ws.Identity{}, err
