@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"relais/server/account"
 	"relais/server/admin"
 	"relais/server/client"
 	"relais/server/config"
@@ -113,7 +112,7 @@ func provision(ctx context.Context, db *store.DB, count, devices int) ([]user, e
 		return nil, err
 	}
 	prefix := fmt.Sprintf("b%d", provisioned.Add(1))
-	accs, err := account.ProvisionForBench(ctx, db, prefix, Domain, hash, count, devices)
+	accs, err := provisionAccounts(ctx, db, prefix, Domain, hash, count, devices)
 	if err != nil {
 		return nil, err
 	}
