@@ -35,7 +35,7 @@ const (
 // over: see Invitations). While an invitation to the address is pending,
 // nothing is mailed: the caller's invitation to the room joins the
 // pending one. It says which of these happened (proto.Invitation…). It
-// implements chat.Inviter.
+// implements chat.Inviter (asserted in package node).
 func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email string, room store.Room) (string, string, error) {
 	addr, err := mailaddr.Parse(email)
 	if err != nil {

@@ -49,7 +49,7 @@ func BenchmarkSend(b *testing.B) {
 			rooms := make([]string, writers)
 			for i := range writers {
 				actors[i] = chat.Actor{User: fmt.Sprintf("u-%s-%016d", db.Node(), i), Device: "d-abcdefghijklmnop"}
-				if rooms[i], err = s.CreateRoom(ctx, actors[i], chat.CreateRoomRequest{Kind: store.Group, Name: "Salle", Encrypted: true}); err != nil {
+				if rooms[i], err = s.CreateRoom(ctx, actors[i], chat.CreateRoomRequest{Kind: store.Group, Name: "Salle"}); err != nil {
 					b.Fatal(err)
 				}
 				// The founder's first commit publishes the room's MLS

@@ -194,6 +194,9 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	}); err != nil {
 		return nil, err
 	}
+	// chat and account call each other through interfaces each declares
+	// (neither imports the other); the assertions below keep both ends
+	// of these two setters in step at compile time.
 	n.Chat.SetInviter(n.Accounts)
 	n.Accounts.SetJoiner(n.Chat)
 	if n.Files, err = files.Open(files.Config{
@@ -460,3 +463,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.log.Info("node stopped")
 	return err
 }
+
+// The services' cross-calls, checked at compile time (see Start).
+var (
+	_ chat.Inviter   = (*account.Service)(nil)
+	_ account.Joiner = (*chat.Service)(nil)
+)
