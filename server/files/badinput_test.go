@@ -145,7 +145,7 @@ func TestBadUploads(t *testing.T) {
 				t.Errorf("Content-Disposition %q", cd)
 			}
 		}
-		data := filepath.Dir(n.Files.Media().Dir())
+		data := filepath.Dir(n.Files.Blobs().Dir())
 		for _, p := range []string{"etc/passwd", "../etc/passwd", "passwd", "../x.pdf", "media/x.pdf"} {
 			if exists(filepath.Join(data, p)) {
 				t.Errorf("%s exists", p)

@@ -153,7 +153,7 @@ func TestEncryptedRoomScanning(t *testing.T) {
 
 	// Nothing the node keeps holds plaintext: not the media directory, not
 	// the store, not the scanner's leftovers.
-	data := filepath.Dir(n.Files.Media().Dir())
+	data := filepath.Dir(n.Files.Blobs().Dir())
 	n.Stop() // the store file is complete on disk
 	checked := 0
 	err = filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
@@ -197,7 +197,7 @@ func TestEncryptedRoomUnscanned(t *testing.T) {
 	if got := download(t, alice.c, f.ID); !bytes.Equal(got, ct.Bytes()) {
 		t.Fatal("download differs")
 	}
-	if exists(filepath.Join(n.Files.Media().Dir(), "scanner.key")) {
+	if exists(filepath.Join(n.Files.Blobs().Dir(), "scanner.key")) {
 		t.Fatal("a scanner key was created although scanning is off")
 	}
 }

@@ -291,7 +291,7 @@ func download(t testing.TB, c *client.Client, fileID string) []byte {
 
 // blobPath is where media keeps a blob.
 func blobPath(n *nodetest.Node, hash string) string {
-	p, _ := n.Files.Media().BlobPath(hash)
+	p, _ := n.Files.Blobs().Path(hash)
 	return p
 }
 
@@ -319,7 +319,7 @@ func exists(path string) bool {
 // (relative paths), except the scanner key.
 func mediaFiles(t testing.TB, n *nodetest.Node, sub string) []string {
 	t.Helper()
-	root := filepath.Join(n.Files.Media().Dir(), sub)
+	root := filepath.Join(n.Files.Blobs().Dir(), sub)
 	var out []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

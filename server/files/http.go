@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"strconv"
 
+	"relais/server/blob"
 	"relais/server/chat"
 	"relais/server/httpx"
+	"relais/server/id"
 	"relais/server/media"
 	"relais/server/proto"
 	"relais/server/store"
@@ -65,7 +67,8 @@ func (h *handler) actor(token string) (chat.Actor, error) {
 	return chat.Actor{User: ident.User.ID, Device: ident.Session.DeviceID, External: ident.User.External}, nil
 }
 
-// wireError gives the errors of package media their protocol code.
+// wireError gives the errors of packages media and blob their protocol
+// code.
 func wireError(err error) error {
 	if proto.AsError(err) != nil {
 		return err
@@ -121,26 +124,26 @@ func (h *handler) chunk(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	// links are fine, a chunk that trickles or stops ends.
 	id := r.PathValue("id")
 	n, err := h.s.WriteChunk(r.Context(), a.User, id, offset, r.ContentLength, r.Body)
-	var oe *media.OffsetError
+	var oe *blob.OffsetError
 	switch {
 	case errors.As(err, &oe):
 		setOffset(w, oe.Offset)
 		return proto.Errorf(proto.CodeOffsetMismatch, "this upload stands at offset %d: send from there", oe.Offset)
-	case errors.Is(err, media.ErrInterrupted), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, blob.ErrInterrupted), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		setOffset(w, n)
 		return proto.Errorf(proto.CodeInterrupted, "the chunk ended early at offset %d: resume from there", n)
-	case errors.Is(err, media.ErrBusy):
+	case errors.Is(err, blob.ErrBusy):
 		setOffset(w, n)
 		return err
 	case err != nil:
 		return err
 	}
-	st, err := h.s.media.Status(id)
+	st, err := h.s.Status(a.User, id)
 	if err != nil {
 		return err
 	}
 	setOffset(w, n)
-	httpx.WriteJSON(w, http.StatusOK, proto.UploadState{ID: id, Offset: n, Size: st.Meta.DeclaredSize})
+	httpx.WriteJSON(w, http.StatusOK, proto.UploadState{ID: id, Offset: n, Size: st.Size})
 	return nil
 }
 
@@ -154,8 +157,8 @@ func (h *handler) abort(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 
 func (h *handler) finish(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
 	f, err := h.s.Finish(r.Context(), a, r.PathValue("id"))
-	if errors.Is(err, media.ErrIncomplete) {
-		if st, serr := h.s.media.Status(r.PathValue("id")); serr == nil {
+	if errors.Is(err, blob.ErrIncomplete) {
+		if st, serr := h.s.blobs.Status(r.PathValue("id")); serr == nil {
 			setOffset(w, st.Offset)
 		}
 	}
@@ -173,7 +176,7 @@ func (h *handler) readable(r *http.Request, a chat.Actor) (store.File, store.Blo
 	var f store.File
 	var b store.Blob
 	noFile := proto.Errorf(proto.CodeNotFound, "no such file")
-	if !validFileID(fileID) {
+	if !id.Valid(id.File, fileID) {
 		return f, b, noFile
 	}
 	err := h.s.db.View(func(tx *store.Tx) error {
@@ -217,8 +220,8 @@ func (h *handler) download(w http.ResponseWriter, r *http.Request, a chat.Actor)
 	if err := servable(f, b, a); err != nil {
 		return err
 	}
-	if err := h.s.media.ServeBlob(w, r, f.Hash, f.Name, b.Mime); err != nil {
-		if errors.Is(err, media.ErrNotFound) {
+	if err := media.ServeBlob(w, r, h.s.blobs, f.Hash, f.Name, b.Mime); err != nil {
+		if errors.Is(err, blob.ErrNotFound) {
 			return proto.Errorf(proto.CodeGone, "this file's content is gone")
 		}
 		return err
@@ -241,8 +244,8 @@ func (h *handler) thumb(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	if b.ThumbMime == "image/png" {
 		name = "thumb.png"
 	}
-	if err := h.s.media.ServeBlob(w, r, b.Thumb, name, b.ThumbMime); err != nil {
-		if errors.Is(err, media.ErrNotFound) {
+	if err := media.ServeBlob(w, r, h.s.blobs, b.Thumb, name, b.ThumbMime); err != nil {
+		if errors.Is(err, blob.ErrNotFound) {
 			return proto.Errorf(proto.CodeNotFound, "this file has no thumbnail")
 		}
 		return err
