@@ -36,8 +36,9 @@ type Identity struct {
 	Cookie bool
 }
 
-// Authenticator authenticates an upgrade request; the account service
-// implements it.
+// Authenticator authenticates an upgrade request. The node implements it
+// (node.authenticate, through AuthFunc): the request's token
+// (httpx.TokenFrom) resolved by the account service.
 type Authenticator interface {
 	Authenticate(r *http.Request) (Identity, error)
 }
