@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"relais/server/bus"
 	"relais/server/chat"
 	"relais/server/id"
 	"relais/server/proto"
@@ -33,7 +34,7 @@ func newWorld(t *testing.T) *world {
 	t.Cleanup(func() { db.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
-	return &world{t: t, db: db, c: chat.New(db, nopBus{}, chat.Options{}), ctx: ctx}
+	return &world{t: t, db: db, c: chat.New(db, bus.Discard{}, chat.Options{}), ctx: ctx}
 }
 
 // user creates an active account (an external one if external) and
