@@ -2,7 +2,6 @@ package account
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"relais/server/password"
 	"relais/server/proto"
 	"relais/server/store"
+	"relais/server/store/storetest"
 )
 
 const testPassword = "Velours-Cuivre-42"
@@ -39,11 +39,7 @@ type accounts struct {
 
 func newAccounts(t *testing.T) *accounts {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "relais.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	c := &clock{t: time.Now()}

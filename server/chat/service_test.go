@@ -3,7 +3,6 @@ package chat_test
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"relais/server/id"
 	"relais/server/proto"
 	"relais/server/store"
+	"relais/server/store/storetest"
 )
 
 // world is a chat service on a real bbolt store, with no bus to speak
@@ -27,11 +27,7 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "relais.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return &world{t: t, db: db, c: chat.New(db, bus.Discard{}, chat.Options{}), ctx: ctx}

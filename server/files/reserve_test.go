@@ -15,17 +15,14 @@ import (
 	"relais/server/media"
 	"relais/server/proto"
 	"relais/server/store"
+	"relais/server/store/storetest"
 )
 
 // uploadsOnly is the part of a Service that records uploads: a real bbolt
 // store and a real blob store, no chat, no accounts.
 func uploadsOnly(t *testing.T, quota, maxFile int64) *Service {
 	t.Helper()
-	db, err := store.Open(filepath.Join(t.TempDir(), "relais.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := storetest.Open(t)
 	b, err := blob.Open(filepath.Join(t.TempDir(), "media"), blob.Options{MaxFileSize: maxFile})
 	if err != nil {
 		t.Fatal(err)
