@@ -30,19 +30,24 @@ type handler struct {
 // /api/v1/media/ (api.Config.Media). See PROTOCOL.md, "Files".
 func (s *Service) Handler() http.Handler {
 	h := &handler{s: s, log: s.log, mux: http.NewServeMux()}
-	m := h.mux
-	m.HandleFunc("POST /api/v1/media/uploads", h.authed(h.begin))
-	m.HandleFunc("GET /api/v1/media/uploads/{id}", h.authed(h.status))
-	m.HandleFunc("PUT /api/v1/media/uploads/{id}", h.authed(h.chunk))
-	m.HandleFunc("DELETE /api/v1/media/uploads/{id}", h.authed(h.abort))
-	m.HandleFunc("POST /api/v1/media/uploads/{id}/finish", h.authed(h.finish))
-	m.HandleFunc("GET /api/v1/media/files/{id}", h.authed(h.download))
-	m.HandleFunc("GET /api/v1/media/files/{id}/thumb", h.authed(h.thumb))
-	m.HandleFunc("GET /api/v1/media/files/{id}/state", h.authed(h.state))
-	m.HandleFunc("GET /api/v1/media/scanner-key", h.authed(h.scannerKey))
-	m.HandleFunc("/api/v1/media/", h.authed(func(http.ResponseWriter, *http.Request, chat.Actor) error {
-		return proto.Errorf(proto.CodeNotFound, "no such endpoint")
-	}))
+	// Every endpoint needs a session: the table holds them all, and each
+	// is mounted through authed.
+	for pattern, fn := range map[string]func(http.ResponseWriter, *http.Request, chat.Actor) error{
+		"POST /api/v1/media/uploads":             h.begin,
+		"GET /api/v1/media/uploads/{id}":         h.status,
+		"PUT /api/v1/media/uploads/{id}":         h.chunk,
+		"DELETE /api/v1/media/uploads/{id}":      h.abort,
+		"POST /api/v1/media/uploads/{id}/finish": h.finish,
+		"GET /api/v1/media/files/{id}":           h.download,
+		"GET /api/v1/media/files/{id}/thumb":     h.thumb,
+		"GET /api/v1/media/files/{id}/state":     h.state,
+		"GET /api/v1/media/scanner-key":          h.scannerKey,
+		"/api/v1/media/": func(http.ResponseWriter, *http.Request, chat.Actor) error {
+			return proto.Errorf(proto.CodeNotFound, "no such endpoint")
+		},
+	} {
+		h.mux.HandleFunc(pattern, h.authed(fn))
+	}
 	return h
 }
 
@@ -200,41 +205,41 @@ func (h *handler) readable(r *http.Request, a chat.Actor) (store.File, store.Blo
 	return f, b, err
 }
 
-// servable refuses a file whose content may not be read by the actor:
-// quarantined (410), or pending its scan and not theirs (403).
-func servable(f store.File, b store.Blob, a chat.Actor) error {
+// servable loads a readable file whose content the actor may download:
+// not quarantined (410), and not pending its scan unless theirs (403).
+func (h *handler) servable(r *http.Request, a chat.Actor) (store.File, store.Blob, error) {
+	f, b, err := h.readable(r, a)
 	switch {
+	case err != nil:
+		return f, b, err
 	case b.State == store.BlobQuarantined:
-		return quarantinedError(b)
+		return f, b, quarantinedError(b)
 	case b.State == store.BlobPending && f.Owner != a.User:
-		return proto.Errorf(proto.CodeScanPending, "this file is waiting for the antivirus")
+		return f, b, proto.Errorf(proto.CodeScanPending, "this file is waiting for the antivirus")
 	}
-	return nil
+	return f, b, nil
 }
 
 func (h *handler) download(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
-	f, b, err := h.readable(r, a)
+	f, b, err := h.servable(r, a)
 	if err != nil {
 		return err
 	}
-	if err := servable(f, b, a); err != nil {
-		return err
+	return h.serve(w, r, f.Hash, f.Name, b.Mime, proto.Errorf(proto.CodeGone, "this file's content is gone"))
+}
+
+// serve sends the blob hash, or answers missing when its bytes are gone.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, hash, name, ctype string, missing error) error {
+	err := media.ServeBlob(w, r, h.s.blobs, hash, name, ctype)
+	if errors.Is(err, blob.ErrNotFound) {
+		return missing
 	}
-	if err := media.ServeBlob(w, r, h.s.blobs, f.Hash, f.Name, b.Mime); err != nil {
-		if errors.Is(err, blob.ErrNotFound) {
-			return proto.Errorf(proto.CodeGone, "this file's content is gone")
-		}
-		return err
-	}
-	return nil
+	return err
 }
 
 func (h *handler) thumb(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
-	f, b, err := h.readable(r, a)
+	_, b, err := h.servable(r, a)
 	if err != nil {
-		return err
-	}
-	if err := servable(f, b, a); err != nil {
 		return err
 	}
 	if b.Thumb == "" {
@@ -244,13 +249,7 @@ func (h *handler) thumb(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	if b.ThumbMime == "image/png" {
 		name = "thumb.png"
 	}
-	if err := media.ServeBlob(w, r, h.s.blobs, b.Thumb, name, b.ThumbMime); err != nil {
-		if errors.Is(err, blob.ErrNotFound) {
-			return proto.Errorf(proto.CodeNotFound, "this file has no thumbnail")
-		}
-		return err
-	}
-	return nil
+	return h.serve(w, r, b.Thumb, name, b.ThumbMime, proto.Errorf(proto.CodeNotFound, "this file has no thumbnail"))
 }
 
 func (h *handler) state(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
