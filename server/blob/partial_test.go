@@ -6,16 +6,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"image"
-	"image/png"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"relais/server/media/mediatest"
 )
 
 func openStore(t *testing.T, opts Options) *Store {
@@ -25,15 +24,6 @@ func openStore(t *testing.T, opts Options) *Store {
 		t.Fatal(err)
 	}
 	return s
-}
-
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
-	}
-	return b
 }
 
 func sha(b []byte) string {
@@ -117,7 +107,7 @@ func TestUploadRoundTrip(t *testing.T) {
 		{"buffer-sized chunks", 3 * chunkBufSize, chunkBufSize},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			content := randomBytes(tc.size, uint64(tc.size))
+			content := mediatest.Random(tc.size, uint64(tc.size))
 			b := upload(t, s, content, tc.chunk)
 			if b.Hash != sha(content) || b.Size != int64(tc.size) || b.Reused {
 				t.Fatalf("Finish = %+v, want hash %s size %d", b, sha(content), tc.size)
@@ -136,51 +126,6 @@ func TestUploadRoundTrip(t *testing.T) {
 				t.Error("Exists = false")
 			}
 		})
-	}
-	assertEmpty(t, filepath.Join(s.Dir(), "uploads"))
-}
-
-func TestDedupAndRemove(t *testing.T) {
-	s := openStore(t, Options{})
-	content := []byte("%PDF-1.4 same content")
-	a := upload(t, s, content, 5)
-	b := upload(t, s, content, 100)
-	if a.Hash != b.Hash || a.Reused || !b.Reused {
-		t.Fatalf("dedup: %+v then %+v", a, b)
-	}
-	if a.ContentType != "application/pdf" {
-		t.Errorf("ContentType = %q", a.ContentType)
-	}
-	n := 0
-	s.Walk(func(hash string, size int64, _ time.Time) error {
-		n++
-		if hash != a.Hash || size != int64(len(content)) {
-			t.Errorf("Walk: %s %d", hash, size)
-		}
-		return nil
-	})
-	if n != 1 {
-		t.Errorf("Walk saw %d blobs", n)
-	}
-	if err := s.Remove(a.Hash); err != nil {
-		t.Fatal(err)
-	}
-	if s.Exists(a.Hash) {
-		t.Error("blob still exists after Remove")
-	}
-	if err := s.Remove(a.Hash); err != nil {
-		t.Errorf("second Remove: %v", err)
-	}
-	for _, bad := range []string{"", "../etc/passwd", strings.Repeat("A", 64), a.Hash[:63], a.Hash + "0"} {
-		if s.Exists(bad) {
-			t.Errorf("Exists(%q)", bad)
-		}
-		if _, err := s.Path(bad); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Path(%q) = %v", bad, err)
-		}
-		if err := s.Remove(bad); !errors.Is(err, ErrNotFound) {
-			t.Errorf("Remove(%q) = %v", bad, err)
-		}
 	}
 	assertEmpty(t, filepath.Join(s.Dir(), "uploads"))
 }
@@ -205,7 +150,7 @@ func TestHostileUploadIDs(t *testing.T) {
 
 func TestChunkReplayAndResume(t *testing.T) {
 	s := openStore(t, Options{})
-	content := randomBytes(100_000, 7)
+	content := mediatest.Random(100_000, 7)
 	u, err := begin(s, int64(len(content)), "")
 	if err != nil {
 		t.Fatal(err)
@@ -367,7 +312,7 @@ func TestResumeAfterRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	content := randomBytes(200_000, 3)
+	content := mediatest.Random(200_000, 3)
 	u, err := begin(s, int64(len(content)), "")
 	if err != nil {
 		t.Fatal(err)
@@ -478,51 +423,6 @@ func (b *blockingReader) Read(p []byte) (int, error) {
 	return 1, nil
 }
 
-func TestSniffType(t *testing.T) {
-	odt := append([]byte("PK\x03\x04\x0a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x27\x00\x00\x00\x27\x00\x00\x00\x08\x00\x00\x00mimetype"),
-		"application/vnd.oasis.opendocument.text"...)
-	docx := "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-	cases := []struct {
-		head     []byte
-		declared string
-		want     string
-	}{
-		{[]byte("\x89PNG\r\n\x1a\n0000"), "text/html", "image/png"},
-		{[]byte("<html><script>alert(1)</script>"), "image/png", "text/html; charset=utf-8"},
-		{[]byte("<svg xmlns='http://www.w3.org/2000/svg'>"), "image/svg+xml", "text/plain; charset=utf-8"},
-		{[]byte("<?xml version='1.0'?><svg>"), "image/svg+xml", "text/xml; charset=utf-8"},
-		{odt, "", "application/vnd.oasis.opendocument.text"},
-		{[]byte("PK\x03\x04rest"), docx, docx},
-		{[]byte("PK\x03\x04rest"), "text/html", "application/zip"},
-		{[]byte("just text"), docx, "text/plain; charset=utf-8"},
-	}
-	for _, tc := range cases {
-		if got := sniffType(tc.head, tc.declared); got != tc.want {
-			t.Errorf("sniffType(%q, %q) = %q, want %q", tc.head[:min(len(tc.head), 20)], tc.declared, got, tc.want)
-		}
-	}
-}
-
-func TestPut(t *testing.T) {
-	s := openStore(t, Options{MaxFileSize: 1000})
-	var png bytes.Buffer
-	if err := pngEncode(&png); err != nil {
-		t.Fatal(err)
-	}
-	thumb := png.Bytes()
-	b, err := s.Put(bytes.NewReader(thumb))
-	if err != nil || b.Hash != sha(thumb) || b.ContentType != "image/png" || b.Reused {
-		t.Fatalf("Put = %+v, %v", b, err)
-	}
-	if b2, err := s.Put(bytes.NewReader(thumb)); err != nil || !b2.Reused {
-		t.Fatalf("second Put = %+v, %v", b2, err)
-	}
-	if _, err := s.Put(io.LimitReader(&countingZeros{}, 1001)); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("Put(too large) = %v", err)
-	}
-	assertEmpty(t, filepath.Join(s.Dir(), "uploads"))
-}
-
 // The same bytes in two scopes are two blobs, also for an upload resumed
 // after a restart whose hash state was lost; in one scope they are one.
 func TestScopedDedup(t *testing.T) {
@@ -531,7 +431,7 @@ func TestScopedDedup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	content := randomBytes(100_000, 9)
+	content := mediatest.Random(100_000, 9)
 	finish := func(s *Store, scope string, lose bool) string {
 		t.Helper()
 		u, err := begin(s, int64(len(content)), scope)
@@ -565,13 +465,4 @@ func TestScopedDedup(t *testing.T) {
 	if _, err := begin(s, 1, "x\x00y"); !errors.Is(err, ErrBadRequest) {
 		t.Fatalf("scope with a NUL: %v", err)
 	}
-}
-
-// pngEncode writes a small PNG picture, content a node would Put itself.
-func pngEncode(w io.Writer) error {
-	img := image.NewNRGBA(image.Rect(0, 0, 8, 8))
-	for i := range img.Pix {
-		img.Pix[i] = byte(i)
-	}
-	return png.Encode(w, img)
 }

@@ -2,7 +2,6 @@ package media
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"testing"
 
 	"relais/server/blob"
@@ -24,16 +23,6 @@ func putBlob(t *testing.T, s *blob.Store, content []byte) blob.Blob {
 	b, err := s.Put(bytes.NewReader(content))
 	if err != nil {
 		t.Fatal(err)
-	}
-	return b
-}
-
-// randomBytes returns n reproducible pseudo-random bytes.
-func randomBytes(n int, seed uint64) []byte {
-	r := rand.New(rand.NewPCG(seed, seed))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(r.Uint32())
 	}
 	return b
 }

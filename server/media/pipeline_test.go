@@ -113,7 +113,7 @@ func TestPipelineWithClamd(t *testing.T) {
 		}
 	})
 	t.Run("larger than clamd accepts", func(t *testing.T) {
-		_, o := scan(t, "big.bin", randomBytes(3<<20, 5))
+		_, o := scan(t, "big.bin", mediatest.Random(3<<20, 5))
 		if o.State != Quarantined || o.Code != CodeTooLarge {
 			t.Fatalf("outcome %+v", o)
 		}

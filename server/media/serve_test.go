@@ -9,11 +9,12 @@ import (
 	"testing"
 
 	"relais/server/blob"
+	"relais/server/media/mediatest"
 )
 
 func TestServeBlob(t *testing.T) {
 	s := openBlobs(t)
-	png := append([]byte("\x89PNG\r\n\x1a\n"), randomBytes(5000, 1)...)
+	png := append([]byte("\x89PNG\r\n\x1a\n"), mediatest.Random(5000, 1)...)
 	cases := []struct {
 		name        string
 		content     []byte
@@ -49,7 +50,7 @@ func TestServeBlob(t *testing.T) {
 	}
 
 	t.Run("range and etag", func(t *testing.T) {
-		content := randomBytes(10_000, 9)
+		content := mediatest.Random(10_000, 9)
 		b := putBlob(t, s, content)
 		req := httptest.NewRequest("GET", "/", nil)
 		req.Header.Set("Range", "bytes=100-199")
