@@ -155,8 +155,10 @@ func (s *Service) Housekeep(ctx context.Context) error {
 }
 
 // sweepUploads deletes the records of uploads whose bytes are gone
-// (expired, or lost with a crash before their first chunk).
+// (expired, or lost with a crash between the record and its bytes).
 func (s *Service) sweepUploads(ctx context.Context) error {
+	s.beginMu.Lock()
+	defer s.beginMu.Unlock()
 	var ups []store.Upload
 	if err := s.db.View(func(tx *store.Tx) error {
 		var err error

@@ -140,6 +140,11 @@ type Service struct {
 	// blob until it is gone), so that content is never removed under a
 	// file that is being recorded with it.
 	blobMu sync.RWMutex
+	// beginMu orders the start of uploads (read-locked, from committing
+	// the record until its bytes exist) against the sweep of records whose
+	// bytes are gone (write-locked), so that the sweep never takes a
+	// record written first for bytes about to be created.
+	beginMu sync.RWMutex
 	thumbs chan struct{}
 
 	scans    chan string

@@ -70,6 +70,8 @@ func (s *Service) Begin(ctx context.Context, a chat.Actor, req proto.UploadReque
 	// The record first, with the quota in the same transaction: it is the
 	// upload; its bytes follow, and bytes without a record are dropped
 	// (dropOrphanPartials).
+	s.beginMu.RLock()
+	defer s.beginMu.RUnlock()
 	if err := s.db.Update(ctx, func(tx *store.Tx) error {
 		if err := reserve(tx, rec, s.cfg.UserQuota); err != nil {
 			return err
