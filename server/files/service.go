@@ -145,7 +145,7 @@ type Service struct {
 	// bytes are gone (write-locked), so that the sweep never takes a
 	// record written first for bytes about to be created.
 	beginMu sync.RWMutex
-	thumbs chan struct{}
+	thumbs  chan struct{}
 
 	scans    chan string
 	removals chan string
