@@ -71,6 +71,11 @@ var depRules = []depRule{
 			func(imp string) bool { return under(imp, module+"/cluster") },
 			func(p string) bool { return !under(p, module+"/server") })
 	}},
+	{"account knows no HTTP", func(g depGraph) []string {
+		return importers(g,
+			func(imp string) bool { return under(imp, "net/http") },
+			func(p string) bool { return p != module+"/server/account" })
+	}},
 	{"no test helper is linked into the relais binary", func(g depGraph) []string {
 		var bad []string
 		for _, p := range g.binary {
@@ -101,11 +106,12 @@ func TestDependencyRules(t *testing.T) {
 func TestDependencyRulesCatchForbiddenImports(t *testing.T) {
 	clean := depGraph{
 		imports: map[string][]string{
-			"relais":              {"relais/cluster", "relais/server/node"},
-			"relais/cluster":      {"github.com/nats-io/nats-server/v2/server", "relais/server/bus"},
-			"relais/server/node":  {"relais/server/store", "relais/server/bus"},
-			"relais/server/store": {"go.etcd.io/bbolt", "relais/server/id"},
-			"relais/server/proto": {"relais/server/id"},
+			"relais":                {"relais/cluster", "relais/server/node"},
+			"relais/cluster":        {"github.com/nats-io/nats-server/v2/server", "relais/server/bus"},
+			"relais/server/node":    {"relais/server/store", "relais/server/bus"},
+			"relais/server/store":   {"go.etcd.io/bbolt", "relais/server/id"},
+			"relais/server/proto":   {"relais/server/id"},
+			"relais/server/account": {"relais/server/store", "relais/server/proto"},
 		},
 		binary: []string{"relais", "relais/cluster", "relais/server/node", "relais/server/store"},
 	}
@@ -120,6 +126,8 @@ func TestDependencyRulesCatchForbiddenImports(t *testing.T) {
 		{"only store imports bbolt", "relais/server/node", "go.etcd.io/bbolt/errors", false},
 		{"only cluster imports NATS", "relais/server/node", "github.com/nats-io/nats.go", false},
 		{"nothing under server imports cluster", "relais/server/node", "relais/cluster", false},
+		{"account knows no HTTP", "relais/server/account", "net/http", false},
+		{"account knows no HTTP", "relais/server/account", "net/http/cookiejar", false},
 		{"no test helper is linked into the relais binary", "", "relais/server/media/mediatest", true},
 	}
 	for _, c := range cases {

@@ -35,7 +35,7 @@ const (
 // over: see Invitations). While an invitation to the address is pending,
 // nothing is mailed: the caller's invitation to the room joins the
 // pending one. It says which of these happened (proto.Invitation…). It
-// implements chat.Inviter.
+// implements chat.Inviter (asserted in package node).
 func (s *Service) InviteExternal(ctx context.Context, inviter store.User, email string, room store.Room) (string, string, error) {
 	addr, err := mailaddr.Parse(email)
 	if err != nil {
@@ -213,13 +213,6 @@ func (s *Service) ApproveInvitation(ctx context.Context, email string) (string, 
 	return s.link("/invite", token), nil
 }
 
-// AcceptRequest is the body of POST /api/v1/invitation/accept.
-type AcceptRequest struct {
-	Token       string `json:"token"`
-	Password    string `json:"password"`
-	DisplayName string `json:"display_name,omitempty"`
-}
-
 // InvitationInfo describes an invitation to the person opening its link.
 type InvitationInfo struct {
 	RoomName string `json:"room_name"`
@@ -252,7 +245,7 @@ func (s *Service) PeekInvitation(token string) (InvitationInfo, error) {
 
 // AcceptInvitation sets the external's password (and name), activates the
 // account, joins the room of the invitation and signs the external in.
-func (s *Service) AcceptInvitation(ctx context.Context, req AcceptRequest, device, ip string) (Login, error) {
+func (s *Service) AcceptInvitation(ctx context.Context, req proto.AcceptRequest, device, ip string) (Login, error) {
 	if err := s.limit(ip, ""); err != nil {
 		return Login{}, err
 	}

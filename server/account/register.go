@@ -26,17 +26,10 @@ const (
 	StatusPendingApproval  = "pending_approval"
 )
 
-// RegisterRequest is the body of POST /api/v1/register.
-type RegisterRequest struct {
-	Email       string `json:"email"`
-	Password    string `json:"password"`
-	DisplayName string `json:"display_name,omitempty"`
-}
-
 // Register starts a registration for an address of an allowed domain. With
 // an SMTP relay the address is verified by a link and a code; without
 // one, the account waits for an operator's approval.
-func (s *Service) Register(ctx context.Context, req RegisterRequest, ip string) (status string, err error) {
+func (s *Service) Register(ctx context.Context, req proto.RegisterRequest, ip string) (status string, err error) {
 	if err := s.limit(ip, ""); err != nil {
 		return "", err
 	}
@@ -180,17 +173,6 @@ func normalizeCode(code string) string {
 	}, code)
 }
 
-// VerifyRequest is the body of POST /api/v1/verify: the token of the link,
-// or the address and the code, with the registration's password.
-type VerifyRequest struct {
-	Token string `json:"token,omitempty"`
-	Email string `json:"email,omitempty"`
-	Code  string `json:"code,omitempty"`
-	// Password is the password given at registration: only the person
-	// who registered can complete the registration, even with the mail.
-	Password string `json:"password,omitempty"`
-}
-
 var errInvalidVerify = proto.Errorf(proto.CodeInvalidToken, "this link, code or password is not valid, or the link has expired")
 
 // Verify activates an account from its e-mail link or code and the
@@ -199,7 +181,7 @@ var errInvalidVerify = proto.Errorf(proto.CodeInvalidToken, "this link, code or 
 // in their name by someone else must not activate it with that someone's
 // password. Wrong guesses count against the code (maxGuesses burn it) and
 // against budgets of their own, per address and per client network.
-func (s *Service) Verify(ctx context.Context, req VerifyRequest, ip string) error {
+func (s *Service) Verify(ctx context.Context, req proto.VerifyRequest, ip string) error {
 	var key []byte
 	var email string
 	switch {
@@ -377,15 +359,6 @@ func (s *Service) SetupLink(ctx context.Context) (string, error) {
 	return s.link("/setup", token), nil
 }
 
-// SetupRequest is the body of POST /api/v1/setup.
-type SetupRequest struct {
-	Token       string   `json:"token"`
-	Email       string   `json:"email"`
-	Password    string   `json:"password"`
-	DisplayName string   `json:"display_name,omitempty"`
-	Domains     []string `json:"domains,omitempty"`
-}
-
 // SetupNeeded reports whether the node still has no administrator.
 func (s *Service) SetupNeeded() (bool, error) {
 	var has bool
@@ -400,7 +373,7 @@ func (s *Service) SetupNeeded() (bool, error) {
 // Setup creates the first administrator with the setup link's token, and
 // the allowed domains if given. The administrator's address must be in an
 // allowed domain.
-func (s *Service) Setup(ctx context.Context, req SetupRequest, ip string) error {
+func (s *Service) Setup(ctx context.Context, req proto.SetupRequest, ip string) error {
 	if err := s.limit(ip, ""); err != nil {
 		return err
 	}

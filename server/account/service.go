@@ -234,6 +234,12 @@ func (s *Service) changeDomains(ctx context.Context, change func(mailaddr.Policy
 
 // newToken returns a random secret for a link or cookie and its hash, the
 // only form that is stored.
+// NewSessionToken returns a fresh random token and the hash under which
+// the store keeps it (the store never holds a token itself). It is what
+// Login hands out; `relais bench` uses it to write the sessions of the
+// accounts it provisions directly in its own store.
+func NewSessionToken() (token string, hash []byte) { return newToken() }
+
 func newToken() (token string, hash []byte) {
 	b := make([]byte, 32)
 	rand.Read(b)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -17,21 +16,6 @@ import (
 	"relais/server/proto"
 	"relais/server/store"
 )
-
-// CookieName is the browser session cookie.
-const CookieName = "relais_session"
-
-// LoginRequest is the body of POST /api/v1/login.
-type LoginRequest struct {
-	Email    string `json:"email"`
-	Password string `json:"password"`
-	// Device names the device in the list of devices ("Firefox on
-	// Windows"); the web client derives it from the user agent.
-	Device string `json:"device,omitempty"`
-	// Bearer asks for the token in the answer instead of a cookie, for
-	// non-browser clients.
-	Bearer bool `json:"bearer,omitempty"`
-}
 
 // Login is a successful sign-in.
 type Login struct {
@@ -49,7 +33,7 @@ var errBadCredentials = proto.Errorf(proto.CodeBadCredentials, "wrong e-mail add
 // Only failures spend the sign-in budgets (see Service.loginNet): a person
 // signing in often, or registering, is never slowed down, and an attacker
 // failing from one network does not lock the owner out of another.
-func (s *Service) Login(ctx context.Context, req LoginRequest, ip string) (Login, error) {
+func (s *Service) Login(ctx context.Context, req proto.LoginRequest, ip string) (Login, error) {
 	addr, err := mailaddr.Parse(req.Email)
 	email := ""
 	if err == nil {
@@ -256,21 +240,6 @@ func (s *Service) touch(hash []byte) {
 		}
 		return err
 	})
-}
-
-// TokenFrom returns the session token of a request: the bearer token, or
-// the session cookie. cookie reports which.
-func TokenFrom(r *http.Request) (token string, cookie bool) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if t, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(t), false
-		}
-		return "", false
-	}
-	if c, err := r.Cookie(CookieName); err == nil {
-		return c.Value, true
-	}
-	return "", false
 }
 
 // Logout ends the session of token.

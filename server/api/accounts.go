@@ -5,10 +5,12 @@ import (
 	"time"
 
 	"relais/server/account"
+	"relais/server/httpx"
+	"relais/server/proto"
 )
 
 func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
-	var req account.RegisterRequest
+	var req proto.RegisterRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -21,7 +23,7 @@ func (h *Handler) register(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
-	var req account.VerifyRequest
+	var req proto.VerifyRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -32,14 +34,8 @@ func (h *Handler) verify(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// loginAnswer is the body of a successful sign-in.
-type loginAnswer struct {
-	Me
-	Token string `json:"token,omitempty"`
-}
-
 func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
-	var req account.LoginRequest
+	var req proto.LoginRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -55,7 +51,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) signedIn(w http.ResponseWriter, l account.Login, bearer bool) {
-	ans := loginAnswer{Me: meOf(l.User, l.Session.DeviceID)}
+	ans := proto.LoginAnswer{Me: meOf(l.User, l.Session.DeviceID)}
 	if bearer {
 		ans.Token = l.Token
 	} else {
@@ -65,7 +61,7 @@ func (h *Handler) signedIn(w http.ResponseWriter, l account.Login, bearer bool) 
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
-	token, _ := account.TokenFrom(r)
+	token, _ := httpx.TokenFrom(r)
 	err := h.cfg.Accounts.Logout(r.Context(), token)
 	h.setCookie(w, "", -time.Second)
 	if err != nil && err != account.ErrUnauthorized {
@@ -81,9 +77,7 @@ func (h *Handler) me(w http.ResponseWriter, r *http.Request, id account.Identity
 }
 
 func (h *Handler) updateMe(w http.ResponseWriter, r *http.Request, id account.Identity) error {
-	var req struct {
-		DisplayName string `json:"display_name"`
-	}
+	var req proto.DisplayNameRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -125,10 +119,7 @@ func (h *Handler) revokeDevice(w http.ResponseWriter, r *http.Request, id accoun
 }
 
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, id account.Identity) error {
-	var req struct {
-		Current string `json:"current"`
-		New     string `json:"new"`
-	}
+	var req proto.PasswordChange
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -140,9 +131,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, id acco
 }
 
 func (h *Handler) requestReset(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Email string `json:"email"`
-	}
+	var req proto.ResetRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -154,10 +143,7 @@ func (h *Handler) requestReset(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) confirmReset(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Token    string `json:"token"`
-		Password string `json:"password"`
-	}
+	var req proto.ResetConfirm
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -169,9 +155,7 @@ func (h *Handler) confirmReset(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) renew(w http.ResponseWriter, r *http.Request) error {
-	var req struct {
-		Token string `json:"token"`
-	}
+	var req proto.RenewRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -198,7 +182,7 @@ func (h *Handler) setupStatus(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) setup(w http.ResponseWriter, r *http.Request) error {
-	var req account.SetupRequest
+	var req proto.SetupRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -219,7 +203,7 @@ func (h *Handler) peekInvitation(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) acceptInvitation(w http.ResponseWriter, r *http.Request) error {
-	var req account.AcceptRequest
+	var req proto.AcceptRequest
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
@@ -247,7 +231,7 @@ func (h *Handler) publicConfig(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) health(w http.ResponseWriter, r *http.Request) error {
 	ans := map[string]any{"status": "ok"}
 	if h.cfg.Health != nil {
-		if token, _ := account.TokenFrom(r); token != "" {
+		if token, _ := httpx.TokenFrom(r); token != "" {
 			if ident, err := h.cfg.Accounts.Resolve(token); err == nil && ident.User.Admin {
 				ans = h.cfg.Health()
 			}

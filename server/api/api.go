@@ -5,15 +5,10 @@
 package api
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
-	"io"
 	"io/fs"
 	"log/slog"
-	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -23,6 +18,7 @@ import (
 	"relais/server/account"
 	"relais/server/adminops"
 	"relais/server/chat"
+	"relais/server/httpx"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -126,7 +122,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rand.Read(b[:])
 		rid = hex.EncodeToString(b[:])
 	}
-	r = r.WithContext(context.WithValue(r.Context(), ridKey{}, rid))
+	r = httpx.WithRequestID(r, rid)
 	hd := w.Header()
 	hd.Set("X-Request-Id", rid)
 	hd.Set("X-Content-Type-Options", "nosniff")
@@ -136,18 +132,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
 	}
 	if !safeMethod(r.Method) && !sameOrigin(r) {
-		writeError(w, r, h.log, proto.Errorf(proto.CodeForbidden, "cross-site request refused"))
+		httpx.WriteError(w, r, h.log, proto.Errorf(proto.CodeForbidden, "cross-site request refused"))
 		return
 	}
 	h.withBodyDeadline(w, r)
 	h.mux.ServeHTTP(w, r)
-}
-
-type ridKey struct{}
-
-func requestID(r *http.Request) string {
-	s, _ := r.Context().Value(ridKey{}).(string)
-	return s
 }
 
 func safeMethod(m string) bool {
@@ -167,49 +156,22 @@ func sameOrigin(r *http.Request) bool {
 
 // handle adapts an error-returning handler.
 func (h *Handler) handle(fn func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if err := fn(w, r); err != nil {
-			writeError(w, r, h.log, err)
-		}
-	}
+	return httpx.Handle(h.log, fn)
 }
 
 // authed adapts a handler that needs a signed-in user.
 func (h *Handler) authed(fn func(http.ResponseWriter, *http.Request, account.Identity) error) http.HandlerFunc {
-	return h.handle(func(w http.ResponseWriter, r *http.Request) error {
-		token, _ := account.TokenFrom(r)
-		ident, err := h.cfg.Accounts.Resolve(token)
-		if err != nil {
-			return err
-		}
-		return fn(w, r, ident)
-	})
+	return httpx.Authed(h.log, h.cfg.Accounts.Resolve, fn)
 }
 
-// decode reads a JSON request body strictly: JSON content type, bounded
-// size, no unknown fields, nothing after the object.
+// decode reads a JSON request body strictly (httpx.Decode), of at most
+// maxBody bytes.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || ct != "application/json" {
-		return proto.Errorf(proto.CodeUnsupportedMedia, "send application/json")
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return proto.Errorf(proto.CodeTooLarge, "body over %d bytes", maxBody)
-		}
-		if pe := proto.AsError(err); pe != nil {
-			return pe // request_timeout
-		}
-		return proto.Errorf(proto.CodeBadRequest, "body is not the expected JSON: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return proto.Errorf(proto.CodeBadRequest, "unexpected data after the JSON body")
-	}
-	return nil
+	return httpx.Decode(w, r, v, maxBody)
 }
+
+// writeJSON answers v (httpx.WriteJSON).
+func writeJSON(w http.ResponseWriter, status int, v any) { httpx.WriteJSON(w, status, v) }
 
 // clientIP is the address rate limits apply to.
 func (h *Handler) clientIP(r *http.Request) string {
@@ -230,20 +192,11 @@ func (h *Handler) clientIP(r *http.Request) string {
 
 func (h *Handler) setCookie(w http.ResponseWriter, token string, maxAge time.Duration) {
 	http.SetCookie(w, &http.Cookie{
-		Name: account.CookieName, Value: token, Path: "/", MaxAge: int(maxAge / time.Second),
+		Name: httpx.CookieName, Value: token, Path: "/", MaxAge: int(maxAge / time.Second),
 		HttpOnly: true, Secure: h.cfg.SecureCookies, SameSite: http.SameSiteStrictMode,
 	})
 }
 
-// Me is what a signed-in user learns about themselves.
-type Me struct {
-	proto.Profile
-	Email   string    `json:"email"`
-	Admin   bool      `json:"admin,omitempty"`
-	Device  string    `json:"device"`
-	Expires time.Time `json:"expires,omitzero"`
-}
-
-func meOf(u store.User, device string) Me {
-	return Me{Profile: chat.ProfileOf(u), Email: u.Email, Admin: u.Admin, Device: device, Expires: u.Expires}
+func meOf(u store.User, device string) proto.Me {
+	return proto.Me{Profile: chat.ProfileOf(u), Email: u.Email, Admin: u.Admin, Device: device, Expires: u.Expires}
 }

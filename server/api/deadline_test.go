@@ -15,6 +15,7 @@ import (
 	"relais/server/api"
 	"relais/server/client"
 	"relais/server/node"
+	"relais/server/proto"
 )
 
 // testBodies are test-sized body deadlines: 2 s for a JSON body, and an
@@ -69,7 +70,7 @@ func TestSlowBodiesAreCut(t *testing.T) {
 	c := n.NewUser("Lent Malveillant")
 	ctx := context.Background()
 	room := group(t, c)
-	up, err := c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: "lent.txt", Size: 100})
+	up, err := c.BeginUpload(ctx, proto.UploadRequest{Room: room, Name: "lent.txt", Size: 100})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestSlowHonestUploadsAndIdleWebsocketsLive(t *testing.T) {
 	defer ws.CloseNow()
 
 	const size = 7000 // 3.5 s at 2000 bytes/s: past the 2 s grace, above 1000 bytes/s
-	up, err := c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: "lent.txt", Size: size})
+	up, err := c.BeginUpload(ctx, proto.UploadRequest{Room: room, Name: "lent.txt", Size: size})
 	if err != nil {
 		t.Fatal(err)
 	}

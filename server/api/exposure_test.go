@@ -19,10 +19,10 @@ import (
 	"testing"
 
 	"relais/cluster/nodetest"
-	"relais/server/account"
 	"relais/server/admin"
 	"relais/server/client"
 	"relais/server/config"
+	"relais/server/httpx"
 	"relais/server/node"
 )
 
@@ -110,7 +110,7 @@ func TestSessionCookieSecureBehindHTTPSProxy(t *testing.T) {
 			resp := rawLogin(t, "http://"+n.Addr(), email)
 			var found bool
 			for _, c := range resp.Cookies() {
-				if c.Name == account.CookieName {
+				if c.Name == httpx.CookieName {
 					found = true
 					if c.Secure != tc.secure {
 						t.Errorf("cookie %s Secure=%v, want %v (public URL %q)", c.Name, c.Secure, tc.secure, n.URL())

@@ -15,12 +15,12 @@ import (
 	"syscall"
 	"time"
 
-	"relais/server/account"
 	"relais/server/admin"
 	"relais/server/client"
 	"relais/server/config"
 	"relais/server/node"
 	"relais/server/password"
+	"relais/server/proto"
 	"relais/server/store"
 )
 
@@ -112,7 +112,7 @@ func provision(ctx context.Context, db *store.DB, count, devices int) ([]user, e
 		return nil, err
 	}
 	prefix := fmt.Sprintf("b%d", provisioned.Add(1))
-	accs, err := account.ProvisionForBench(ctx, db, prefix, Domain, hash, count, devices)
+	accs, err := provisionAccounts(ctx, db, prefix, Domain, hash, count, devices)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +211,7 @@ func readAccounts(path string) ([][2]string, error) {
 // client returns a client of the target signed in with a token of u.
 func (t *target) client(u user, device int) *client.Client {
 	c := client.New(t.url, client.WithToken(u.Tokens[device]), client.WithDialer(t.dial))
-	c.Me = client.Me{ID: u.ID, Name: u.Name}
+	c.Me = proto.Me{Profile: proto.Profile{ID: u.ID, Name: u.Name}}
 	return c
 }
 

@@ -40,3 +40,26 @@ type Subscription interface {
 	// returns, except for a call already in progress.
 	Unsubscribe() error
 }
+
+// Discard is a Bus that drops what is published and delivers nothing: the
+// bus of a service used on its own, with a store but no mesh (tests of
+// one package's rules, tools).
+type Discard struct{}
+
+var _ Bus = Discard{}
+
+// Publish drops data.
+func (Discard) Publish(string, []byte) error { return nil }
+
+// Subscribe registers nothing: h is never called.
+func (Discard) Subscribe(string, Handler) (Subscription, error) { return discarded{}, nil }
+
+// Flush returns at once.
+func (Discard) Flush() error { return nil }
+
+// Close does nothing.
+func (Discard) Close() error { return nil }
+
+type discarded struct{}
+
+func (discarded) Unsubscribe() error { return nil }

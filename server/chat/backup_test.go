@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"relais/server/bus"
 	"relais/server/chat"
 	"relais/server/proto"
 	"relais/server/store"
@@ -19,7 +20,7 @@ func openService(t *testing.T) *chat.Service {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return chat.New(db, nopBus{}, chat.Options{})
+	return chat.New(db, bus.Discard{}, chat.Options{})
 }
 
 func codeOf(err error) string {

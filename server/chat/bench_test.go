@@ -18,19 +18,6 @@ import (
 	"relais/server/store"
 )
 
-// nopBus drops what is published: the benchmark measures the send path up
-// to the durable commit and the hand-over to the bus.
-type nopBus struct{}
-
-func (nopBus) Publish(string, []byte) error { return nil }
-func (nopBus) Subscribe(string, bus.Handler) (bus.Subscription, error) {
-	return nil, nil
-}
-func (nopBus) Flush() error { return nil }
-func (nopBus) Close() error { return nil }
-
-var _ bus.Bus = nopBus{}
-
 // BenchmarkSend measures chat.Service.Send of encrypted messages, the
 // domain part of every send (idempotency, access, append, read marker,
 // group commit with fsync), with writers each sending to a room of its
@@ -43,13 +30,13 @@ func BenchmarkSend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer db.Close()
-			s := chat.New(db, nopBus{}, chat.Options{})
+			s := chat.New(db, bus.Discard{}, chat.Options{})
 			ctx := context.Background()
 			actors := make([]chat.Actor, writers)
 			rooms := make([]string, writers)
 			for i := range writers {
 				actors[i] = chat.Actor{User: fmt.Sprintf("u-%s-%016d", db.Node(), i), Device: "d-abcdefghijklmnop"}
-				if rooms[i], err = s.CreateRoom(ctx, actors[i], chat.CreateRoomRequest{Kind: store.Group, Name: "Salle", Encrypted: true}); err != nil {
+				if rooms[i], err = s.CreateRoom(ctx, actors[i], chat.CreateRoomRequest{Kind: store.Group, Name: "Salle"}); err != nil {
 					b.Fatal(err)
 				}
 				// The founder's first commit publishes the room's MLS

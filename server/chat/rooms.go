@@ -16,9 +16,17 @@ type CreateRoomRequest struct {
 	Name      string
 	Topic     string
 	Externals bool // groups only
-	Encrypted bool // groups only; forums are never encrypted
+	// Encrypted is whether the room is end-to-end encrypted; nil is the
+	// default, which every path gets: groups are encrypted, forums never
+	// are (an explicit true is ignored for them).
+	Encrypted *bool
 	Invite    []string
 }
+
+// DefaultEncrypted is whether a room of kind is end-to-end encrypted when
+// its creator does not say: direct conversations and groups are, forums
+// (open and searchable by design) are not.
+func DefaultEncrypted(kind store.RoomKind) bool { return kind == store.Direct || kind == store.Group }
 
 // CreateRoom creates a group or forum owned by the actor and invites the
 // given users. It returns the room id.
@@ -29,14 +37,18 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, req CreateRoomRequest
 	if req.Kind != store.Group && req.Kind != store.Forum {
 		return "", proto.Errorf(proto.CodeBadRequest, "kind must be group or forum")
 	}
+	encrypted := DefaultEncrypted(req.Kind)
+	if req.Encrypted != nil {
+		encrypted = *req.Encrypted
+	}
 	if req.Kind == store.Forum {
 		// Forums are open and searchable by design: never encrypted,
 		// never open to externals.
-		req.Externals, req.Encrypted = false, false
+		req.Externals, encrypted = false, false
 	}
 	room := store.Room{
 		ID: id.NewRoom(s.node), Kind: req.Kind, Name: strings.TrimSpace(req.Name), Topic: strings.TrimSpace(req.Topic),
-		Externals: req.Externals, Encrypted: req.Encrypted, Creator: a.User, Created: s.now(),
+		Externals: req.Externals, Encrypted: encrypted, Creator: a.User, Created: s.now(),
 	}
 	err := s.update(ctx, func(tx *store.Tx) error {
 		if err := tx.CreateRoom(room); err != nil {
@@ -85,8 +97,14 @@ func (s *Service) setMember(tx *store.Tx, roomID, userID string, m store.Members
 }
 
 // OpenDM returns the direct room of the actor and another agent, creating
-// it (both joined) or rejoining it as needed.
-func (s *Service) OpenDM(ctx context.Context, a Actor, other string, encrypted bool) (string, error) {
+// it (both joined) or rejoining it as needed. A new room is end-to-end
+// encrypted unless encrypted says otherwise (nil is the default,
+// DefaultEncrypted); an existing one keeps what it is.
+func (s *Service) OpenDM(ctx context.Context, a Actor, other string, encrypted *bool) (string, error) {
+	enc := DefaultEncrypted(store.Direct)
+	if encrypted != nil {
+		enc = *encrypted
+	}
 	if a.External {
 		return "", proto.Errorf(proto.CodeExternalForbidden, "external correspondents cannot start conversations")
 	}
@@ -101,7 +119,7 @@ func (s *Service) OpenDM(ctx context.Context, a Actor, other string, encrypted b
 		}
 		roomID, err = tx.DM(a.User, other)
 		if errors.Is(err, store.ErrNotFound) {
-			room := store.Room{ID: id.NewRoom(s.node), Kind: store.Direct, Encrypted: encrypted, Creator: a.User, Created: s.now()}
+			room := store.Room{ID: id.NewRoom(s.node), Kind: store.Direct, Encrypted: enc, Creator: a.User, Created: s.now()}
 			roomID = room.ID
 			if err := tx.CreateRoom(room); err != nil {
 				return err

@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"relais/server/proto"
 )
 
 // Client talks to one node as one user (once signed in).
@@ -23,21 +25,10 @@ type Client struct {
 	http  *http.Client
 	token string
 	// Me is the signed-in user, after Login.
-	Me Me
+	Me proto.Me
 	// Dialer, if set, dials the node's connections (benchmarks spread
 	// them over several loopback source addresses).
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
-}
-
-// Me describes the signed-in user.
-type Me struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Org      string `json:"org"`
-	External bool   `json:"ext"`
-	Email    string `json:"email"`
-	Device   string `json:"device"`
-	Admin    bool   `json:"admin"`
 }
 
 // Option configures a Client.
@@ -139,29 +130,26 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 // (verification_sent or pending_approval).
 func (c *Client) Register(ctx context.Context, email, password, name string) (string, error) {
 	var out struct{ Status string }
-	err := c.Do(ctx, "POST", "/api/v1/register", map[string]string{"email": email, "password": password, "display_name": name}, &out)
+	err := c.Do(ctx, "POST", "/api/v1/register", proto.RegisterRequest{Email: email, Password: password, DisplayName: name}, &out)
 	return out.Status, err
 }
 
 // Verify confirms an address with the token of the link and the password
 // given at registration.
 func (c *Client) Verify(ctx context.Context, token, password string) error {
-	return c.Do(ctx, "POST", "/api/v1/verify", map[string]string{"token": token, "password": password}, nil)
+	return c.Do(ctx, "POST", "/api/v1/verify", proto.VerifyRequest{Token: token, Password: password}, nil)
 }
 
 // VerifyCode confirms an address with the code of the mail and the
 // password given at registration.
 func (c *Client) VerifyCode(ctx context.Context, email, code, password string) error {
-	return c.Do(ctx, "POST", "/api/v1/verify", map[string]string{"email": email, "code": code, "password": password}, nil)
+	return c.Do(ctx, "POST", "/api/v1/verify", proto.VerifyRequest{Email: email, Code: code, Password: password}, nil)
 }
 
 // Login signs in and keeps the bearer token.
 func (c *Client) Login(ctx context.Context, email, password string) error {
-	var out struct {
-		Me
-		Token string `json:"token"`
-	}
-	if err := c.Do(ctx, "POST", "/api/v1/login", map[string]any{"email": email, "password": password, "device": "relais Go client", "bearer": true}, &out); err != nil {
+	var out proto.LoginAnswer
+	if err := c.Do(ctx, "POST", "/api/v1/login", proto.LoginRequest{Email: email, Password: password, Device: "relais Go client", Bearer: true}, &out); err != nil {
 		return err
 	}
 	c.token, c.Me = out.Token, out.Me

@@ -16,60 +16,16 @@ import (
 // Attachments over HTTP (/api/v1/media/): resumable uploads and
 // downloads. See PROTOCOL.md, "Files".
 
-// UploadRequest starts an upload.
-type UploadRequest struct {
-	Room string `json:"room"`
-	Name string `json:"name"`
-	Size int64  `json:"size"`
-	Type string `json:"type,omitempty"`
-	// Encrypted is the file key sealed to the node's scanner key, for
-	// encrypted rooms of nodes that scan them.
-	Encrypted *SealedKey `json:"encrypted,omitempty"`
-}
-
-// SealedKey is a file key sealed to the scanner key (media.SealFileKey).
-type SealedKey struct {
-	Enc    []byte `json:"enc"`
-	Sealed []byte `json:"sealed"`
-}
-
-// Upload is where an upload stands.
-type Upload struct {
-	ID        string `json:"id"`
-	Offset    int64  `json:"offset"`
-	Size      int64  `json:"size"`
-	ChunkSize int    `json:"chunk_size"`
-}
-
-// FileInfo is a file's metadata and state.
-type FileInfo struct {
-	Room string     `json:"room"`
-	Seq  uint64     `json:"seq"`
-	File proto.File `json:"file"`
-}
-
-// ScannerKey is the node's key for scanning encrypted files.
-type ScannerKey struct {
-	Enabled   bool   `json:"enabled"`
-	PublicKey []byte `json:"public_key"`
-	Suite     struct {
-		KEM  uint16 `json:"kem"`
-		KDF  uint16 `json:"kdf"`
-		AEAD uint16 `json:"aead"`
-	} `json:"suite"`
-	Info string `json:"info"`
-}
-
 // BeginUpload starts an upload.
-func (c *Client) BeginUpload(ctx context.Context, req UploadRequest) (Upload, error) {
-	var out Upload
+func (c *Client) BeginUpload(ctx context.Context, req proto.UploadRequest) (proto.UploadState, error) {
+	var out proto.UploadState
 	err := c.Do(ctx, "POST", "/api/v1/media/uploads", req, &out)
 	return out, err
 }
 
 // UploadStatus returns where an upload stands, to resume it.
-func (c *Client) UploadStatus(ctx context.Context, id string) (Upload, error) {
-	var out Upload
+func (c *Client) UploadStatus(ctx context.Context, id string) (proto.UploadState, error) {
+	var out proto.UploadState
 	err := c.Do(ctx, "GET", "/api/v1/media/uploads/"+url.PathEscape(id), nil, &out)
 	return out, err
 }
@@ -97,7 +53,7 @@ func (c *Client) PutChunk(ctx context.Context, id string, offset int64, chunk io
 	if err := errorOf(resp); err != nil {
 		return at, err
 	}
-	var out Upload
+	var out proto.UploadState
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		return at, err
 	}
@@ -121,7 +77,7 @@ func (c *Client) AbortUpload(ctx context.Context, id string) error {
 // UploadFile uploads content in chunks of the size the node suggests (or
 // chunk bytes when positive), resuming from the node's offset after a
 // refused chunk, and finishes the upload.
-func (c *Client) UploadFile(ctx context.Context, req UploadRequest, content []byte, chunk int) (proto.File, error) {
+func (c *Client) UploadFile(ctx context.Context, req proto.UploadRequest, content []byte, chunk int) (proto.File, error) {
 	req.Size = int64(len(content))
 	up, err := c.BeginUpload(ctx, req)
 	if err != nil {
@@ -147,15 +103,15 @@ func (c *Client) UploadFile(ctx context.Context, req UploadRequest, content []by
 }
 
 // FileState returns a file's metadata and antivirus state.
-func (c *Client) FileState(ctx context.Context, fileID string) (FileInfo, error) {
-	var out FileInfo
+func (c *Client) FileState(ctx context.Context, fileID string) (proto.FileInfo, error) {
+	var out proto.FileInfo
 	err := c.Do(ctx, "GET", "/api/v1/media/files/"+url.PathEscape(fileID)+"/state", nil, &out)
 	return out, err
 }
 
 // ScannerKey returns the node's scanner key.
-func (c *Client) ScannerKey(ctx context.Context) (ScannerKey, error) {
-	var out ScannerKey
+func (c *Client) ScannerKey(ctx context.Context) (proto.ScannerKey, error) {
+	var out proto.ScannerKey
 	err := c.Do(ctx, "GET", "/api/v1/media/scanner-key", nil, &out)
 	return out, err
 }

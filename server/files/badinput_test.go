@@ -37,9 +37,9 @@ func TestBadUploads(t *testing.T) {
 	ctx := ctxT(t)
 	content := tinyPDF("Délibération", 30<<10)
 
-	begin := func(name string, size int64) client.Upload {
+	begin := func(name string, size int64) proto.UploadState {
 		t.Helper()
-		up, err := c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: name, Size: size})
+		up, err := c.BeginUpload(ctx, proto.UploadRequest{Room: room, Name: name, Size: size})
 		if err != nil {
 			t.Fatalf("begin %q: %v", name, err)
 		}
@@ -145,7 +145,7 @@ func TestBadUploads(t *testing.T) {
 				t.Errorf("Content-Disposition %q", cd)
 			}
 		}
-		data := filepath.Dir(n.Files.Media().Dir())
+		data := filepath.Dir(n.Files.Blobs().Dir())
 		for _, p := range []string{"etc/passwd", "../etc/passwd", "passwd", "../x.pdf", "media/x.pdf"} {
 			if exists(filepath.Join(data, p)) {
 				t.Errorf("%s exists", p)
@@ -159,7 +159,7 @@ func TestBadUploads(t *testing.T) {
 	})
 
 	t.Run("100 MB to a 10 MB limit", func(t *testing.T) {
-		_, err := c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: "gros.bin", Size: 100 << 20})
+		_, err := c.BeginUpload(ctx, proto.UploadRequest{Room: room, Name: "gros.bin", Size: 100 << 20})
 		wantCode(t, "declaring 100 MB", err, proto.CodeTooLarge, http.StatusRequestEntityTooLarge)
 
 		for _, known := range []bool{true, false} {
@@ -221,7 +221,7 @@ func TestBadUploads(t *testing.T) {
 	})
 
 	t.Run("blocked types", func(t *testing.T) {
-		_, err := c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: "setup.exe", Size: 10})
+		_, err := c.BeginUpload(ctx, proto.UploadRequest{Room: room, Name: "setup.exe", Size: 10})
 		wantCode(t, "an .exe by name", err, proto.CodeBlockedType, http.StatusUnsupportedMediaType)
 		before := mediaFiles(t, n, "")
 		elf := append([]byte("\x7fELF\x02\x01\x01\x00"), make([]byte, 200)...)
@@ -233,9 +233,9 @@ func TestBadUploads(t *testing.T) {
 	})
 
 	t.Run("outsiders", func(t *testing.T) {
-		_, err := carol.c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: "x.pdf", Size: 10})
+		_, err := carol.c.BeginUpload(ctx, proto.UploadRequest{Room: room, Name: "x.pdf", Size: 10})
 		wantCode(t, "uploading into a forum one has not joined", err, proto.CodeNotMember, http.StatusForbidden)
-		_, err = carol.c.BeginUpload(ctx, client.UploadRequest{Room: private, Name: "x.pdf", Size: 10})
+		_, err = carol.c.BeginUpload(ctx, proto.UploadRequest{Room: private, Name: "x.pdf", Size: 10})
 		wantCode(t, "uploading into someone else's group", err, proto.CodeNotFound, http.StatusNotFound)
 
 		f := upload(t, c, private, "interne.pdf", content, 0)
@@ -300,11 +300,11 @@ func TestQuota(t *testing.T) {
 	room := forum(t, alice)
 	ctx := ctxT(t)
 	upload(t, alice.c, room, "a.pdf", tinyPDF("A", 40<<10), 0)
-	up, err := alice.c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: "b.pdf", Size: 40 << 10})
+	up, err := alice.c.BeginUpload(ctx, proto.UploadRequest{Room: room, Name: "b.pdf", Size: 40 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = alice.c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: "c.pdf", Size: 40 << 10})
+	_, err = alice.c.BeginUpload(ctx, proto.UploadRequest{Room: room, Name: "c.pdf", Size: 40 << 10})
 	ce := wantCode(t, "over the quota with an upload in progress", err, proto.CodeQuotaExceeded, http.StatusRequestEntityTooLarge)
 	if ce.Message == "" {
 		t.Fatal("no message")

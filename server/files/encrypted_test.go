@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"relais/cluster/nodetest"
-	"relais/server/client"
 	"relais/server/config"
 	"relais/server/media"
 	"relais/server/media/clamd/clamdtest"
@@ -41,7 +40,7 @@ func TestEncryptedRoomScanning(t *testing.T) {
 	}
 	// seal encrypts plain with a fresh file key and seals that key (or,
 	// when wrong, another one) to the scanner key.
-	seal := func(plain []byte, wrong bool) ([]byte, *client.SealedKey, []byte) {
+	seal := func(plain []byte, wrong bool) ([]byte, *proto.SealedKey, []byte) {
 		fileKey := media.NewFileKey()
 		var ct bytes.Buffer
 		if err := media.EncryptFile(&ct, bytes.NewReader(plain), fileKey); err != nil {
@@ -55,10 +54,10 @@ func TestEncryptedRoomScanning(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ct.Bytes(), &client.SealedKey{Enc: enc, Sealed: sealed}, fileKey
+		return ct.Bytes(), &proto.SealedKey{Enc: enc, Sealed: sealed}, fileKey
 	}
-	send := func(name string, ct []byte, sk *client.SealedKey) (proto.File, error) {
-		return alice.c.UploadFile(ctx, client.UploadRequest{Room: room, Name: name, Encrypted: sk}, ct, 64<<10)
+	send := func(name string, ct []byte, sk *proto.SealedKey) (proto.File, error) {
+		return alice.c.UploadFile(ctx, proto.UploadRequest{Room: room, Name: name, Encrypted: sk}, ct, 64<<10)
 	}
 
 	marker := unique("texte en clair")
@@ -144,7 +143,7 @@ func TestEncryptedRoomScanning(t *testing.T) {
 
 	// Refused at once: a sealed key that does not open, no sealed key,
 	// a file in clear.
-	_, err = send("fichier", ct, &client.SealedKey{Enc: bytes.Repeat([]byte{1}, 1120), Sealed: bytes.Repeat([]byte{2}, 48)})
+	_, err = send("fichier", ct, &proto.SealedKey{Enc: bytes.Repeat([]byte{1}, 1120), Sealed: bytes.Repeat([]byte{2}, 48)})
 	wantCode(t, "a sealed key that does not open", err, proto.CodeUndecryptable, http.StatusUnprocessableEntity)
 	_, err = send("fichier", ct, nil)
 	wantCode(t, "no sealed key", err, proto.CodeBadRequest, http.StatusBadRequest)
@@ -154,7 +153,7 @@ func TestEncryptedRoomScanning(t *testing.T) {
 
 	// Nothing the node keeps holds plaintext: not the media directory, not
 	// the store, not the scanner's leftovers.
-	data := filepath.Dir(n.Files.Media().Dir())
+	data := filepath.Dir(n.Files.Blobs().Dir())
 	n.Stop() // the store file is complete on disk
 	checked := 0
 	err = filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
@@ -191,14 +190,14 @@ func TestEncryptedRoomUnscanned(t *testing.T) {
 	}
 	var ct bytes.Buffer
 	media.EncryptFile(&ct, bytes.NewReader(clamdtest.EICAR()), media.NewFileKey())
-	f, err := alice.c.UploadFile(ctx, client.UploadRequest{Room: room, Name: "fichier"}, ct.Bytes(), 0)
+	f, err := alice.c.UploadFile(ctx, proto.UploadRequest{Room: room, Name: "fichier"}, ct.Bytes(), 0)
 	if err != nil || f.State != proto.FileUnscanned {
 		t.Fatalf("upload: %+v %v", f, err)
 	}
 	if got := download(t, alice.c, f.ID); !bytes.Equal(got, ct.Bytes()) {
 		t.Fatal("download differs")
 	}
-	if exists(filepath.Join(n.Files.Media().Dir(), "scanner.key")) {
+	if exists(filepath.Join(n.Files.Blobs().Dir(), "scanner.key")) {
 		t.Fatal("a scanner key was created although scanning is off")
 	}
 }

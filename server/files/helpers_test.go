@@ -226,7 +226,7 @@ func ctxT(t testing.TB) context.Context {
 // upload uploads content in chunks and fails the test on error.
 func upload(t testing.TB, c *client.Client, room, name string, content []byte, chunk int) proto.File {
 	t.Helper()
-	f, err := c.UploadFile(ctxT(t), client.UploadRequest{Room: room, Name: name}, content, chunk)
+	f, err := c.UploadFile(ctxT(t), proto.UploadRequest{Room: room, Name: name}, content, chunk)
 	if err != nil {
 		t.Fatalf("upload %s: %v", name, err)
 	}
@@ -257,9 +257,9 @@ func wantCode(t testing.TB, what string, err error, code string, status int) *cl
 }
 
 // fileState polls the file's state as c sees it until it is want.
-func fileState(t testing.TB, c *client.Client, fileID, want string) client.FileInfo {
+func fileState(t testing.TB, c *client.Client, fileID, want string) proto.FileInfo {
 	t.Helper()
-	var info client.FileInfo
+	var info proto.FileInfo
 	nodetest.CheckFor(t, 15*time.Second, func() error {
 		var err error
 		info, err = c.FileState(context.Background(), fileID)
@@ -291,7 +291,7 @@ func download(t testing.TB, c *client.Client, fileID string) []byte {
 
 // blobPath is where media keeps a blob.
 func blobPath(n *nodetest.Node, hash string) string {
-	p, _ := n.Files.Media().BlobPath(hash)
+	p, _ := n.Files.Blobs().Path(hash)
 	return p
 }
 
@@ -319,7 +319,7 @@ func exists(path string) bool {
 // (relative paths), except the scanner key.
 func mediaFiles(t testing.TB, n *nodetest.Node, sub string) []string {
 	t.Helper()
-	root := filepath.Join(n.Files.Media().Dir(), sub)
+	root := filepath.Join(n.Files.Blobs().Dir(), sub)
 	var out []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -349,8 +349,8 @@ func unique(label string) []byte {
 
 func itoa(n int) string { return fmt.Sprint(n) }
 
-func uploadReq(room, name string) client.UploadRequest {
-	return client.UploadRequest{Room: room, Name: name}
+func uploadReq(room, name string) proto.UploadRequest {
+	return proto.UploadRequest{Room: room, Name: name}
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -5,13 +5,13 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 
-	"relais/server/account"
-	"relais/server/api"
+	"relais/server/blob"
 	"relais/server/chat"
+	"relais/server/httpx"
+	"relais/server/id"
 	"relais/server/media"
 	"relais/server/proto"
 	"relais/server/store"
@@ -30,19 +30,24 @@ type handler struct {
 // /api/v1/media/ (api.Config.Media). See PROTOCOL.md, "Files".
 func (s *Service) Handler() http.Handler {
 	h := &handler{s: s, log: s.log, mux: http.NewServeMux()}
-	m := h.mux
-	m.HandleFunc("POST /api/v1/media/uploads", h.authed(h.begin))
-	m.HandleFunc("GET /api/v1/media/uploads/{id}", h.authed(h.status))
-	m.HandleFunc("PUT /api/v1/media/uploads/{id}", h.authed(h.chunk))
-	m.HandleFunc("DELETE /api/v1/media/uploads/{id}", h.authed(h.abort))
-	m.HandleFunc("POST /api/v1/media/uploads/{id}/finish", h.authed(h.finish))
-	m.HandleFunc("GET /api/v1/media/files/{id}", h.authed(h.download))
-	m.HandleFunc("GET /api/v1/media/files/{id}/thumb", h.authed(h.thumb))
-	m.HandleFunc("GET /api/v1/media/files/{id}/state", h.authed(h.state))
-	m.HandleFunc("GET /api/v1/media/scanner-key", h.authed(h.scannerKey))
-	m.HandleFunc("/api/v1/media/", h.authed(func(http.ResponseWriter, *http.Request, chat.Actor) error {
-		return proto.Errorf(proto.CodeNotFound, "no such endpoint")
-	}))
+	// Every endpoint needs a session: the table holds them all, and each
+	// is mounted through authed.
+	for pattern, fn := range map[string]func(http.ResponseWriter, *http.Request, chat.Actor) error{
+		"POST /api/v1/media/uploads":             h.begin,
+		"GET /api/v1/media/uploads/{id}":         h.status,
+		"PUT /api/v1/media/uploads/{id}":         h.chunk,
+		"DELETE /api/v1/media/uploads/{id}":      h.abort,
+		"POST /api/v1/media/uploads/{id}/finish": h.finish,
+		"GET /api/v1/media/files/{id}":           h.download,
+		"GET /api/v1/media/files/{id}/thumb":     h.thumb,
+		"GET /api/v1/media/files/{id}/state":     h.state,
+		"GET /api/v1/media/scanner-key":          h.scannerKey,
+		"/api/v1/media/": func(http.ResponseWriter, *http.Request, chat.Actor) error {
+			return proto.Errorf(proto.CodeNotFound, "no such endpoint")
+		},
+	} {
+		h.mux.HandleFunc(pattern, h.authed(fn))
+	}
 	return h
 }
 
@@ -50,24 +55,25 @@ var _ http.Handler = (*handler)(nil)
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.mux.ServeHTTP(w, r) }
 
-// authed resolves the session and answers errors with the API's one
-// mapper.
+// authed resolves the session and answers errors through the one mapper
+// (httpx), with the errors of package media given their protocol code.
 func (h *handler) authed(fn func(http.ResponseWriter, *http.Request, chat.Actor) error) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		token, _ := account.TokenFrom(r)
-		ident, err := h.s.accounts.Resolve(token)
-		if err == nil {
-			a := chat.Actor{User: ident.User.ID, Device: ident.Session.DeviceID, External: ident.User.External}
-			err = fn(w, r, a)
-		}
-		if err != nil {
-			w.Header().Set("Cache-Control", "no-store")
-			api.WriteError(w, r, h.log, wireError(err))
-		}
-	}
+	return httpx.Authed(h.log, h.actor, func(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
+		return wireError(fn(w, r, a))
+	})
 }
 
-// wireError gives the errors of package media their protocol code.
+// actor is the signed-in caller of token.
+func (h *handler) actor(token string) (chat.Actor, error) {
+	ident, err := h.s.accounts.Resolve(token)
+	if err != nil {
+		return chat.Actor{}, err
+	}
+	return chat.Actor{User: ident.User.ID, Device: ident.Session.DeviceID, External: ident.User.External}, nil
+}
+
+// wireError gives the errors of packages media and blob their protocol
+// code.
 func wireError(err error) error {
 	if proto.AsError(err) != nil {
 		return err
@@ -78,22 +84,14 @@ func wireError(err error) error {
 	return err
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	w.Write(proto.Encode(v))
-}
-
 // setOffset reports an upload's offset in the Upload-Offset header.
 func setOffset(w http.ResponseWriter, offset int64) {
 	w.Header().Set("Upload-Offset", strconv.FormatInt(offset, 10))
 }
 
 func (h *handler) begin(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
-	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || ct != "application/json" {
-		return proto.Errorf(proto.CodeUnsupportedMedia, "send application/json")
+	if err := httpx.RequireJSON(r); err != nil {
+		return err
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxBeginBody+1))
 	if err != nil {
@@ -108,7 +106,7 @@ func (h *handler) begin(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 		return err
 	}
 	setOffset(w, 0)
-	writeJSON(w, http.StatusCreated, st)
+	httpx.WriteJSON(w, http.StatusCreated, st)
 	return nil
 }
 
@@ -118,7 +116,7 @@ func (h *handler) status(w http.ResponseWriter, r *http.Request, a chat.Actor) e
 		return err
 	}
 	setOffset(w, st.Offset)
-	writeJSON(w, http.StatusOK, st)
+	httpx.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -131,26 +129,26 @@ func (h *handler) chunk(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	// links are fine, a chunk that trickles or stops ends.
 	id := r.PathValue("id")
 	n, err := h.s.WriteChunk(r.Context(), a.User, id, offset, r.ContentLength, r.Body)
-	var oe *media.OffsetError
+	var oe *blob.OffsetError
 	switch {
 	case errors.As(err, &oe):
 		setOffset(w, oe.Offset)
 		return proto.Errorf(proto.CodeOffsetMismatch, "this upload stands at offset %d: send from there", oe.Offset)
-	case errors.Is(err, media.ErrInterrupted), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, blob.ErrInterrupted), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		setOffset(w, n)
 		return proto.Errorf(proto.CodeInterrupted, "the chunk ended early at offset %d: resume from there", n)
-	case errors.Is(err, media.ErrBusy):
+	case errors.Is(err, blob.ErrBusy):
 		setOffset(w, n)
 		return err
 	case err != nil:
 		return err
 	}
-	st, err := h.s.media.Status(id)
+	st, err := h.s.Status(a.User, id)
 	if err != nil {
 		return err
 	}
 	setOffset(w, n)
-	writeJSON(w, http.StatusOK, UploadState{ID: id, Offset: n, Size: st.Meta.DeclaredSize})
+	httpx.WriteJSON(w, http.StatusOK, proto.UploadState{ID: id, Offset: n, Size: st.Size})
 	return nil
 }
 
@@ -164,15 +162,15 @@ func (h *handler) abort(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 
 func (h *handler) finish(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
 	f, err := h.s.Finish(r.Context(), a, r.PathValue("id"))
-	if errors.Is(err, media.ErrIncomplete) {
-		if st, serr := h.s.media.Status(r.PathValue("id")); serr == nil {
+	if errors.Is(err, blob.ErrIncomplete) {
+		if st, serr := h.s.blobs.Status(r.PathValue("id")); serr == nil {
 			setOffset(w, st.Offset)
 		}
 	}
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"file": f})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"file": f})
 	return nil
 }
 
@@ -183,7 +181,7 @@ func (h *handler) readable(r *http.Request, a chat.Actor) (store.File, store.Blo
 	var f store.File
 	var b store.Blob
 	noFile := proto.Errorf(proto.CodeNotFound, "no such file")
-	if !validFileID(fileID) {
+	if !id.Valid(id.File, fileID) {
 		return f, b, noFile
 	}
 	err := h.s.db.View(func(tx *store.Tx) error {
@@ -207,41 +205,41 @@ func (h *handler) readable(r *http.Request, a chat.Actor) (store.File, store.Blo
 	return f, b, err
 }
 
-// servable refuses a file whose content may not be read by the actor:
-// quarantined (410), or pending its scan and not theirs (403).
-func servable(f store.File, b store.Blob, a chat.Actor) error {
+// servable loads a readable file whose content the actor may download:
+// not quarantined (410), and not pending its scan unless theirs (403).
+func (h *handler) servable(r *http.Request, a chat.Actor) (store.File, store.Blob, error) {
+	f, b, err := h.readable(r, a)
 	switch {
+	case err != nil:
+		return f, b, err
 	case b.State == store.BlobQuarantined:
-		return quarantinedError(b)
+		return f, b, quarantinedError(b)
 	case b.State == store.BlobPending && f.Owner != a.User:
-		return proto.Errorf(proto.CodeScanPending, "this file is waiting for the antivirus")
+		return f, b, proto.Errorf(proto.CodeScanPending, "this file is waiting for the antivirus")
 	}
-	return nil
+	return f, b, nil
 }
 
 func (h *handler) download(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
-	f, b, err := h.readable(r, a)
+	f, b, err := h.servable(r, a)
 	if err != nil {
 		return err
 	}
-	if err := servable(f, b, a); err != nil {
-		return err
+	return h.serve(w, r, f.Hash, f.Name, b.Mime, proto.Errorf(proto.CodeGone, "this file's content is gone"))
+}
+
+// serve sends the blob hash, or answers missing when its bytes are gone.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request, hash, name, ctype string, missing error) error {
+	err := media.ServeBlob(w, r, h.s.blobs, hash, name, ctype)
+	if errors.Is(err, blob.ErrNotFound) {
+		return missing
 	}
-	if err := h.s.media.ServeBlob(w, r, f.Hash, f.Name, b.Mime); err != nil {
-		if errors.Is(err, media.ErrNotFound) {
-			return proto.Errorf(proto.CodeGone, "this file's content is gone")
-		}
-		return err
-	}
-	return nil
+	return err
 }
 
 func (h *handler) thumb(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
-	f, b, err := h.readable(r, a)
+	_, b, err := h.servable(r, a)
 	if err != nil {
-		return err
-	}
-	if err := servable(f, b, a); err != nil {
 		return err
 	}
 	if b.Thumb == "" {
@@ -251,21 +249,7 @@ func (h *handler) thumb(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	if b.ThumbMime == "image/png" {
 		name = "thumb.png"
 	}
-	if err := h.s.media.ServeBlob(w, r, b.Thumb, name, b.ThumbMime); err != nil {
-		if errors.Is(err, media.ErrNotFound) {
-			return proto.Errorf(proto.CodeNotFound, "this file has no thumbnail")
-		}
-		return err
-	}
-	return nil
-}
-
-// FileInfo is the answer of GET /api/v1/media/files/{id}/state.
-type FileInfo struct {
-	Room string `json:"room"`
-	// Seq is the event that carries the file; 0 until it is posted.
-	Seq  uint64     `json:"seq,omitempty"`
-	File proto.File `json:"file"`
+	return h.serve(w, r, b.Thumb, name, b.ThumbMime, proto.Errorf(proto.CodeNotFound, "this file has no thumbnail"))
 }
 
 func (h *handler) state(w http.ResponseWriter, r *http.Request, a chat.Actor) error {
@@ -273,38 +257,17 @@ func (h *handler) state(w http.ResponseWriter, r *http.Request, a chat.Actor) er
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, FileInfo{Room: f.Room, Seq: f.Seq, File: fileMeta(f, b)})
+	httpx.WriteJSON(w, http.StatusOK, proto.FileInfo{Room: f.Room, Seq: f.Seq, File: fileMeta(f, b)})
 	return nil
 }
 
-// ScannerKeyInfo is the answer of GET /api/v1/media/scanner-key.
-type ScannerKeyInfo struct {
-	// Enabled says that files of encrypted rooms must come with their key
-	// sealed to PublicKey.
-	Enabled bool `json:"enabled"`
-	// PublicKey is the HPKE public key (base64 in JSON).
-	PublicKey []byte `json:"public_key,omitempty"`
-	// Suite names the HPKE suite by its RFC 9180 identifiers.
-	Suite *Suite `json:"suite,omitempty"`
-	// Info is the HPKE info string of the seal.
-	Info string `json:"info,omitempty"`
-}
-
-// Suite is an HPKE suite: KEM 0x647a (X-Wing), KDF 1 (HKDF-SHA256),
-// AEAD 2 (AES-256-GCM).
-type Suite struct {
-	KEM  uint16 `json:"kem"`
-	KDF  uint16 `json:"kdf"`
-	AEAD uint16 `json:"aead"`
-}
-
 func (h *handler) scannerKey(w http.ResponseWriter, r *http.Request, _ chat.Actor) error {
-	info := ScannerKeyInfo{Enabled: h.s.scanEnc}
+	info := proto.ScannerKey{Enabled: h.s.scanEnc}
 	if h.s.scanEnc {
 		ms := h.s.scanKey.Suite()
 		info.PublicKey, info.Info = h.s.scanKey.PublicKey(), "relais media scanner v1"
-		info.Suite = &Suite{KEM: ms.KEM, KDF: ms.KDF, AEAD: ms.AEAD}
+		info.Suite = &proto.HPKESuite{KEM: ms.KEM, KDF: ms.KDF, AEAD: ms.AEAD}
 	}
-	writeJSON(w, http.StatusOK, info)
+	httpx.WriteJSON(w, http.StatusOK, info)
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"relais/server/media"
+	"relais/server/blob"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -132,7 +132,7 @@ func (s *Service) removeBlob(hash string) bool {
 	if err != nil || keep {
 		return false
 	}
-	if err := s.media.Remove(hash); err != nil {
+	if err := s.blobs.Remove(hash); err != nil {
 		s.log.Warn("removing a blob failed", "blob", hash, "err", err)
 		return false
 	}
@@ -145,7 +145,7 @@ func (s *Service) removeBlob(hash string) bool {
 // and every Tuning.HousekeepEvery.
 func (s *Service) Housekeep(ctx context.Context) error {
 	var errs []error
-	if n, err := s.media.ExpireUploads(s.tune.UploadTTL); err != nil {
+	if n, err := s.blobs.ExpireUploads(s.tune.UploadTTL); err != nil {
 		errs = append(errs, err)
 	} else if n > 0 {
 		s.log.Info("abandoned uploads deleted", "uploads", n)
@@ -155,8 +155,10 @@ func (s *Service) Housekeep(ctx context.Context) error {
 }
 
 // sweepUploads deletes the records of uploads whose bytes are gone
-// (expired, or lost with a crash before their first chunk).
+// (expired, or lost with a crash between the record and its bytes).
 func (s *Service) sweepUploads(ctx context.Context) error {
+	s.beginMu.Lock()
+	defer s.beginMu.Unlock()
 	var ups []store.Upload
 	if err := s.db.View(func(tx *store.Tx) error {
 		var err error
@@ -167,7 +169,7 @@ func (s *Service) sweepUploads(ctx context.Context) error {
 	}
 	var gone []string
 	for _, u := range ups {
-		if _, err := s.media.Status(u.ID); errors.Is(err, media.ErrNotFound) {
+		if _, err := s.blobs.Status(u.ID); errors.Is(err, blob.ErrNotFound) {
 			gone = append(gone, u.ID)
 		}
 	}
@@ -221,7 +223,7 @@ func (s *Service) expireUnposted(ctx context.Context) error {
 // sweepBlobs removes the content no record wants.
 func (s *Service) sweepBlobs(ctx context.Context) error {
 	n := 0
-	err := s.media.WalkBlobs(func(hash string, _ int64, _ time.Time) error {
+	err := s.blobs.Walk(func(hash string, _ int64, _ time.Time) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}

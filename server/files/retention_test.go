@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"relais/cluster/nodetest"
-	"relais/server/client"
 	"relais/server/files"
 	"relais/server/node"
 	"relais/server/proto"
@@ -99,7 +98,7 @@ func TestHousekeeping(t *testing.T) {
 	unposted := upload(t, alice.c, room, "brouillon.pdf", tinyPDF("Brouillon", 1<<10), 0)
 	posted := upload(t, alice.c, room, "final.pdf", tinyPDF("Final", 1<<10), 0)
 	alice.postFile(room, posted.ID, "")
-	up, err := alice.c.BeginUpload(ctx, client.UploadRequest{Room: room, Name: "abandon.pdf", Size: 1000})
+	up, err := alice.c.BeginUpload(ctx, proto.UploadRequest{Room: room, Name: "abandon.pdf", Size: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (s *Service) scanBlob(ctx context.Context, hash string) (media.Outcome, err
 	if err != nil {
 		return media.Outcome{}, err
 	}
-	path, err := s.media.BlobPath(hash)
+	path, err := s.blobs.Path(hash)
 	if err != nil {
 		return media.Outcome{}, err
 	}

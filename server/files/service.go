@@ -6,10 +6,13 @@
 // sealed to the node's scanner key, and retention (files of deleted
 // messages, abandoned uploads, unposted files, orphaned blobs).
 //
-// Bytes live on disk through package media (content-addressed blobs under
-// <data>/media); records live in the store (store/filesdb.go): who
-// uploaded which file for which room, which event carries it, each blob's
-// verdict and how many files share it. The HTTP endpoints are under
+// Bytes live on disk through package blob (content-addressed blobs and
+// partial uploads under <data>/media); records live in the store
+// (store/filesdb.go): each upload (written before its first byte, and
+// authoritative: bytes without a record are dropped), the quota it
+// counts against, who uploaded which file for which room, which event
+// carries it, each blob's verdict and how many files share it. Package
+// media decides what a file may be (policy, antivirus, thumbnails). The HTTP endpoints are under
 // /api/v1/media/ (see Handler and PROTOCOL.md, "Files"); the chat service
 // calls back through chat.Files when events carry files.
 package files
@@ -26,6 +29,7 @@ import (
 	"time"
 
 	"relais/server/account"
+	"relais/server/blob"
 	"relais/server/chat"
 	"relais/server/media"
 	"relais/server/media/clamd"
@@ -99,7 +103,7 @@ type Config struct {
 	// when clamd is back) or "reject" (they are quarantined).
 	ClamdDown string
 	// MaxUpload is the largest file in bytes; zero means
-	// media.DefaultMaxFileSize.
+	// blob.DefaultMaxFileSize.
 	MaxUpload int64
 	// UserQuota is the bytes of files one user may store, finished and in
 	// progress; zero or less means no limit.
@@ -123,7 +127,7 @@ type Service struct {
 	log      *slog.Logger
 	node     string
 
-	media   *media.Store
+	blobs   *blob.Store
 	policy  *media.Policy
 	pipe    *media.Pipeline
 	retry   *media.Retryer
@@ -131,12 +135,17 @@ type Service struct {
 	scanEnc bool              // clients must seal file keys (advertised)
 
 	// blobMu orders putting content into the blobs (read-locked, from
-	// media's Finish or Put until the record is committed) against
+	// blob's Finish or Put until the record is committed) against
 	// removing it (write-locked, from the check that no record wants the
 	// blob until it is gone), so that content is never removed under a
 	// file that is being recorded with it.
 	blobMu sync.RWMutex
-	thumbs chan struct{}
+	// beginMu orders the start of uploads (read-locked, from committing
+	// the record until its bytes exist) against the sweep of records whose
+	// bytes are gone (write-locked), so that the sweep never takes a
+	// record written first for bytes about to be created.
+	beginMu sync.RWMutex
+	thumbs  chan struct{}
 
 	scans    chan string
 	removals chan string
@@ -190,13 +199,10 @@ func Open(cfg Config) (*Service, error) {
 	s.pipe = &media.Pipeline{Policy: s.policy, Clamd: cl, OnClamdDown: down, RetryEvery: s.tune.RetryEvery}
 
 	var err error
-	s.media, err = media.Open(cfg.Dir, media.Options{
-		MaxFileSize: cfg.MaxUpload,
-		Quota:       s.quota,
-		Policy:      s.policy,
-		Logger:      s.log,
-	})
-	if err != nil {
+	if s.blobs, err = blob.Open(cfg.Dir, blob.Options{MaxFileSize: cfg.MaxUpload, Logger: s.log}); err != nil {
+		return nil, err
+	}
+	if err := s.dropOrphanPartials(); err != nil {
 		return nil, err
 	}
 	switch {
@@ -207,12 +213,13 @@ func Open(cfg Config) (*Service, error) {
 	}
 	// A key left by an earlier run still opens the pending files sealed
 	// to it; otherwise the key is created only when scanning is on.
-	_, statErr := os.Stat(filepath.Join(cfg.Dir, "scanner.key"))
+	keyPath := filepath.Join(cfg.Dir, media.ScannerKeyFile)
+	_, statErr := os.Stat(keyPath)
 	if statErr != nil && !errors.Is(statErr, fs.ErrNotExist) {
 		return nil, fmt.Errorf("scanner key: %w", statErr)
 	}
 	if s.scanEnc || statErr == nil {
-		if s.scanKey, err = s.media.ScannerKey(); err != nil {
+		if s.scanKey, err = media.OpenScannerKey(keyPath); err != nil {
 			return nil, err
 		}
 	}
@@ -229,7 +236,7 @@ func Open(cfg Config) (*Service, error) {
 		antivirus = "clamd " + cl.String()
 	}
 	s.log.Info("attachments ready", "antivirus", antivirus, "clamd_down", string(down),
-		"max_upload", s.media.MaxFileSize(), "user_quota", cfg.UserQuota, "scan_encrypted", s.scanEnc)
+		"max_upload", s.blobs.MaxFileSize(), "user_quota", cfg.UserQuota, "scan_encrypted", s.scanEnc)
 	return s, nil
 }
 
@@ -278,22 +285,23 @@ func (s *Service) Close() {
 	})
 }
 
-// Media returns the media store (for tests and the admin page's figures).
-func (s *Service) Media() *media.Store { return s.media }
+// Blobs returns the store of the bytes (for tests and the admin page's
+// figures).
+func (s *Service) Blobs() *blob.Store { return s.blobs }
 
-// quota is media's quota callback: the bytes the owner's finished files
-// take (media adds the declared sizes of unfinished uploads).
-func (s *Service) quota(owner string) (used, limit int64) {
-	limit = s.cfg.UserQuota
-	if limit <= 0 {
-		limit = -1
-	}
-	if err := s.db.View(func(tx *store.Tx) error {
-		used = tx.UserFileBytes(owner)
+// dropOrphanPartials deletes the bytes of uploads that have no record:
+// the record is written first and is the upload, so such bytes belong to
+// nobody (a crash between an upload's end and the removal of its bytes).
+func (s *Service) dropOrphanPartials() error {
+	return s.db.View(func(tx *store.Tx) error {
+		for _, p := range s.blobs.Partials() {
+			if _, err := tx.Upload(p.ID); errors.Is(err, store.ErrNotFound) {
+				s.log.Warn("dropping the bytes of an upload without a record", "upload", p.ID)
+				s.blobs.Abort(p.ID)
+			} else if err != nil {
+				return fmt.Errorf("files: reconcile uploads: %w", err)
+			}
+		}
 		return nil
-	}); err != nil {
-		// The store is closing: refuse rather than guess.
-		return 0, 0
-	}
-	return used, limit
+	})
 }

@@ -3,19 +3,14 @@ package files
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
-	"fmt"
-	"image"
-	"image/gif"
-	"image/jpeg"
-	"image/png"
 	"io"
+	"mime"
 	"os"
 	"strings"
 	"time"
 
+	"relais/server/blob"
 	"relais/server/chat"
 	"relais/server/id"
 	"relais/server/media"
@@ -28,21 +23,11 @@ import (
 // little per request. Chunks of any size are accepted.
 const ChunkSize = 1 << 20
 
-// encryptedMagic starts every "relais file v1" blob (media's sealed.go);
-// encryptedMin is the smallest one (header, commitment, one empty chunk).
-const (
-	encryptedMagic = "RELAISF1"
-	encryptedMin   = 8 + 32 + 16
-)
+// maxUploadsPerOwner bounds the unfinished uploads of one user.
+const maxUploadsPerOwner = 20
 
-// UploadState is where an upload stands.
-type UploadState struct {
-	ID     string `json:"id"`
-	Offset int64  `json:"offset"`
-	Size   int64  `json:"size"`
-	// ChunkSize is the suggested size of each PUT.
-	ChunkSize int `json:"chunk_size,omitempty"`
-}
+// maxTypeLen bounds a declared content type.
+const maxTypeLen = 255
 
 // Begin starts an upload of a file for a room: the user must be joined and
 // allowed to send there. The declared size is checked against the
@@ -50,55 +35,141 @@ type UploadState struct {
 // together), the name and declared type against the built-in policy. In
 // an encrypted room whose node scans encrypted files, the file key sealed
 // to the scanner key is required, and checked to open.
-func (s *Service) Begin(ctx context.Context, a chat.Actor, req BeginRequest) (UploadState, error) {
+func (s *Service) Begin(ctx context.Context, a chat.Actor, req proto.UploadRequest) (proto.UploadState, error) {
 	var room store.Room
 	if err := s.db.View(func(tx *store.Tx) error {
 		var err error
 		room, err = chat.Access(tx, a, req.Room, chat.ActSend)
 		return err
 	}); err != nil {
-		return UploadState{}, err
+		return proto.UploadState{}, err
 	}
 	var key *store.SealedKey
 	switch {
 	case !room.Encrypted && req.Encrypted != nil:
-		return UploadState{}, proto.Errorf(proto.CodeBadRequest, "this room is not end-to-end encrypted: send the file itself, without a sealed key")
+		return proto.UploadState{}, proto.Errorf(proto.CodeBadRequest, "this room is not end-to-end encrypted: send the file itself, without a sealed key")
 	case room.Encrypted && s.scanEnc:
 		if req.Encrypted == nil {
-			return UploadState{}, proto.Errorf(proto.CodeBadRequest, "this node scans the files of encrypted rooms: seal the file key to the scanner key (GET /api/v1/media/scanner-key) and send it as encrypted")
+			return proto.UploadState{}, proto.Errorf(proto.CodeBadRequest, "this node scans the files of encrypted rooms: seal the file key to the scanner key (GET /api/v1/media/scanner-key) and send it as encrypted")
 		}
 		// Open it once now, so that a client bug is an error at once and
 		// not a quarantine later; the key is forgotten at once.
 		fileKey, err := s.scanKey.OpenSealedKey(req.Encrypted.Enc, req.Encrypted.Sealed)
 		if err != nil {
-			return UploadState{}, proto.Errorf(proto.CodeUndecryptable, "the sealed file key does not open with this node's scanner key")
+			return proto.UploadState{}, proto.Errorf(proto.CodeUndecryptable, "the sealed file key does not open with this node's scanner key")
 		}
 		clear(fileKey)
 		key = &store.SealedKey{Enc: req.Encrypted.Enc, Sealed: req.Encrypted.Sealed}
+	}
+	name, declared, err := s.checkUpload(req, room.Encrypted)
+	if err != nil {
+		return proto.UploadState{}, err
+	}
+	rec := store.Upload{ID: blob.NewUploadID(), Owner: a.User, Room: room.ID, Name: name, Type: declared, Size: req.Size,
+		Encrypted: room.Encrypted, SealedKey: key, Created: time.Now()}
+	// The record first, with the quota in the same transaction: it is the
+	// upload; its bytes follow, and bytes without a record are dropped
+	// (dropOrphanPartials).
+	s.beginMu.RLock()
+	defer s.beginMu.RUnlock()
+	if err := s.db.Update(ctx, func(tx *store.Tx) error {
+		if err := reserve(tx, rec, s.cfg.UserQuota); err != nil {
+			return err
+		}
+		return tx.PutUpload(rec)
+	}); err != nil {
+		return proto.UploadState{}, err
 	}
 	// Deduplication is per room: the same bytes already stored for
 	// another room are a new blob here, checked, scanned and answered as
 	// any new content. Otherwise a "clean" (or "quarantined") answer at
 	// once would tell anyone whether a guessed file exists in a room they
 	// are not in.
-	meta := media.UploadMeta{Owner: a.User, Name: req.Name, DeclaredSize: req.Size, DeclaredType: req.Type, Scope: room.ID}
-	if room.Encrypted {
-		// The type of an encrypted file is the ciphertext's; the real one
-		// travels inside the MLS message.
-		meta.DeclaredType = ""
+	if _, err := s.blobs.Begin(rec.ID, room.ID); err != nil {
+		s.forget(rec.ID)
+		return proto.UploadState{}, err
 	}
-	up, err := s.media.Begin(meta)
+	s.log.Debug("upload started", "upload", rec.ID, "user", a.User, "room", room.ID, "size", req.Size)
+	return proto.UploadState{ID: rec.ID, Size: req.Size, ChunkSize: ChunkSize}, nil
+}
+
+// checkUpload refuses, before anything is stored, an upload request the
+// node would not keep: a declared size above the largest file
+// (too_large), a malformed declared type (bad_request), a name or type the
+// built-in policy blocks. It returns the name to keep (sanitized: it never
+// reaches the file system) and the declared type ("" in an encrypted
+// room, whose files are ciphertext: the real type travels inside the MLS
+// message).
+func (s *Service) checkUpload(req proto.UploadRequest, encrypted bool) (name, declared string, err error) {
+	if req.Size < 0 {
+		return "", "", proto.Errorf(proto.CodeBadRequest, "size must be the file's exact size in bytes")
+	}
+	if max := s.blobs.MaxFileSize(); req.Size > max {
+		return "", "", proto.Errorf(proto.CodeTooLarge, "a file of %d bytes is over the limit of %d bytes", req.Size, max)
+	}
+	name = media.SanitizeName(req.Name)
+	if t := strings.TrimSpace(req.Type); t != "" && !encrypted {
+		mt, _, err := mime.ParseMediaType(t)
+		if err != nil || len(t) > maxTypeLen {
+			return "", "", proto.Errorf(proto.CodeBadRequest, "type must be a content type such as application/pdf")
+		}
+		declared = mt
+	}
+	if v := s.policy.CheckName(name, declared); !v.Allowed {
+		return "", "", &media.RefusedError{Verdict: v}
+	}
+	return name, declared, nil
+}
+
+// reserve refuses a new upload, inside the transaction that records it,
+// when its owner has too many unfinished uploads or when their quota
+// (finished files, and unfinished uploads by their declared size) cannot
+// hold it; quota zero or less is no limit.
+func reserve(tx *store.Tx, up store.Upload, quota int64) error {
+	open, reserved, err := unfinished(tx, up.Owner)
 	if err != nil {
-		return UploadState{}, err
+		return err
 	}
-	rec := store.Upload{ID: up.ID, Owner: a.User, Room: room.ID, Size: req.Size, Encrypted: room.Encrypted,
-		SealedKey: key, Created: up.Created}
-	if err := s.db.Update(ctx, func(tx *store.Tx) error { return tx.PutUpload(rec) }); err != nil {
-		s.media.Abort(up.ID)
-		return UploadState{}, err
+	if open >= maxUploadsPerOwner {
+		return proto.Errorf(proto.CodeTooManyUploads, "%d unfinished uploads: finish or cancel one first", open)
 	}
-	s.log.Debug("upload started", "upload", up.ID, "user", a.User, "room", room.ID, "size", req.Size)
-	return UploadState{ID: up.ID, Size: req.Size, ChunkSize: ChunkSize}, nil
+	if used := tx.UserFileBytes(up.Owner); quota > 0 && used+reserved+up.Size > quota {
+		return proto.Errorf(proto.CodeQuotaExceeded, "%d bytes used, %d reserved, %d more asked, quota %d", used, reserved, up.Size, quota)
+	}
+	return nil
+}
+
+// unfinished counts a user's unfinished uploads and their declared bytes.
+func unfinished(tx *store.Tx, owner string) (n int, bytes int64, err error) {
+	ups, err := tx.Uploads()
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, u := range ups {
+		if u.Owner == owner {
+			n++
+			bytes += u.Size
+		}
+	}
+	return n, bytes, nil
+}
+
+// checkQuota refuses a chunk when the user's quota no longer holds what
+// they store and have reserved (another file finished since, say).
+func (s *Service) checkQuota(owner string) error {
+	if s.cfg.UserQuota <= 0 {
+		return nil
+	}
+	return s.db.View(func(tx *store.Tx) error {
+		_, reserved, err := unfinished(tx, owner)
+		if err != nil {
+			return err
+		}
+		if used := tx.UserFileBytes(owner); used+reserved > s.cfg.UserQuota {
+			return proto.Errorf(proto.CodeQuotaExceeded, "%d bytes used, %d reserved, quota %d", used, reserved, s.cfg.UserQuota)
+		}
+		return nil
+	})
 }
 
 // errNoUpload hides whether an upload of someone else exists.
@@ -126,23 +197,24 @@ func (s *Service) forget(uploadID string) {
 }
 
 // Status returns where the user's upload stands, to resume it.
-func (s *Service) Status(userID, uploadID string) (UploadState, error) {
-	if _, err := s.ownUpload(userID, uploadID); err != nil {
-		return UploadState{}, err
+func (s *Service) Status(userID, uploadID string) (proto.UploadState, error) {
+	up, err := s.ownUpload(userID, uploadID)
+	if err != nil {
+		return proto.UploadState{}, err
 	}
-	up, err := s.media.Status(uploadID)
-	if errors.Is(err, media.ErrNotFound) {
+	p, err := s.blobs.Status(uploadID)
+	if errors.Is(err, blob.ErrNotFound) {
 		s.forget(uploadID)
-		return UploadState{}, errNoUpload()
+		return proto.UploadState{}, errNoUpload()
 	}
 	if err != nil {
-		return UploadState{}, err
+		return proto.UploadState{}, err
 	}
-	return UploadState{ID: up.ID, Offset: up.Offset, Size: up.Meta.DeclaredSize, ChunkSize: ChunkSize}, nil
+	return proto.UploadState{ID: up.ID, Offset: p.Offset, Size: up.Size, ChunkSize: ChunkSize}, nil
 }
 
 // WriteChunk appends body to the user's upload, which must stand at
-// offset (media.Store.WriteChunk). More bytes than declared delete the
+// offset (blob.Store.WriteChunk). More bytes than declared delete the
 // upload (too_large); length, when known, is checked before reading.
 func (s *Service) WriteChunk(ctx context.Context, userID, uploadID string, offset, length int64, body io.Reader) (int64, error) {
 	up, err := s.ownUpload(userID, uploadID)
@@ -153,12 +225,15 @@ func (s *Service) WriteChunk(ctx context.Context, userID, uploadID string, offse
 		s.Abort(userID, uploadID)
 		return 0, proto.Errorf(proto.CodeTooLarge, "a chunk of %d bytes at offset %d goes past the declared %d bytes: the upload is deleted", length, offset, up.Size)
 	}
-	n, err := s.media.WriteChunk(ctx, uploadID, offset, body)
+	if err := s.checkQuota(userID); err != nil {
+		return offset, err
+	}
+	n, err := s.blobs.WriteChunk(ctx, uploadID, offset, up.Size, body)
 	switch {
-	case errors.Is(err, media.ErrTooLarge):
+	case errors.Is(err, blob.ErrTooLarge):
 		s.forget(uploadID)
 		return n, proto.Errorf(proto.CodeTooLarge, "more than the declared %d bytes: the upload is deleted", up.Size)
-	case errors.Is(err, media.ErrNotFound):
+	case errors.Is(err, blob.ErrNotFound):
 		s.forget(uploadID)
 		return n, errNoUpload()
 	}
@@ -170,7 +245,7 @@ func (s *Service) Abort(userID, uploadID string) error {
 	if _, err := s.ownUpload(userID, uploadID); err != nil {
 		return err
 	}
-	if err := s.media.Abort(uploadID); err != nil && !errors.Is(err, media.ErrNotFound) {
+	if err := s.blobs.Abort(uploadID); err != nil && !errors.Is(err, blob.ErrNotFound) {
 		return err
 	}
 	s.forget(uploadID)
@@ -207,16 +282,8 @@ func (s *Service) Finish(ctx context.Context, a chat.Actor, uploadID string) (pr
 		}
 	}
 	defer unlock()
-	pending, err := s.media.Status(uploadID)
-	if err != nil {
-		if errors.Is(err, media.ErrNotFound) {
-			s.forget(uploadID)
-			return proto.File{}, errNoUpload()
-		}
-		return proto.File{}, err
-	}
-	blob, err := s.media.Finish(uploadID)
-	if errors.Is(err, media.ErrNotFound) {
+	fin, err := s.blobs.Finish(uploadID, up.Size, up.Type)
+	if errors.Is(err, blob.ErrNotFound) {
 		s.forget(uploadID)
 		return proto.File{}, errNoUpload()
 	}
@@ -232,10 +299,10 @@ func (s *Service) Finish(ctx context.Context, a chat.Actor, uploadID string) (pr
 	}()
 
 	now := time.Now()
-	nb := store.Blob{Hash: blob.Hash, Size: blob.Size, Mime: blob.ContentType, Encrypted: up.Encrypted, Created: now}
+	nb := store.Blob{Hash: fin.Hash, Size: fin.Size, Mime: fin.ContentType, Encrypted: up.Encrypted, Created: now}
 	var known bool
 	if err := s.db.View(func(tx *store.Tx) error {
-		_, err := tx.Blob(blob.Hash)
+		_, err := tx.Blob(fin.Hash)
 		known = err == nil
 		return nil
 	}); err != nil {
@@ -243,7 +310,7 @@ func (s *Service) Finish(ctx context.Context, a chat.Actor, uploadID string) (pr
 	}
 	refuse := func(err error) (proto.File, error) {
 		// The upload is consumed: its bytes are the blob's now.
-		leftovers = append(leftovers, blob.Hash)
+		leftovers = append(leftovers, fin.Hash)
 		s.forget(uploadID)
 		if pe := proto.AsError(err); pe != nil {
 			s.log.Info("file refused", "upload", uploadID, "user", a.User, "room", up.Room, "code", pe.Code)
@@ -252,7 +319,7 @@ func (s *Service) Finish(ctx context.Context, a chat.Actor, uploadID string) (pr
 	}
 	if up.Encrypted {
 		nb.Mime = "application/octet-stream"
-		if err := s.checkEncrypted(blob.Hash, blob.Size); err != nil {
+		if err := s.checkEncrypted(fin.Hash, fin.Size); err != nil {
 			return refuse(err)
 		}
 	} else if !known {
@@ -269,8 +336,12 @@ func (s *Service) Finish(ctx context.Context, a chat.Actor, uploadID string) (pr
 		nb.State = store.BlobUnscanned
 	}
 
-	f := store.File{ID: newFileID(s.node), Owner: a.User, Room: up.Room, Name: pending.Meta.Name, Size: blob.Size,
-		Hash: blob.Hash, Encrypted: up.Encrypted, Created: now}
+	name := up.Name
+	if name == "" {
+		name = media.FallbackName // a record from before names were kept in it
+	}
+	f := store.File{ID: id.NewFile(s.node), Owner: a.User, Room: up.Room, Name: name, Size: fin.Size,
+		Hash: fin.Hash, Encrypted: up.Encrypted, Created: now}
 	var b store.Blob
 	var scan bool
 	var refused error
@@ -323,7 +394,7 @@ func (s *Service) Finish(ctx context.Context, a chat.Actor, uploadID string) (pr
 		s.log.Info("file refused: same content as a quarantined file", "upload", uploadID, "user", a.User, "room", up.Room, "code", b.Code)
 		return proto.File{}, refused
 	}
-	s.log.Info("file stored", "file", f.ID, "user", a.User, "room", f.Room, "size", f.Size, "blob", f.Hash, "state", b.State, "reused", blob.Reused)
+	s.log.Info("file stored", "file", f.ID, "user", a.User, "room", f.Room, "size", f.Size, "blob", f.Hash, "state", b.State, "reused", fin.Reused)
 	if scan {
 		s.queueScan(b.Hash)
 	}
@@ -334,16 +405,16 @@ func (s *Service) Finish(ctx context.Context, a chat.Actor, uploadID string) (pr
 // "relais file v1" blob: a client that would otherwise post a file in
 // clear into an encrypted room.
 func (s *Service) checkEncrypted(hash string, size int64) error {
-	f, err := s.media.OpenBlob(hash)
+	f, err := s.blobs.Open(hash)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	head := make([]byte, len(encryptedMagic))
-	if _, err := io.ReadFull(f, head); err != nil && size >= encryptedMin {
+	head := make([]byte, len(media.SealedMagic))
+	if _, err := io.ReadFull(f, head); err != nil && size >= int64(media.SealedMinSize) {
 		return err
 	}
-	if size < encryptedMin || string(head) != encryptedMagic {
+	if size < int64(media.SealedMinSize) || string(head) != media.SealedMagic {
 		return proto.Errorf(proto.CodeNotEncrypted, "files of an end-to-end encrypted room must be encrypted by the client (relais file v1)")
 	}
 	return nil
@@ -353,7 +424,7 @@ func (s *Service) checkEncrypted(hash string, size int64) error {
 // and, for a picture, reads its dimensions and makes its thumbnail (whose
 // blob it adds to leftovers, in case the file is not recorded).
 func (s *Service) inspect(ctx context.Context, nb *store.Blob, leftovers *[]string) error {
-	path, err := s.media.BlobPath(nb.Hash)
+	path, err := s.blobs.Path(nb.Hash)
 	if err != nil {
 		return err
 	}
@@ -396,7 +467,7 @@ func (s *Service) inspect(ctx context.Context, nb *store.Blob, leftovers *[]stri
 		s.log.Debug("no thumbnail", "blob", nb.Hash, "code", media.ErrorCode(err))
 		return nil
 	}
-	tb, err := s.media.Put(bytes.NewReader(thumb))
+	tb, err := s.blobs.Put(bytes.NewReader(thumb))
 	if err != nil {
 		return err
 	}
@@ -406,67 +477,15 @@ func (s *Service) inspect(ctx context.Context, nb *store.Blob, leftovers *[]stri
 	return nil
 }
 
-// maxImageHeader bounds what is read to learn a picture's dimensions.
-const maxImageHeader = 4 << 20
-
-// imageSize reads a PNG, JPEG or GIF's dimensions from its header,
-// without decoding pixels.
+// imageSize reads a picture's dimensions from its header (media's one
+// image sniffer), without decoding pixels.
 func imageSize(path string) (int, int, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, 0, err
 	}
 	defer f.Close()
-	var head [8]byte
-	if _, err := io.ReadFull(f, head[:]); err != nil {
-		return 0, 0, err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return 0, 0, err
-	}
-	var config func(io.Reader) (image.Config, error)
-	switch {
-	case bytes.HasPrefix(head[:], []byte("\x89PNG\r\n\x1a\n")):
-		config = png.DecodeConfig
-	case bytes.HasPrefix(head[:], []byte("\xff\xd8\xff")):
-		config = jpeg.DecodeConfig
-	case bytes.HasPrefix(head[:], []byte("GIF8")):
-		config = gif.DecodeConfig
-	default:
-		return 0, 0, errors.New("not a PNG, JPEG or GIF")
-	}
-	c, err := config(io.LimitReader(f, maxImageHeader))
-	if err != nil {
-		return 0, 0, err
-	}
-	if c.Width <= 0 || c.Height <= 0 {
-		return 0, 0, fmt.Errorf("image of %d×%d", c.Width, c.Height)
-	}
-	return c.Width, c.Height, nil
-}
-
-var fileIDEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// newFileID returns a fresh file id, f-<node>-<16>, shaped like the ids of
-// package id.
-func newFileID(node string) string {
-	b := make([]byte, 10)
-	rand.Read(b)
-	return "f-" + node + "-" + fileIDEncoding.EncodeToString(b)
-}
-
-// validFileID reports whether s is shaped like a file id.
-func validFileID(s string) bool {
-	node, rnd, ok := strings.Cut(strings.TrimPrefix(s, "f-"), "-")
-	if !ok || !strings.HasPrefix(s, "f-") || !id.Valid(id.Node, node) || len(rnd) != 16 {
-		return false
-	}
-	for i := 0; i < len(rnd); i++ {
-		if c := rnd[i]; !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
-			return false
-		}
-	}
-	return true
+	return media.ImageSize(f)
 }
 
 // fileMeta is a file as clients see it. Encrypted files show only what the

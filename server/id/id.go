@@ -1,5 +1,5 @@
-// Package id makes and checks the identifiers of nodes, users, rooms and
-// devices.
+// Package id makes and checks the identifiers of nodes, users, rooms,
+// devices and files.
 //
 // Identifiers are designed for the mesh: a user or room identifier names its
 // home node, so any node can route to it without a lookup, and every
@@ -10,6 +10,7 @@
 //	user    u-<node>-<16>        e.g. u-nk3j4h5g6-abcdefghijklmnop
 //	room    r-<node>-<16>
 //	device  d-<16>
+//	file    f-<node>-<16>        an attachment, named by the node that stored it
 package id
 
 import (
@@ -27,6 +28,7 @@ const (
 	User   Kind = 'u'
 	Room   Kind = 'r'
 	Device Kind = 'd'
+	File   Kind = 'f'
 )
 
 const (
@@ -54,6 +56,9 @@ func NewUser(node string) string { return "u-" + node + "-" + random(randLen) }
 // NewRoom returns a fresh room identifier homed on node.
 func NewRoom(node string) string { return "r-" + node + "-" + random(randLen) }
 
+// NewFile returns a fresh file identifier, stored on node.
+func NewFile(node string) string { return "f-" + node + "-" + random(randLen) }
+
 // NewDevice returns a fresh device identifier.
 func NewDevice() string { return "d-" + random(randLen) }
 
@@ -62,7 +67,7 @@ func Valid(k Kind, s string) bool {
 	switch k {
 	case Node:
 		return len(s) == nodeLen && s[0] == 'n' && isB32(s[1:])
-	case User, Room:
+	case User, Room, File:
 		return len(s) == scopedLen && s[0] == byte(k) && s[1] == '-' &&
 			Valid(Node, s[2:2+nodeLen]) && s[2+nodeLen] == '-' && isB32(s[3+nodeLen:])
 	case Device:

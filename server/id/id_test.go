@@ -13,13 +13,14 @@ func TestRoundTrip(t *testing.T) {
 		{"user", User, NewUser(node)},
 		{"room", Room, NewRoom(node)},
 		{"device", Device, NewDevice()},
+		{"file", File, NewFile(node)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			if !Valid(c.kind, c.id) {
 				t.Fatalf("Valid(%c, %q) = false", c.kind, c.id)
 			}
-			for _, other := range []Kind{Node, User, Room, Device} {
+			for _, other := range []Kind{Node, User, Room, Device, File} {
 				if other != c.kind && Valid(other, c.id) {
 					t.Errorf("%q also valid as %c", c.id, other)
 				}
@@ -37,8 +38,10 @@ func TestInvalid(t *testing.T) {
 	for _, s := range []string{
 		"", "n", "nABCDEFGH", "n1234567", "n12345678", user + "a", user[:len(user)-1],
 		"u." + user[2:], "r" + user[1:len(user)-1] + "!", "d-ABCDEFGHIJKLMNOP", "u-" + node + "-abc.efghijklmnop",
+		"f-", "f-" + node, "f-" + node + "-", "f-" + node + "-ABCDEFGHIJKLMNOP", "f-" + node + "-abcdefghijklmno",
+		"f-" + node + "-abcdefghijklmnop1", "f-../../etc/passwd", "f-" + node + "-abcdefghijklmn/.", "f-x-abcdefghijklmnop",
 	} {
-		if Valid(User, s) || Valid(Node, s) || Valid(Device, s) || Valid(Room, s) {
+		if Valid(User, s) || Valid(Node, s) || Valid(Device, s) || Valid(Room, s) || Valid(File, s) {
 			t.Errorf("%q accepted", s)
 		}
 	}
@@ -51,11 +54,11 @@ func TestInvalid(t *testing.T) {
 // never panics, and an accepted one has the shape the store keys rely on.
 func FuzzValid(f *testing.F) {
 	node := NewNode()
-	for _, s := range []string{node, NewUser(node), NewRoom(node), NewDevice(), "", "u-", "u-n1234567-", "r-nAAAAAAAA-aaaaaaaaaaaaaaaa"} {
+	for _, s := range []string{node, NewUser(node), NewRoom(node), NewDevice(), NewFile(node), "", "u-", "u-n1234567-", "r-nAAAAAAAA-aaaaaaaaaaaaaaaa"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, k := range []Kind{Node, User, Room, Device} {
+		for _, k := range []Kind{Node, User, Room, Device, File} {
 			if !Valid(k, s) {
 				continue
 			}

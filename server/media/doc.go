@@ -1,24 +1,19 @@
-// Package media stores attachments on disk and decides whether they may be
-// shared: resumable uploads with limits enforced while streaming,
-// content-addressed blobs, safe downloads, the built-in content policy, the
-// antivirus pipeline (with clamd), scanning of end-to-end encrypted files
-// with a key sealed to the node's scanner key, and thumbnails.
+// Package media decides whether attachments may be shared, and shapes
+// them: the built-in content policy, the antivirus pipeline (with clamd),
+// scanning of end-to-end encrypted files with a key sealed to the node's
+// scanner key, thumbnails and the one image sniffer (ImageSize), safe
+// names and downloads.
 //
-// The package owns files, not metadata: which message refers to which blob,
-// a blob's scan state, quotas and authorization belong to the caller, which
-// keeps them in its own store. Nothing a user sends — a file name, a content
-// type — is ever used in a path: uploads are named by random identifiers and
-// blobs by the SHA-256 of their content.
+// The package owns no bytes and no metadata: the bytes on disk are
+// package blob's (content-addressed blobs, partial uploads), the records
+// — which message refers to which blob, a blob's scan state, uploads and
+// quotas — package files' and the store's. Nothing a user sends — a file
+// name, a content type — is ever used in a path.
 //
-// Layout of the directory given to Open:
+// The scanner's HPKE private key is kept in the media directory, as
+// ScannerKeyFile (OpenScannerKey).
 //
-//	blobs/ab/<sha256 hex>       finished content, 0600 (directories 0700)
-//	uploads/<id>/data           bytes received so far of a resumable upload
-//	uploads/<id>/state          its metadata and SHA-256 state (JSON)
-//	scanner.key                 the scanner's HPKE private key (ScannerKey)
-//
-// Errors that reach clients carry a stable code, read with ErrorCode:
-// not_found, bad_request, too_large, quota_exceeded, too_many_uploads,
-// offset_mismatch, interrupted, incomplete, busy, blocked_type and the other
-// policy codes of Verdict, image_too_large, image_invalid.
+// Errors that reach clients carry a stable code, read with ErrorCode
+// (which also reads those of package blob): blocked_type and the other
+// policy codes of Verdict, image_too_large, image_invalid, undecryptable.
 package media

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"relais/server/blob"
 	"relais/server/media/clamd"
 )
 
@@ -147,13 +148,13 @@ type Retryer struct {
 	// Pipeline is used to check that clamd answers and, when Rescan is
 	// nil, to scan.
 	Pipeline *Pipeline
-	// Store locates blobs by hash when Rescan is nil.
-	Store *Store
+	// Blobs locates blobs by hash when Rescan is nil.
+	Blobs *blob.Store
 	// Pending returns the identifiers (blob hashes, by default) of the
 	// blobs waiting for a verdict.
 	Pending func(ctx context.Context) ([]string, error)
 	// Rescan scans one pending blob. Nil means Pipeline.Scan on the blob
-	// Store.BlobPath(id). The caller sets it for blobs of encrypted rooms,
+	// Blobs.Path(id). The caller sets it for blobs of encrypted rooms,
 	// whose sealed key it kept, to call ScanEncrypted.
 	Rescan func(ctx context.Context, id string) (Outcome, error)
 	// Resolved records a blob's outcome once it is no longer pending. An
@@ -252,7 +253,7 @@ func (r *Retryer) rescan(ctx context.Context, id string) (Outcome, error) {
 	if r.Rescan != nil {
 		return r.Rescan(ctx, id)
 	}
-	path, err := r.Store.BlobPath(id)
+	path, err := r.Blobs.Path(id)
 	if err != nil {
 		return Outcome{}, err
 	}

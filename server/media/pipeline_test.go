@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"relais/server/blob"
 	"relais/server/media/clamd"
 	"relais/server/media/clamd/clamdtest"
 	"relais/server/media/mediatest"
@@ -62,15 +63,15 @@ func TestPipelineWithClamd(t *testing.T) {
 	srv := clamdtest.Start(t, clamdtest.Options{StreamMaxLength: 2 << 20})
 	c := srv.Client()
 	c.Timeout = 5 * time.Second
-	s := openStore(t, Options{})
+	s := openBlobs(t)
 	p := &Pipeline{Clamd: c}
 	ctx := t.Context()
 	eicar := clamdtest.EICAR()
 
-	scan := func(t *testing.T, name string, content []byte) (Blob, Outcome) {
+	scan := func(t *testing.T, name string, content []byte) (blob.Blob, Outcome) {
 		t.Helper()
-		b := upload(t, s, "u", name, content, 64<<10)
-		path, _ := s.BlobPath(b.Hash)
+		b := putBlob(t, s, content)
+		path, _ := s.Path(b.Hash)
 		o, err := p.Scan(ctx, path)
 		if err != nil {
 			t.Fatalf("Scan(%s): %v", name, err)
@@ -112,7 +113,7 @@ func TestPipelineWithClamd(t *testing.T) {
 		}
 	})
 	t.Run("larger than clamd accepts", func(t *testing.T) {
-		_, o := scan(t, "big.bin", randomBytes(3<<20, 5))
+		_, o := scan(t, "big.bin", mediatest.Random(3<<20, 5))
 		if o.State != Quarantined || o.Code != CodeTooLarge {
 			t.Fatalf("outcome %+v", o)
 		}
@@ -132,7 +133,7 @@ func TestPipelineWithClamd(t *testing.T) {
 		}
 		set.add(infected.Hash)
 
-		r := &Retryer{Pipeline: p, Store: s, Pending: set.list, Resolved: set.resolve, Every: 20 * time.Millisecond}
+		r := &Retryer{Pipeline: p, Blobs: s, Pending: set.list, Resolved: set.resolve, Every: 20 * time.Millisecond}
 		if n, err := r.Pass(ctx); n != 0 || err != nil {
 			t.Fatalf("Pass with clamd down = %d, %v", n, err)
 		}
@@ -174,8 +175,8 @@ func TestPipelineWithClamd(t *testing.T) {
 	t.Run("clamd down with reject", func(t *testing.T) {
 		down := &clamd.Client{Network: "unix", Address: filepath.Join(t.TempDir(), "none.sock"), Timeout: time.Second}
 		pr := &Pipeline{Clamd: down, OnClamdDown: Reject}
-		b := upload(t, s, "u", "x.pdf", tinyPDF("rejected"), 1<<20)
-		path, _ := s.BlobPath(b.Hash)
+		b := putBlob(t, s, tinyPDF("rejected"))
+		path, _ := s.Path(b.Hash)
 		o, err := pr.Scan(ctx, path)
 		if err != nil || o.State != Quarantined || o.Code != CodeScannerUnavailable {
 			t.Fatalf("Scan = %+v, %v", o, err)
@@ -186,7 +187,7 @@ func TestPipelineWithClamd(t *testing.T) {
 	})
 
 	t.Run("encrypted room", func(t *testing.T) {
-		key, err := s.ScannerKey()
+		key, err := OpenScannerKey(filepath.Join(s.Dir(), ScannerKeyFile))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -205,8 +206,8 @@ func TestPipelineWithClamd(t *testing.T) {
 		// EICAR in the middle of a 300 KB file, across chunk boundaries.
 		plain := append(append(bytes.Repeat([]byte("a"), 65530), eicar...), bytes.Repeat([]byte("b"), 240_000)...)
 		ct, enc, sealed := encrypt(plain)
-		b := upload(t, s, "u", "secret.bin", ct, 1<<20)
-		path, _ := s.BlobPath(b.Hash)
+		b := putBlob(t, s, ct)
+		path, _ := s.Path(b.Hash)
 		o, err := p.ScanSealed(ctx, path, key, enc, sealed)
 		if err != nil || o.State != Quarantined || o.Code != CodeInfected {
 			t.Fatalf("encrypted EICAR: %+v, %v", o, err)
@@ -216,16 +217,16 @@ func TestPipelineWithClamd(t *testing.T) {
 		}
 
 		ct, enc, sealed = encrypt(tinyPDF("Document confidentiel"))
-		b = upload(t, s, "u", "secret.pdf", ct, 1<<20)
-		path, _ = s.BlobPath(b.Hash)
+		b = putBlob(t, s, ct)
+		path, _ = s.Path(b.Hash)
 		if o, err := p.ScanSealed(ctx, path, key, enc, sealed); err != nil || o.State != Clean {
 			t.Fatalf("encrypted PDF: %+v, %v", o, err)
 		}
 
 		// A program inside is refused by the policy on the plaintext.
 		ct, enc, sealed = encrypt(pe())
-		b = upload(t, s, "u", "x.bin", ct, 1<<20)
-		path, _ = s.BlobPath(b.Hash)
+		b = putBlob(t, s, ct)
+		path, _ = s.Path(b.Hash)
 		if o, err := p.ScanSealed(ctx, path, key, enc, sealed); err != nil || o.Code != CodeBlockedType {
 			t.Fatalf("encrypted PE: %+v, %v", o, err)
 		}
@@ -233,13 +234,13 @@ func TestPipelineWithClamd(t *testing.T) {
 		// A sealed key that is not for this file, or garbage.
 		ct, _, _ = encrypt([]byte("hello"))
 		_, enc2, sealed2 := encrypt([]byte("other"))
-		b = upload(t, s, "u", "y.bin", ct, 1<<20)
-		path, _ = s.BlobPath(b.Hash)
+		b = putBlob(t, s, ct)
+		path, _ = s.Path(b.Hash)
 		if o, err := p.ScanSealed(ctx, path, key, enc2, sealed2); err != nil || o.Code != CodeUndecryptable {
 			t.Fatalf("wrong key: %+v, %v", o, err)
 		}
-		b = upload(t, s, "u", "y.bin", ct, 1<<20)
-		path, _ = s.BlobPath(b.Hash)
+		b = putBlob(t, s, ct)
+		path, _ = s.Path(b.Hash)
 		if o, err := p.ScanSealed(ctx, path, key, enc2[:10], sealed2); err != nil || o.Code != CodeUndecryptable {
 			t.Fatalf("garbage sealed key: %+v, %v", o, err)
 		}
@@ -259,10 +260,10 @@ func TestPipelineWithClamd(t *testing.T) {
 }
 
 func TestPipelineWithoutClamd(t *testing.T) {
-	s := openStore(t, Options{})
+	s := openBlobs(t)
 	p := &Pipeline{}
-	b := upload(t, s, "u", "a.txt", []byte("texte"), 10)
-	path, _ := s.BlobPath(b.Hash)
+	b := putBlob(t, s, []byte("texte"))
+	path, _ := s.Path(b.Hash)
 	if o, err := p.Scan(t.Context(), path); err != nil || o.State != Clean {
 		t.Fatalf("Scan = %+v, %v", o, err)
 	}

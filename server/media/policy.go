@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"relais/server/blob"
 )
 
 // Stable codes of a refusing Verdict (and of Outcome.Code).
@@ -81,7 +83,7 @@ var DefaultBlockedTypes = []string{
 // clamd. The zero Policy uses the defaults documented on each field.
 type Policy struct {
 	// MaxSize is the largest file accepted, in bytes. Zero means
-	// DefaultMaxFileSize.
+	// blob.DefaultMaxFileSize.
 	MaxSize int64
 	// BlockedExtensions are lower-case extensions without the dot, refused
 	// in names and in archive entries. Nil means DefaultBlockedExtensions.
@@ -120,7 +122,7 @@ func (p *Policy) maxSize() int64 {
 	if p.MaxSize > 0 {
 		return p.MaxSize
 	}
-	return DefaultMaxFileSize
+	return blob.DefaultMaxFileSize
 }
 
 func (p *Policy) extensions() []string {

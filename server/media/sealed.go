@@ -62,7 +62,18 @@ const (
 	sealedInfoEnc    = "relais file v1 aes-256-gcm"
 	sealedInfoCommit = "relais file v1 key commitment"
 	scannerInfo      = "relais media scanner v1"
-	scannerKeyFile   = "scanner.key"
+)
+
+// ScannerKeyFile is the name of the scanner key's file in the media
+// directory, next to package blob's blobs/ and uploads/.
+const ScannerKeyFile = "scanner.key"
+
+// SealedMinSize is the size of the smallest "relais file v1" blob: the
+// header, the key commitment and one empty chunk's tag. Every such blob
+// starts with SealedMagic.
+const (
+	SealedMagic   = sealedMagic
+	SealedMinSize = sealedHeaderSize + sealedTagSize
 )
 
 // fileKeys derives the encryption key and the key commitment from a file
@@ -323,7 +334,7 @@ type ScannerKey struct {
 	priv hpke.PrivateKey
 }
 
-// scannerKeyFile is the JSON kept in the key file.
+// ScannerKeyFile is the JSON kept in the key file.
 type scannerKeyJSON struct {
 	KEM     uint16 `json:"kem"`
 	Private []byte `json:"private"`
@@ -393,12 +404,6 @@ func createScannerKey(path string, kem hpke.KEM) (*ScannerKey, error) {
 		return nil, fmt.Errorf("write scanner key: %w", err)
 	}
 	return &ScannerKey{priv: priv}, nil
-}
-
-// ScannerKey loads or creates the store's scanner key, kept in the store's
-// directory.
-func (s *Store) ScannerKey() (*ScannerKey, error) {
-	return OpenScannerKey(filepath.Join(s.dir, scannerKeyFile))
 }
 
 // PublicKey returns the public key clients seal file keys to (1,216 bytes

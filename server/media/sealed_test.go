@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"relais/server/media/mediatest"
 )
 
 func encryptBytes(t testing.TB, plain, key []byte) []byte {
@@ -22,7 +24,7 @@ func TestSealedFormat(t *testing.T) {
 	key := NewFileKey()
 	const c = sealedChunkSize
 	for _, size := range []int{0, 1, c - 1, c, c + 1, 2 * c, 3*c + 17} {
-		plain := randomBytes(size, uint64(size)+1)
+		plain := mediatest.Random(size, uint64(size)+1)
 		ct := encryptBytes(t, plain, key)
 		chunks := max(1, (size+c-1)/c)
 		if want := sealedHeaderSize + size + chunks*sealedTagSize; len(ct) != want {
@@ -52,7 +54,7 @@ func TestSealedFormat(t *testing.T) {
 		}
 	}
 
-	plain := randomBytes(3*c+5, 1)
+	plain := mediatest.Random(3*c+5, 1)
 	ct := encryptBytes(t, plain, key)
 	readAll := func(ct, key []byte) error {
 		sf, err := openSealed(bytes.NewReader(ct), int64(len(ct)), key)

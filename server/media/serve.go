@@ -1,15 +1,13 @@
 package media
 
 import (
-	"errors"
-	"fmt"
 	"io"
-	"io/fs"
 	"mime"
 	"net/http"
-	"os"
 	"strings"
 	"time"
+
+	"relais/server/blob"
 )
 
 // inlineTypes are the only content types a browser may display in place of
@@ -56,7 +54,7 @@ func ServeType(contentType string) (ctype string, inline bool) {
 	switch {
 	case inlineTypes[mt]:
 		return mt, true
-	case keptTypes[mt], officeTypes[mt]:
+	case keptTypes[mt], blob.OfficeType(mt):
 		if cs, ok := params["charset"]; ok && strings.HasPrefix(mt, "text/") {
 			return mime.FormatMediaType(mt, map[string]string{"charset": cs}), false
 		}
@@ -95,12 +93,13 @@ func ServeContent(w http.ResponseWriter, r *http.Request, content io.ReadSeeker,
 	http.ServeContent(w, r, "", time.Time{}, content)
 }
 
-// ServeBlob serves the blob hash with ServeContent, with the hash as ETag.
-// It returns an error wrapping ErrNotFound, before writing anything, when
-// the blob does not exist. The caller has checked that the user may read
-// it (and, for a file still pending its scan, that the user uploaded it).
-func (s *Store) ServeBlob(w http.ResponseWriter, r *http.Request, hash, name, contentType string) error {
-	f, err := s.OpenBlob(hash)
+// ServeBlob serves the blob hash of blobs with ServeContent, with the
+// hash as ETag. It returns an error wrapping blob.ErrNotFound, before
+// writing anything, when the blob does not exist. The caller has checked
+// that the user may read it (and, for a file still pending its scan, that
+// the user uploaded it).
+func ServeBlob(w http.ResponseWriter, r *http.Request, blobs *blob.Store, hash, name, contentType string) error {
+	f, err := blobs.Open(hash)
 	if err != nil {
 		return err
 	}
@@ -110,21 +109,4 @@ func (s *Store) ServeBlob(w http.ResponseWriter, r *http.Request, hash, name, co
 	}
 	ServeContent(w, r, f, name, contentType)
 	return nil
-}
-
-// OpenBlob opens the blob hash for reading. It returns an error wrapping
-// ErrNotFound when the hash is malformed or the blob does not exist.
-func (s *Store) OpenBlob(hash string) (*os.File, error) {
-	p, err := s.BlobPath(hash)
-	if err != nil {
-		return nil, err
-	}
-	f, err := os.Open(p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("blob %s: %w", hash, ErrNotFound)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open blob %s: %w", hash, err)
-	}
-	return f, nil
 }

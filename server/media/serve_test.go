@@ -7,11 +7,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"relais/server/blob"
+	"relais/server/media/mediatest"
 )
 
 func TestServeBlob(t *testing.T) {
-	s := openStore(t, Options{})
-	png := append([]byte("\x89PNG\r\n\x1a\n"), randomBytes(5000, 1)...)
+	s := openBlobs(t)
+	png := append([]byte("\x89PNG\r\n\x1a\n"), mediatest.Random(5000, 1)...)
 	cases := []struct {
 		name        string
 		content     []byte
@@ -27,10 +30,10 @@ func TestServeBlob(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			b := upload(t, s, "u", tc.file, tc.content, 1<<20)
+			b := putBlob(t, s, tc.content)
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequest("GET", "/media/"+b.Hash, nil)
-			if err := s.ServeBlob(rec, req, b.Hash, tc.file, b.ContentType); err != nil {
+			if err := ServeBlob(rec, req, s, b.Hash, tc.file, b.ContentType); err != nil {
 				t.Fatal(err)
 			}
 			h := rec.Result().Header
@@ -47,12 +50,12 @@ func TestServeBlob(t *testing.T) {
 	}
 
 	t.Run("range and etag", func(t *testing.T) {
-		content := randomBytes(10_000, 9)
-		b := upload(t, s, "u", "data.bin", content, 1<<20)
+		content := mediatest.Random(10_000, 9)
+		b := putBlob(t, s, content)
 		req := httptest.NewRequest("GET", "/", nil)
 		req.Header.Set("Range", "bytes=100-199")
 		rec := httptest.NewRecorder()
-		s.ServeBlob(rec, req, b.Hash, "../../data.bin", b.ContentType)
+		ServeBlob(rec, req, s, b.Hash, "../../data.bin", b.ContentType)
 		res := rec.Result()
 		body, _ := io.ReadAll(res.Body)
 		if res.StatusCode != http.StatusPartialContent || string(body) != string(content[100:200]) || res.Header.Get("Content-Range") != "bytes 100-199/10000" {
@@ -64,14 +67,14 @@ func TestServeBlob(t *testing.T) {
 		req = httptest.NewRequest("GET", "/", nil)
 		req.Header.Set("If-None-Match", `"`+b.Hash+`"`)
 		rec = httptest.NewRecorder()
-		s.ServeBlob(rec, req, b.Hash, "data.bin", b.ContentType)
+		ServeBlob(rec, req, s, b.Hash, "data.bin", b.ContentType)
 		if rec.Code != http.StatusNotModified {
 			t.Errorf("If-None-Match: %d", rec.Code)
 		}
 		req = httptest.NewRequest("GET", "/", nil)
 		req.Header.Set("Range", "bytes=20000-")
 		rec = httptest.NewRecorder()
-		s.ServeBlob(rec, req, b.Hash, "data.bin", b.ContentType)
+		ServeBlob(rec, req, s, b.Hash, "data.bin", b.ContentType)
 		if rec.Code != http.StatusRequestedRangeNotSatisfiable {
 			t.Errorf("range beyond the end: %d", rec.Code)
 		}
@@ -79,8 +82,8 @@ func TestServeBlob(t *testing.T) {
 
 	t.Run("missing", func(t *testing.T) {
 		rec := httptest.NewRecorder()
-		err := s.ServeBlob(rec, httptest.NewRequest("GET", "/", nil), strings.Repeat("0", 64), "x", "text/plain")
-		if !errors.Is(err, ErrNotFound) || len(rec.Header()) != 0 || rec.Body.Len() != 0 {
+		err := ServeBlob(rec, httptest.NewRequest("GET", "/", nil), s, strings.Repeat("0", 64), "x", "text/plain")
+		if !errors.Is(err, blob.ErrNotFound) || len(rec.Header()) != 0 || rec.Body.Len() != 0 {
 			t.Errorf("missing blob: %v, wrote %v", err, rec.Header())
 		}
 	})

@@ -43,6 +43,48 @@ var imageFormats = []struct {
 	{"GIF89a", imageFormat{"gif", gif.DecodeConfig, gif.Decode}},
 }
 
+// imageConfig is the one image sniffer: it tells a PNG, JPEG or GIF by its
+// magic and reads its header, at most maxImageHeader bytes of it, which it
+// copies to header for a decoder to read again. An image that is none of
+// these, or whose header does not parse or gives no pixels, is
+// ErrImageInvalid.
+func imageConfig(br *bufio.Reader, header io.Writer) (*imageFormat, image.Config, error) {
+	magic, _ := br.Peek(8)
+	var f *imageFormat
+	for i := range imageFormats {
+		if bytes.HasPrefix(magic, []byte(imageFormats[i].magic)) {
+			f = &imageFormats[i].imageFormat
+			break
+		}
+	}
+	if f == nil {
+		return nil, image.Config{}, fmt.Errorf("unknown format: %w", ErrImageInvalid)
+	}
+	limited := &io.LimitedReader{R: br, N: maxImageHeader}
+	cfg, err := f.config(io.TeeReader(limited, header))
+	if err != nil {
+		if limited.N <= 0 {
+			return nil, cfg, fmt.Errorf("%s header over %d bytes: %w", f.name, maxImageHeader, ErrImageInvalid)
+		}
+		return nil, cfg, fmt.Errorf("%s: %w: %w", f.name, ErrImageInvalid, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return nil, cfg, fmt.Errorf("%s of %dx%d: %w", f.name, cfg.Width, cfg.Height, ErrImageInvalid)
+	}
+	return f, cfg, nil
+}
+
+// ImageSize reads the dimensions of a PNG, JPEG or GIF image from its
+// header, without decoding pixels (the stored dimensions, before any EXIF
+// orientation). Anything else is ErrImageInvalid.
+func ImageSize(r io.Reader) (width, height int, err error) {
+	_, cfg, err := imageConfig(bufio.NewReader(r), io.Discard)
+	if err != nil {
+		return 0, 0, fmt.Errorf("image size: %w", err)
+	}
+	return cfg.Width, cfg.Height, nil
+}
+
 // Thumbnail reads a PNG, JPEG or GIF image (the first frame of a GIF) and
 // returns a thumbnail fitting a box×box square, never enlarged, as JPEG, or
 // as PNG when it has transparency; width and height are the original
@@ -63,33 +105,14 @@ func Thumbnail(r io.Reader, maxPixels int, box int) (thumb []byte, contentType s
 		box = DefaultThumbBox
 	}
 	br := bufio.NewReader(r)
-	magic, _ := br.Peek(8)
-	var f *imageFormat
-	for i := range imageFormats {
-		if bytes.HasPrefix(magic, []byte(imageFormats[i].magic)) {
-			f = &imageFormats[i].imageFormat
-			break
-		}
-	}
-	if f == nil {
-		return nil, "", 0, 0, fmt.Errorf("thumbnail: unknown format: %w", ErrImageInvalid)
-	}
-
 	// Read the header through a bounded tee, then decode from the
 	// buffered header followed by the rest.
 	var header bytes.Buffer
-	limited := &io.LimitedReader{R: br, N: maxImageHeader}
-	cfg, err := f.config(io.TeeReader(limited, &header))
+	f, cfg, err := imageConfig(br, &header)
 	if err != nil {
-		if limited.N <= 0 {
-			return nil, "", 0, 0, fmt.Errorf("thumbnail: %s header over %d bytes: %w", f.name, maxImageHeader, ErrImageInvalid)
-		}
-		return nil, "", 0, 0, fmt.Errorf("thumbnail: %s: %w: %w", f.name, ErrImageInvalid, err)
+		return nil, "", 0, 0, fmt.Errorf("thumbnail: %w", err)
 	}
 	pixels := int64(cfg.Width) * int64(cfg.Height)
-	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return nil, "", 0, 0, fmt.Errorf("thumbnail: %s of %dx%d: %w", f.name, cfg.Width, cfg.Height, ErrImageInvalid)
-	}
 	switch cfg.ColorModel {
 	case color.RGBA64Model, color.NRGBA64Model:
 		pixels *= 2

@@ -238,3 +238,39 @@ func FuzzThumbnail(f *testing.F) {
 		}
 	})
 }
+
+// TestImageSize: the one image sniffer reads the dimensions of the three
+// formats from their headers and refuses anything else, including a
+// header that claims no pixels.
+func TestImageSize(t *testing.T) {
+	img := halves(30, 20, red, blue)
+	var gifBuf bytes.Buffer
+	if err := gif.Encode(&gifBuf, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		w, h int
+		ok   bool
+	}{
+		{"png", encodePNG(t, img), 30, 20, true},
+		{"jpeg", encodeJPEG(t, img), 30, 20, true},
+		{"gif", gifBuf.Bytes(), 30, 20, true},
+		{"huge png header", pngHeader(100_000, 100_000, 8, 6), 100_000, 100_000, true},
+		{"png of no pixels", pngHeader(0, 10, 8, 6), 0, 0, false},
+		{"text", []byte("not a picture at all"), 0, 0, false},
+		{"png magic only", []byte("\x89PNG\r\n\x1a\n"), 0, 0, false},
+		{"empty", nil, 0, 0, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w, h, err := ImageSize(bytes.NewReader(c.data))
+			if c.ok != (err == nil) || w != c.w || h != c.h {
+				t.Fatalf("ImageSize = %d×%d, %v; want %d×%d, ok %v", w, h, err, c.w, c.h, c.ok)
+			}
+			if err != nil && !errors.Is(err, ErrImageInvalid) {
+				t.Fatalf("error %v is not ErrImageInvalid", err)
+			}
+		})
+	}
+}

@@ -29,6 +29,7 @@ import (
 	"relais/server/chat"
 	"relais/server/config"
 	"relais/server/files"
+	"relais/server/httpx"
 	"relais/server/mail"
 	"relais/server/password"
 	"relais/server/series"
@@ -197,6 +198,9 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	}); err != nil {
 		return nil, err
 	}
+	// chat and account call each other through interfaces each declares
+	// (neither imports the other); the assertions below keep both ends
+	// of these two setters in step at compile time.
 	n.Chat.SetInviter(n.Accounts)
 	n.Accounts.SetJoiner(n.Chat)
 	if n.Files, err = files.Open(files.Config{
@@ -305,7 +309,7 @@ func (n *Node) activityFile() string { return filepath.Join(n.cfg.Data, "activit
 
 // authenticate resolves a websocket upgrade's session.
 func (n *Node) authenticate(r *http.Request) (ws.Identity, error) {
-	token, cookie := account.TokenFrom(r)
+	token, cookie := httpx.TokenFrom(r)
 	ident, err := n.Accounts.Resolve(token)
 	if err != nil {
 		return ws.Identity{}, err
@@ -485,3 +489,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.log.Info("node stopped")
 	return err
 }
+
+// The services' cross-calls, checked at compile time (see Start).
+var (
+	_ chat.Inviter   = (*account.Service)(nil)
+	_ account.Joiner = (*chat.Service)(nil)
+)

@@ -18,8 +18,9 @@ var (
 	// blobs: SHA-256 (32) → JSON Blob (size, type, scan state, reference
 	// count, thumbnail).
 	bBlobs = []byte("blobs")
-	// uploads: upload id → JSON Upload (owner, room, declared size, the
-	// sealed file key of an encrypted file).
+	// uploads: upload id → JSON Upload (owner, room, name, declared size
+	// and type, the sealed file key of an encrypted file): the record of
+	// an upload, written before its bytes (package blob) and authoritative.
 	bUploads = []byte("uploads")
 	// pendingscans: SHA-256 (32) → JSON SealedKey ("{}" for a file of an
 	// unencrypted room), the blobs waiting for the antivirus. The sealed

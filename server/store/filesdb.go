@@ -73,11 +73,18 @@ type Blob struct {
 	Created   time.Time `json:"created"`
 }
 
-// Upload is an unfinished upload; its bytes are on disk (package media).
+// Upload is an unfinished upload: the one record of it, written before
+// its first byte and authoritative (package files); its bytes are on
+// disk, named by its ID (package blob).
 type Upload struct {
-	ID        string     `json:"-"`
-	Owner     string     `json:"owner"`
-	Room      string     `json:"room"`
+	ID    string `json:"-"`
+	Owner string `json:"owner"`
+	Room  string `json:"room"`
+	// Name is the file's name, sanitized (media.SanitizeName).
+	Name string `json:"name,omitempty"`
+	// Type is the content type the client declared, checked by the
+	// policy; never served (downloads use the sniffed type).
+	Type      string     `json:"type,omitempty"`
 	Size      int64      `json:"size"`
 	Encrypted bool       `json:"enc,omitempty"`
 	SealedKey *SealedKey `json:"sealed,omitempty"`

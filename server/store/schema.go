@@ -1,6 +1,10 @@
 package store
 
-// The schema: every bucket and key layout of the store lives in this file.
+// The schema of the accounts, rooms and events: their buckets and key
+// layouts live in this file. The other buckets are declared next to their
+// code, each file with its own layout comment: MLS in mls.go
+// (mlsBuckets), attachments in files.go (fileBuckets); migrate.go creates
+// them all.
 //
 // Integers in keys are big-endian so that bbolt's byte order is numeric
 // order. "\x00" separates variable-length parts of composite keys; no

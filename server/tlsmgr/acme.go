@@ -140,7 +140,7 @@ func (m *Manager) onEvent(ctx context.Context, event string, data map[string]any
 		msg := m.explain(ctx, domain, renewal, err)
 		m.setError(acmeErrorKeyPrefix+domain, msg)
 		m.log.Error("ACME certificate not obtained", "domain", domain, "renewal", renewal,
-			"ca", m.caURL, "error", err.Error(), "fix", msg)
+			"ca", m.caURL, "err", err.Error(), "fix", msg)
 	case "cert_obtained":
 		m.clearError(acmeErrorKeyPrefix + domain)
 		m.log.Info("ACME certificate obtained", "domain", domain, "renewal", renewal, "ca", m.caURL)

@@ -81,7 +81,7 @@ func (m *Manager) filesFailed(err error) error {
 	}
 	err = fmt.Errorf("tls files: %w", err)
 	if m.setError(filesErrorKey, err.Error()+keeping) {
-		m.log.Error("certificate files not loaded", "error", err, "keeping_previous", keeping != "")
+		m.log.Error("certificate files not loaded", "err", err, "keeping_previous", keeping != "")
 	}
 	return err
 }

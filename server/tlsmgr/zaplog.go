@@ -87,7 +87,11 @@ func zapAttrs(fields []zapcore.Field) []slog.Attr {
 				attrs = append(attrs, slog.String(k, "[redacted]"))
 				continue
 			}
-			attrs = append(attrs, slog.Any(k, enc.Fields[k]))
+			v := enc.Fields[k]
+			if k == "error" {
+				k = "err" // the node's one key for errors, certmagic's too
+			}
+			attrs = append(attrs, slog.Any(k, v))
 		}
 	}
 	return attrs

@@ -60,15 +60,12 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 		}
 		s.reply(proto.Encode(ack))
 	case proto.TCreateRoom:
-		req := chat.CreateRoomRequest{Kind: store.RoomKind(f.Kind), Name: *f.Name, Invite: f.Users, Encrypted: f.Kind == "group"}
+		req := chat.CreateRoomRequest{Kind: store.RoomKind(f.Kind), Name: *f.Name, Invite: f.Users, Encrypted: f.Encrypted}
 		if f.Topic != nil {
 			req.Topic = *f.Topic
 		}
 		if f.Externals != nil {
 			req.Externals = *f.Externals
-		}
-		if f.Encrypted != nil {
-			req.Encrypted = *f.Encrypted
 		}
 		room, err := c.CreateRoom(ctx, a, req)
 		if err != nil {
@@ -76,11 +73,7 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 		}
 		s.result(f.ID, map[string]string{"room": room})
 	case proto.TOpenDM:
-		encrypted := true
-		if f.Encrypted != nil {
-			encrypted = *f.Encrypted
-		}
-		room, err := c.OpenDM(ctx, a, f.User, encrypted)
+		room, err := c.OpenDM(ctx, a, f.User, f.Encrypted)
 		if err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ import (
 
 	"relais/server/bus"
 	"relais/server/chat"
+	"relais/server/httpx"
 	"relais/server/proto"
 	"relais/server/ratelimit"
 )
@@ -35,8 +36,9 @@ type Identity struct {
 	Cookie bool
 }
 
-// Authenticator authenticates an upgrade request; the account service
-// implements it.
+// Authenticator authenticates an upgrade request. The node implements it
+// (node.authenticate, through AuthFunc): the request's token
+// (httpx.TokenFrom) resolved by the account service.
 type Authenticator interface {
 	Authenticate(r *http.Request) (Identity, error)
 }
@@ -147,19 +149,19 @@ func (s *Server) Sessions() int {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ident, err := s.auth.Authenticate(r)
 	if err != nil {
-		writeError(w, http.StatusUnauthorized, proto.CodeUnauthorized, "sign in first")
+		httpx.WriteError(w, r, s.log, proto.Errorf(proto.CodeUnauthorized, "sign in first"))
 		return
 	}
 	if ident.Cookie && r.Header.Get("Origin") == "" {
-		writeError(w, http.StatusForbidden, proto.CodeForbidden, "cross-origin websocket refused")
+		httpx.WriteError(w, r, s.log, proto.Errorf(proto.CodeForbidden, "cross-origin websocket refused"))
 		return
 	}
 	// The cap is checked before the upgrade, and the place held until the
 	// session is registered, so that concurrent upgrades cannot pass it.
 	if !s.hub.reserve(ident.User, s.opts.MaxUserSockets) {
-		w.Header().Set("Retry-After", "60")
-		writeError(w, http.StatusTooManyRequests, proto.CodeTooManySockets,
-			"too many open connections for this account: close some tabs or sign out unused devices")
+		e := proto.Errorf(proto.CodeTooManySockets, "too many open connections for this account: close some tabs or sign out unused devices")
+		e.RetryAfter = 60
+		httpx.WriteError(w, r, s.log, e)
 		return
 	}
 	registered := false
@@ -320,12 +322,6 @@ func (s *Server) pinger() {
 			}()
 		}
 	}
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(proto.Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}}))
 }
 
 // AuthFunc adapts a function to Authenticator.

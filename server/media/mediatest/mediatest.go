@@ -5,6 +5,7 @@ package mediatest
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 )
 
@@ -34,4 +35,15 @@ func PDF(text string, size int) []byte {
 	}
 	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(offsets)+1, xref)
 	return b.Bytes()
+}
+
+// Random returns n pseudo-random bytes, the same for the same seed:
+// content no parser recognizes, and that no two seeds share.
+func Random(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, seed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
 }

@@ -1,4 +1,4 @@
-package api
+package httpx
 
 import (
 	"errors"
@@ -9,7 +9,9 @@ import (
 	"relais/server/proto"
 )
 
-// statusOf is the one mapping of protocol error codes to HTTP statuses.
+// statusOf is the one mapping of protocol error codes to HTTP statuses
+// (read with StatusOf): the API, the attachments' routes and the
+// websocket upgrade answer through it.
 var statusOf = map[string]int{
 	proto.CodeBadRequest:        http.StatusBadRequest,
 	proto.CodeBadFrame:          http.StatusBadRequest,
@@ -71,40 +73,40 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// WriteError answers err with the one mapper, for handlers mounted from
-// other packages (Config.Media): a protocol error with its status and
-// code, any other error as a logged internal error.
-func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	writeError(w, r, log, err)
+// StatusOf returns the HTTP status of a protocol error code; a code
+// missing from the table is a client error (400).
+func StatusOf(code string) int {
+	if status, ok := statusOf[code]; ok {
+		return status
+	}
+	return http.StatusBadRequest
 }
 
-// writeError answers err: a protocol error with its status and code, any
+// WriteError answers err: a protocol error with its status and code, any
 // other error as a logged internal error whose details stay in the log.
-func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+// The answer is never cached.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	pe := proto.AsError(err)
 	if pe == nil {
 		if errors.Is(err, http.ErrHandlerTimeout) || errors.Is(r.Context().Err(), err) {
 			pe = proto.Errorf(proto.CodeUnavailable, "the request was cancelled")
 		} else {
-			log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "err", err)
-			pe = proto.Errorf(proto.CodeInternal, "internal error (request %s)", requestID(r))
+			log.Error("request failed", "method", r.Method, "path", r.URL.Path, "request_id", RequestID(r), "err", err)
+			pe = proto.Errorf(proto.CodeInternal, "internal error (request %s)", RequestID(r))
 		}
 	} else {
-		log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "request_id", requestID(r), "code", pe.Code)
-	}
-	status, ok := statusOf[pe.Code]
-	if !ok {
-		status = http.StatusBadRequest
+		log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "request_id", RequestID(r), "code", pe.Code)
 	}
 	var body errorBody
 	body.Error.Code, body.Error.Detail, body.Error.Message, body.Error.RetryAfter = pe.Code, pe.Detail, pe.Message, pe.RetryAfter
 	if pe.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(pe.RetryAfter))
 	}
-	writeJSON(w, status, body)
+	WriteJSON(w, StatusOf(pe.Code), body)
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON answers v as JSON with status; JSON answers are never cached.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
