@@ -86,6 +86,8 @@ type Service struct {
 
 	// published is the feed position of the last event handed to the bus.
 	published atomic.Uint64
+
+	stats *Stats
 }
 
 // New returns a Service over db publishing on b.
@@ -98,7 +100,7 @@ func New(db *store.DB, b bus.Bus, opts Options) *Service {
 	}
 	s := &Service{
 		db: db, bus: b, log: opts.Logger.With("component", "chat"), now: opts.Now,
-		node: db.Node(), inviter: opts.Inviter, files: opts.Files,
+		node: db.Node(), inviter: opts.Inviter, files: opts.Files, stats: newStats(),
 	}
 	if opts.RateLimits {
 		s.claimsByTarget = ratelimit.New(claimTargetRate, ClaimTargetBurst)

@@ -90,6 +90,7 @@ type Server struct {
 	sub  bus.Subscription
 
 	userLimits []*ratelimit.Limiter // by limit class (limits.go)
+	stats      *Stats
 
 	// ctx is cancelled by Close: it outlives the HTTP requests that
 	// upgraded to websockets.
@@ -101,7 +102,7 @@ type Server struct {
 // New subscribes to the bus and returns the endpoint.
 func New(c *chat.Service, b bus.Bus, auth Authenticator, opts Options) (*Server, error) {
 	opts.defaults()
-	s := &Server{chat: c, auth: auth, opts: opts, log: opts.Logger.With("component", "ws"), hub: newHub(c.JoinedRooms)}
+	s := &Server{chat: c, auth: auth, opts: opts, log: opts.Logger.With("component", "ws"), hub: newHub(c.JoinedRooms), stats: newStats()}
 	if opts.RateLimits {
 		s.userLimits = newUserLimiters()
 	}
@@ -197,6 +198,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.Close(websocket.StatusInternalError, "internal error")
 		return
 	}
+	s.stats.Opened.Add(1)
 	if first {
 		s.chat.Presence(ident.User, "online")
 	}
@@ -209,6 +211,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.drop(ss)
 		return
 	}
+	s.stats.FramesOut.Inc(proto.THello)
 	// The reader runs on its own goroutine and the handler returns, so
 	// that net/http releases what it held for the request.
 	go ss.readLoop()
