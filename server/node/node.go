@@ -253,7 +253,9 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	go func() {
 		var err error
 		if tlsConf != nil {
-			err = n.http.ServeTLS(n.listener, "", "")
+			// Record by record, so that idle websockets cost over TLS
+			// what they cost over plain TCP (ws.RecordListener).
+			err = n.http.ServeTLS(ws.RecordListener(n.listener), "", "")
 		} else {
 			err = n.http.Serve(n.listener)
 		}

@@ -244,9 +244,13 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	var r io.Reader = conn
 	n := brw.Reader.Buffered()
+	var tr *tlsReader
+	var raw syscall.RawConn
 	if n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
+	} else if tr, raw = recordAligned(conn); tr != nil {
+		r = tr
 	}
 	// A websocket lives past the request: no deadline set for reading the
 	// request may stay on it.
@@ -258,8 +262,13 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// keeping what the buffer holds and reading the connection
 		// directly (golang/go#32314).
 		w.out.in.Peek(n)
+	} else if tr != nil {
+		// TLS read record by record (RecordListener): the socket tells
+		// once the TLS connection has handed out all it read.
+		w.out.tls, w.out.raw = tr, raw
+		return tr, bufio.NewReadWriter(w.out.in, bufio.NewWriterSize(w.out, writeBuffer)), nil
 	} else if sc, ok := conn.(syscall.Conn); ok {
-		// Plain TCP only: a TLS connection may hold decrypted bytes
+		// Plain TCP. Other TLS connections may hold decrypted bytes
 		// that the socket no longer shows as readable; and the early
 		// bytes above are, once the library took them, out of sight.
 		w.out.raw, _ = sc.SyscallConn()
