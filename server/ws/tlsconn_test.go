@@ -80,15 +80,7 @@ func TestRecordConnStopsAtRecordEnds(t *testing.T) {
 // own, until the next short read (a pong at the latest, PingEvery).
 func TestAwaitInputOverTLS(t *testing.T) {
 	ch := make(chan accepted, 1)
-	ts := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sb := &smallBuffers{ResponseWriter: w}
-		c, err := websocket.Accept(sb, r, nil)
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		ch <- accepted{c, sb.out}
-	}))
+	ts := httptest.NewUnstartedServer(acceptHandler(t, ch))
 	ts.Listener = RecordListener(ts.Listener)
 	ts.StartTLS()
 	defer ts.Close()
