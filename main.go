@@ -6,6 +6,7 @@
 //	relais backup [--data DIR] FILE
 //	relais restore [--data DIR] FILE
 //	relais bench [flags] SCENARIO…  measure a node (relais bench --help)
+//	relais doctor [flags]         check the configuration of serve and the machine
 //	relais version
 package main
 
@@ -35,6 +36,7 @@ import (
 	"relais/server/buildinfo"
 	"relais/server/bus"
 	"relais/server/config"
+	"relais/server/doctor"
 	"relais/server/node"
 	"relais/server/store"
 )
@@ -48,6 +50,7 @@ usage:
   relais backup [--data DIR] FILE       snapshot a running node's store into FILE
   relais restore [--data DIR] FILE      put a snapshot back (node stopped)
   relais bench [flags] SCENARIO…        measure a node: startup idle dm fanout sync reconnect, or all
+  relais doctor [flags]                 check the settings of serve (same flags) and the machine: ports, DNS, certificates, SMTP, clamd, disk, clock, permissions
   relais version                        print the version
 `
 
@@ -68,6 +71,8 @@ func main() {
 		err = restore(args)
 	case "bench":
 		err = bench.Main(args, startBenchNode)
+	case "doctor":
+		os.Exit(doctor.Main(context.Background(), args, os.Environ(), os.Stdout, os.Stderr, doctor.Options{}))
 	case "version", "--version", "-v":
 		bi := buildinfo.Get()
 		fmt.Printf("relais %s (commit %s, built %s, %s)\n", bi.Version, bi.Commit, bi.Date, bi.GoVersion)

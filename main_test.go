@@ -227,3 +227,38 @@ func TestVersionAndHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestDoctorExitStatus: the relais binary's doctor exits 0 when it finds
+// nothing, 1 with a problem (here a clamd that is not there), 2 on a
+// usage error.
+func TestDoctorExitStatus(t *testing.T) {
+	bin, err := binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	base := []string{"doctor", "--data", data, "--listen", "127.0.0.1:0", "--tls", "off"}
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"healthy", nil, 0, "no problem found"},
+		{"clamd missing", []string{"--clamd", "unix://" + filepath.Join(t.TempDir(), "clamd.sock")}, 1, "PROBLEM clamd"},
+		{"unknown flag", []string{"--no-such-flag"}, 2, "flag provided but not defined"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command(bin, append(base, tc.args...)...).CombinedOutput()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code || !strings.Contains(string(out), tc.want) {
+				t.Errorf("exit status %d, want %d, output lacks %q?\n%s", code, tc.code, tc.want, out)
+			}
+		})
+	}
+}

@@ -83,6 +83,7 @@ type settings struct {
 	binary        string
 
 	fullClient bool
+	tls        bool
 	plaintext  bool
 	jsonOnly   bool
 	cpuprofile string
@@ -110,6 +111,7 @@ func (s *settings) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&s.hold, "hold", 5*time.Second, "idle: how long the connections are held before measuring")
 	fs.IntVar(&s.storeMessages, "store-messages", 1_000_000, "startup: messages in the pre-filled store")
 	fs.StringVar(&s.binary, "binary", "", "startup, idle: the relais binary to run (default: this executable)")
+	fs.BoolVar(&s.tls, "tls", false, "the nodes the bench starts serve HTTPS with their local CA, as a town hall runs them (default: plain HTTP, as behind a reverse proxy)")
 	fs.BoolVar(&s.fullClient, "full-client", false, "dm, fanout: send and receive through the reference client's connection, which decodes every frame, instead of the bench's lean one")
 	fs.BoolVar(&s.plaintext, "plaintext", false, "dm, fanout: text messages in rooms that are not end-to-end encrypted, instead of MLS application messages in encrypted rooms (the default, as for direct rooms and private groups)")
 	fs.BoolVar(&s.jsonOnly, "json-only", false, "print nothing but the JSON lines (no progress on stderr)")

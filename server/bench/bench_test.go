@@ -196,3 +196,22 @@ func TestArgs(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoteStatsReadsNodeMetrics: idle against a running node reads its
+// memory, goroutines and sessions from the node's metrics listener.
+func TestRemoteStatsReadsNodeMetrics(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.Data, cfg.Listen, cfg.TLS, cfg.MetricsListen = t.TempDir(), "127.0.0.1:0", "off", "127.0.0.1:0"
+	n, err := startForTest(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	st, err := remoteStats(context.Background(), "http://"+n.MetricsAddr()+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.RSS <= 0 || st.HeapInuse <= 0 || st.StackInuse <= 0 || st.Goroutines <= 0 || st.Sessions != 0 {
+		t.Fatalf("read from the node's metrics: %+v", st)
+	}
+}

@@ -47,6 +47,7 @@ func childMain(args []string, start StartFunc) error {
 	data := fs.String("data", "", "data directory")
 	listen := fs.String("listen", "127.0.0.1:0", "listen address")
 	logLevel := fs.String("log-level", "error", "log level")
+	withTLS := fs.Bool("tls", false, "serve HTTPS with the local CA")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,7 +56,7 @@ func childMain(args []string, start StartFunc) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	n, err := start(context.Background(), benchConfig(*data, *listen), log)
+	n, err := start(context.Background(), benchConfig(*data, *listen, *withTLS), log)
 	if err != nil {
 		return err
 	}
@@ -126,7 +127,7 @@ func (r *runner) spawnChild(ctx context.Context, dir string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "bench", childCommand, "--data", dir, "--listen", "127.0.0.1:0", "--log-level", r.set.logLevel)
+	cmd := exec.Command(bin, "bench", childCommand, "--data", dir, "--listen", "127.0.0.1:0", "--log-level", r.set.logLevel, fmt.Sprintf("--tls=%t", r.set.tls))
 	cmd.Stderr = r.errw
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	c := &child{cmd: cmd, lines: make(chan string, 16)}

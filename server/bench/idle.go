@@ -58,6 +58,15 @@ func (r *runner) idle(ctx context.Context) error {
 		}
 		defer c.stop()
 		t = &target{url: c.url, dial: loopbackDialer(c.url), stop: func() {}}
+		if r.set.tls {
+			caPEM, err := os.ReadFile(filepath.Join(dir, "tls", "local", "ca.crt"))
+			if err != nil {
+				return fmt.Errorf("the child node's local CA: %w", err)
+			}
+			if t.tls, err = trustCA(caPEM); err != nil {
+				return err
+			}
+		}
 		t.provision = func(context.Context, int, int) ([]user, error) { return users, nil }
 		stats = func(gc bool) (childStats, error) { return c.stats(ctx, gc) }
 		if r.set.memprofile != "" {
@@ -153,9 +162,9 @@ func (r *runner) idle(ctx context.Context) error {
 	return nil
 }
 
-// remoteStats reads a node's heap, goroutines and sessions from its
-// metrics endpoint (a node at --url: its RSS is not known). Nodes serve
-// metrics only on their --metrics-listen.
+// remoteStats reads a node's memory, goroutines and sessions from its
+// metrics endpoint (a node at --url; the Go runtime's and the process's
+// standard metrics). Nodes serve metrics only on their --metrics-listen.
 func remoteStats(ctx context.Context, metricsURL string) (childStats, error) {
 	var st childStats
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -180,9 +189,17 @@ func remoteStats(ctx context.Context, metricsURL string) (childStats, error) {
 			continue
 		}
 		switch name {
-		case "relais_heap_bytes":
+		case "process_resident_memory_bytes":
+			st.RSS = int64(v)
+		case "go_memstats_heap_inuse_bytes":
 			st.HeapInuse = int64(v)
-		case "relais_goroutines":
+		case "go_memstats_heap_alloc_bytes":
+			st.HeapAlloc = int64(v)
+		case "go_memstats_stack_inuse_bytes":
+			st.StackInuse = int64(v)
+		case "go_memstats_sys_bytes":
+			st.Sys = int64(v)
+		case "go_goroutines":
 			st.Goroutines = int64(v)
 		case "relais_sessions":
 			st.Sessions = int64(v)

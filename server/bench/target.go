@@ -3,6 +3,8 @@ package bench
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -44,6 +46,9 @@ type target struct {
 	url  string
 	node *node.Node // in process; nil for a node at --url
 	dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// tls trusts the local CA of a node the bench started with --tls;
+	// nil: the system's roots (or plain HTTP).
+	tls *tls.Config
 
 	provision func(ctx context.Context, n, devices int) ([]user, error)
 	stop      func()
@@ -56,12 +61,18 @@ func (r *runner) inProcess(ctx context.Context, name string) (*target, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := benchConfig(dir, "127.0.0.1:0")
+	cfg := benchConfig(dir, "127.0.0.1:0", r.set.tls)
 	n, err := r.start(ctx, cfg, r.log.With("node", name))
 	if err != nil {
 		return nil, fmt.Errorf("start node: %w", err)
 	}
 	t := &target{url: n.URL(), node: n, dial: loopbackDialer(n.URL())}
+	if r.set.tls {
+		if t.tls, err = trustCA(n.TLS.CACertPEM()); err != nil {
+			n.Shutdown(ctx)
+			return nil, err
+		}
+	}
 	t.provision = func(ctx context.Context, count, devices int) ([]user, error) {
 		return provision(ctx, n.DB, count, devices)
 	}
@@ -76,13 +87,17 @@ func (r *runner) inProcess(ctx context.Context, name string) (*target, error) {
 
 // benchConfig is the configuration of the nodes the bench starts. Only
 // what a benchmark must change is changed: the data directory, plain HTTP
-// on loopback (as behind a reverse proxy), and rate limits off so that
+// on loopback (as behind a reverse proxy) unless withTLS (HTTPS from the
+// node's local CA, as a town hall runs it), and rate limits off so that
 // the load is not refused. fsync stays on.
-func benchConfig(dir, listen string) config.Config {
+func benchConfig(dir, listen string, withTLS bool) config.Config {
 	cfg := config.Defaults()
 	cfg.Data = dir
 	cfg.Listen = listen
 	cfg.TLS = "off"
+	if withTLS {
+		cfg.TLS = "local"
+	}
 	cfg.RateLimits = false
 	cfg.AllowedDomains = config.List{Domain}
 	cfg.LogLevel = "error"
@@ -160,7 +175,7 @@ func (r *runner) remote() (*target, error) {
 				}
 			}
 			for range devices {
-				c := client.New(t.url, client.WithDialer(t.dial))
+				c := client.New(t.url, client.WithDialer(t.dial), client.WithTLS(t.tls))
 				if err := c.Login(ctx, email, pw); err != nil {
 					return nil, fmt.Errorf("sign in %s: %w", email, err)
 				}
@@ -176,7 +191,7 @@ func (r *runner) remote() (*target, error) {
 // register registers an account on the node at --url and approves it
 // through the admin socket in --data.
 func (r *runner) register(ctx context.Context, t *target, email, pw string) error {
-	c := client.New(t.url, client.WithDialer(t.dial))
+	c := client.New(t.url, client.WithDialer(t.dial), client.WithTLS(t.tls))
 	if _, err := c.Register(ctx, email, pw, ""); err != nil {
 		return fmt.Errorf("register %s (the node must allow %s and run with --rate-limits off): %w", email, Domain, err)
 	}
@@ -210,7 +225,7 @@ func readAccounts(path string) ([][2]string, error) {
 
 // client returns a client of the target signed in with a token of u.
 func (t *target) client(u user, device int) *client.Client {
-	c := client.New(t.url, client.WithToken(u.Tokens[device]), client.WithDialer(t.dial))
+	c := client.New(t.url, client.WithToken(u.Tokens[device]), client.WithDialer(t.dial), client.WithTLS(t.tls))
 	c.Me = proto.Me{Profile: proto.Profile{ID: u.ID, Name: u.Name}}
 	return c
 }
@@ -339,4 +354,13 @@ func parallel(ctx context.Context, n, width int, fn func(ctx context.Context, i 
 		return err
 	}
 	return ctx.Err()
+}
+
+// trustCA returns a TLS configuration trusting only the CA in caPEM.
+func trustCA(caPEM []byte) (*tls.Config, error) {
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, errors.New("the node's local CA certificate does not parse")
+	}
+	return &tls.Config{RootCAs: pool}, nil
 }

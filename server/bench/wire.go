@@ -116,7 +116,7 @@ func (t *target) dialLean(ctx context.Context, u user, dev int, onEvent func(eve
 	wsURL.Path = "/api/v1/ws"
 	h := http.Header{}
 	h.Set("Authorization", "Bearer "+u.Tokens[dev])
-	hc := &http.Client{Transport: &http.Transport{DialContext: t.dial}}
+	hc := &http.Client{Transport: &http.Transport{DialContext: t.dial, TLSClientConfig: t.tls}}
 	ws, _, err := websocket.Dial(ctx, wsURL.String(), &websocket.DialOptions{HTTPHeader: h, HTTPClient: hc})
 	if err != nil {
 		return nil, fmt.Errorf("dial: %w", err)

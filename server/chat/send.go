@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"relais/server/mls"
 	"relais/server/proto"
@@ -20,6 +21,13 @@ const maxReactionKeys = 20
 // the idempotency key: sending the same id again returns the first ack
 // and creates nothing.
 func (s *Service) Send(ctx context.Context, a Actor, f *proto.ClientFrame) (proto.Ack, error) {
+	begun := time.Now()
+	ack, err := s.send(ctx, a, f)
+	s.stats.send(err, time.Since(begun))
+	return ack, err
+}
+
+func (s *Service) send(ctx context.Context, a Actor, f *proto.ClientFrame) (proto.Ack, error) {
 	if f.File != nil && s.files == nil {
 		return proto.Ack{}, proto.Errorf(proto.CodeUnavailable, "attachments are not available on this node")
 	}

@@ -89,6 +89,8 @@ type Service struct {
 	// messages counts the messages sent since start (not edits,
 	// reactions or deletions), for the admin page's chart.
 	messages atomic.Uint64
+
+	stats *Stats
 }
 
 // MessagesSent is the number of messages sent since the service started.
@@ -104,7 +106,7 @@ func New(db *store.DB, b bus.Bus, opts Options) *Service {
 	}
 	s := &Service{
 		db: db, bus: b, log: opts.Logger.With("component", "chat"), now: opts.Now,
-		node: db.Node(), inviter: opts.Inviter, files: opts.Files,
+		node: db.Node(), inviter: opts.Inviter, files: opts.Files, stats: newStats(),
 	}
 	if opts.RateLimits {
 		s.claimsByTarget = ratelimit.New(claimTargetRate, ClaimTargetBurst)

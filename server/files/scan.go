@@ -64,14 +64,25 @@ func (s *Service) scanNow(ctx context.Context, hash string) {
 	case errors.Is(err, errNotPending), ctx.Err() != nil:
 		return
 	case err != nil:
+		s.stats.Scans.Inc(ScanError)
 		s.log.Warn("antivirus scan failed; retried later", "blob", hash, "err", err)
 		return
 	case o.State == media.Pending:
+		s.stats.Scans.Inc(ScanUnavailable)
 		s.log.Warn("antivirus unavailable: file held pending until it answers", "blob", hash, "reason", o.Reason)
 		return
 	}
-	if err := s.resolve(ctx, hash, o); err != nil && ctx.Err() == nil {
-		s.log.Warn("recording an antivirus verdict failed; retried later", "blob", hash, "err", err)
+	if err := s.resolve(ctx, hash, o); err != nil {
+		if ctx.Err() == nil {
+			s.stats.Scans.Inc(ScanError)
+			s.log.Warn("recording an antivirus verdict failed; retried later", "blob", hash, "err", err)
+		}
+		return
+	}
+	if o.State == media.Quarantined {
+		s.stats.Scans.Inc(ScanQuarantined)
+	} else {
+		s.stats.Scans.Inc(ScanClean)
 	}
 }
 

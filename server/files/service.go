@@ -156,6 +156,8 @@ type Service struct {
 	wg     sync.WaitGroup
 	closed chan struct{}
 	once   sync.Once
+
+	stats *Stats
 }
 
 // Compile-time check that the service is what chat expects.
@@ -173,7 +175,7 @@ func Open(cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, tune: cfg.Tuning.withDefaults(), db: cfg.DB, chat: cfg.Chat, accounts: cfg.Accounts,
 		log: cfg.Logger.With("component", "files"), node: cfg.DB.Node(),
-		inflight: map[string]bool{}, closed: make(chan struct{}),
+		inflight: map[string]bool{}, closed: make(chan struct{}), stats: newStats(),
 	}
 	s.thumbs = make(chan struct{}, s.tune.Thumbnailers)
 	s.scans = make(chan string, 1024)

@@ -262,6 +262,12 @@ func (s *Service) Abort(userID, uploadID string) error {
 // was already scanned for the same room; unscanned for an encrypted file
 // the node cannot open).
 func (s *Service) Finish(ctx context.Context, a chat.Actor, uploadID string) (proto.File, error) {
+	f, err := s.finish(ctx, a, uploadID)
+	s.stats.upload(err)
+	return f, err
+}
+
+func (s *Service) finish(ctx context.Context, a chat.Actor, uploadID string) (proto.File, error) {
 	up, err := s.ownUpload(a.User, uploadID)
 	if err != nil {
 		return proto.File{}, err

@@ -143,7 +143,7 @@ func isLoopback(host string) bool {
 }
 
 // Send implements Sender.
-func (s *SMTP) Send(ctx context.Context, m Message) (err error) {
+func (s *SMTP) Send(ctx context.Context, m Message) error {
 	to, err := m.Validate()
 	if err != nil {
 		return err
@@ -152,6 +152,37 @@ func (s *SMTP) Send(ctx context.Context, m Message) (err error) {
 	if err != nil {
 		return err
 	}
+	return s.exchange(ctx, func(c *smtp.Client, step *string) error {
+		*step = "MAIL FROM"
+		if err := c.Mail(s.from.addr.String()); err != nil {
+			return err
+		}
+		*step = "RCPT TO"
+		if err := c.Rcpt(to.String()); err != nil {
+			return err
+		}
+		*step = "DATA"
+		w, err := c.Data()
+		if err != nil {
+			return err
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+		return w.Close()
+	})
+}
+
+// Check connects, upgrades to TLS and authenticates exactly as Send does,
+// then quits without sending anything: it proves the relay's settings
+// (relais doctor). Its errors name the step that failed.
+func (s *SMTP) Check(ctx context.Context) error {
+	return s.exchange(ctx, func(*smtp.Client, *string) error { return nil })
+}
+
+// exchange opens a session with the relay (connection, TLS, EHLO,
+// STARTTLS, AUTH), runs do in it and quits.
+func (s *SMTP) exchange(ctx context.Context, do func(c *smtp.Client, step *string) error) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 
@@ -220,27 +251,11 @@ func (s *SMTP) Send(ctx context.Context, m Message) (err error) {
 			return err
 		}
 	}
-	step = "MAIL FROM"
-	if err := c.Mail(s.from.addr.String()); err != nil {
+	if err := do(c, &step); err != nil {
 		return err
 	}
-	step = "RCPT TO"
-	if err := c.Rcpt(to.String()); err != nil {
-		return err
-	}
-	step = "DATA"
-	w, err := c.Data()
-	if err != nil {
-		return err
-	}
-	if _, err := w.Write(data); err != nil {
-		return err
-	}
-	if err := w.Close(); err != nil {
-		return err
-	}
-	// The relay has accepted the message; a failed QUIT does not undo
-	// that.
+	// The relay has accepted the message (or the check passed); a failed
+	// QUIT does not undo that.
 	_ = c.Quit()
 	return nil
 }

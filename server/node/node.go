@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -15,8 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +28,7 @@ import (
 	"relais/server/files"
 	"relais/server/httpx"
 	"relais/server/mail"
+	"relais/server/metrics"
 	"relais/server/password"
 	"relais/server/series"
 	"relais/server/store"
@@ -82,6 +80,8 @@ type Node struct {
 	WS       *ws.Server
 	TLS      *tlsmgr.Manager
 	Files    *files.Service
+	// Metrics reads every part's counters: /metrics and the admin page.
+	Metrics *metrics.Metrics
 
 	admin      *admin.Server
 	http       *http.Server
@@ -111,7 +111,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n = &Node{cfg: cfg, log: log, started: time.Now(), done: make(chan struct{})}
+	n = &Node{cfg: cfg, log: log, started: time.Now(), done: make(chan struct{}), Metrics: metrics.New()}
 	defer func() {
 		if err != nil {
 			n.Shutdown(context.Background())
@@ -122,7 +122,8 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
 	os.Chmod(cfg.Data, 0o700)
-	if n.DB, err = store.Open(filepath.Join(cfg.Data, "relais.db"), store.Options{Logger: log.With("component", "store"), NoSync: opts.NoSync}); err != nil {
+	if n.DB, err = store.Open(filepath.Join(cfg.Data, "relais.db"), store.Options{Logger: log.With("component", "store"), NoSync: opts.NoSync,
+		ObserveCommit: n.Metrics.ObserveCommit}); err != nil {
 		return nil, err
 	}
 	if n.bus, err = newBus(n.DB.Node(), log); err != nil {
@@ -222,6 +223,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		return nil, err
 	}
 	ops := n.adminOps(opts)
+	n.Metrics.SetSources(metrics.Sources{WS: n.WS, Chat: n.Chat, DB: n.DB, Files: n.Files, TLS: n.TLS})
 	handler := api.New(api.Config{
 		Accounts: n.Accounts, Chat: n.Chat, WS: n.WS, Media: n.Files.Handler(), Web: opts.Web, Health: n.health, Admin: ops,
 		// Browsers reach the node at its public URL: behind a local HTTPS
@@ -255,11 +257,13 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	// per request (api.BodyDeadlines); idle keep-alive connections close
 	// after IdleTimeout.
 	n.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		TLSConfig: tlsConf, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		TLSConfig: tlsConf, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), ConnState: n.Metrics.ConnState}
 	go func() {
 		var err error
 		if tlsConf != nil {
-			err = n.http.ServeTLS(n.listener, "", "")
+			// Record by record, so that idle websockets cost over TLS
+			// what they cost over plain TCP (ws.RecordListener).
+			err = n.http.ServeTLS(ws.RecordListener(n.listener), "", "")
 		} else {
 			err = n.http.Serve(n.listener)
 		}
@@ -385,10 +389,7 @@ func (n *Node) serveMetrics(addr string) error {
 		n.log.Warn("the metrics listener is reachable beyond loopback: restrict it with a firewall", "metrics_listen", ln.Addr().String())
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		n.metrics(w)
-	})
+	mux.Handle("GET /metrics", n.Metrics.Handler())
 	n.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second}
 	go n.metricsSrv.Serve(ln)
 	return nil
@@ -416,19 +417,6 @@ func (n *Node) health() map[string]any {
 		}
 	}
 	return h
-}
-
-func (n *Node) metrics(w io.Writer) {
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	gauge := func(name, help string, v float64) {
-		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s gauge\n%s %s\n", name, help, name, name, strconv.FormatFloat(v, 'g', -1, 64))
-	}
-	gauge("relais_sessions", "Connected websocket sessions.", float64(n.WS.Sessions()))
-	gauge("relais_store_bytes", "Size of the store file.", float64(n.DB.Size()))
-	gauge("relais_uptime_seconds", "Time since the node started.", time.Since(n.started).Seconds())
-	gauge("relais_goroutines", "Goroutines.", float64(runtime.NumGoroutine()))
-	gauge("relais_heap_bytes", "Go heap in use.", float64(ms.HeapInuse))
 }
 
 // Shutdown stops the node gracefully: in-flight HTTP requests finish,

@@ -2,12 +2,18 @@ package node_test
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net/http"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"relais/cluster/nodetest"
+	"relais/server/client"
+	"relais/server/config"
 )
 
 // TestShutdownLeavesNoGoroutines starts a node with a mail relay, uses it
@@ -75,4 +81,65 @@ func leaked(before, now map[string]string) []string {
 		out = append(out, g)
 	}
 	return out
+}
+
+// TestTLSNodeServesHTTP2AndWebsockets: a node serving HTTPS from its local
+// CA (over ws.RecordListener) answers HTTP/2 requests and carries
+// websocket sessions: two users exchange messages over TLS.
+func TestTLSNodeServesHTTP2AndWebsockets(t *testing.T) {
+	n := nodetest.Start(t, nodetest.WithConfig(func(c *config.Config) { c.TLS = "local" }))
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(n.TLS.CACertPEM()) {
+		t.Fatal("no local CA")
+	}
+	trust := &tls.Config{RootCAs: pool}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: trust, ForceAttemptHTTP2: true}}
+	resp, err := hc.Get(n.URL() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /healthz over TLS: %s %s, want HTTP/2 200", resp.Proto, resp.Status)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	user := func(email string) *client.Conn {
+		c := client.New(n.URL(), client.WithTLS(trust))
+		if _, err := c.Register(ctx, email, nodetest.Password, "Agent"); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Accounts.Approve(ctx, email); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Login(ctx, email, nodetest.Password); err != nil {
+			t.Fatal(err)
+		}
+		return nodetest.Synced(t, ctx, c)
+	}
+	alice, bob := user("alice@"+nodetest.Domain), user("bob@"+nodetest.Domain)
+	room := nodetest.Forum(t, ctx, alice, "Conseil")
+	if err := bob.Call(ctx, "join", map[string]any{"room": room}, nil); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.Repeat("é", 7000) // frames of several TLS records
+	var last uint64
+	for i := range 20 {
+		ack, err := alice.Send(ctx, alice.NextID(), room, fmt.Sprintf("%d %s", i, body[:len(body)*i/20]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = ack.Seq
+	}
+	for {
+		select {
+		case f := <-bob.Frames():
+			if f.T == "ev" && f.Room == room && f.Seq == last {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("bob did not receive the last message over TLS")
+		}
+	}
 }

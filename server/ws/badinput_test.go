@@ -209,6 +209,9 @@ func TestSlowConsumer(t *testing.T) {
 		}
 		return nil
 	})
+	if got := n.WS.Stats().SlowConsumers.Load(); got != 1 {
+		t.Errorf("slow-consumer closes counted: %d, want 1", got)
+	}
 	reader.waitFrame("the last message", func(f client.Frame) bool { return f.Room == room && f.Seq == last })
 	// Reading now, the slow client finds the close: 4008, resync.
 	for {

@@ -44,7 +44,7 @@ func BenchmarkFanout1k(b *testing.B) {
 func benchFanout(b *testing.B, sessions int, paced bool) {
 	const room = "r-nbench000-abcdefghijklmnop"
 	h := newHub(func(string) ([]string, error) { return []string{room}, nil })
-	srv := &Server{hub: h, log: slog.New(slog.DiscardHandler)}
+	srv := &Server{hub: h, log: slog.New(slog.DiscardHandler), stats: newStats()}
 	srv.opts.defaults()
 	srv.ctx, srv.cancel = context.WithCancel(context.Background())
 	defer srv.cancel()

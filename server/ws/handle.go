@@ -18,6 +18,7 @@ const maxSyncMessage = 256 << 10
 func (s *session) handle(b []byte) {
 	f, err := proto.DecodeClient(b)
 	if err != nil {
+		s.srv.stats.FramesIn.Inc(frameInvalid)
 		id := ""
 		if f != nil {
 			id = f.ID
@@ -25,6 +26,7 @@ func (s *session) handle(b []byte) {
 		s.refuse(id, err)
 		return
 	}
+	s.srv.stats.FramesIn.Inc(f.T)
 	coalesced, err := s.limit(f)
 	if err != nil {
 		s.refuse(f.ID, err)
@@ -236,6 +238,7 @@ func (s *session) sync(f *proto.ClientFrame) error {
 			}
 		}
 		buf.Write(frame)
+		s.srv.countOut(frame)
 		return nil
 	}
 	for _, r := range rooms {

@@ -30,7 +30,7 @@ func TestQueueBound(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cc.CloseNow()
-	srv := &Server{opts: Options{QueueFrames: 100, QueueBytes: 64 << 10}, ctx: context.Background()}
+	srv := &Server{opts: Options{QueueFrames: 100, QueueBytes: 64 << 10}, ctx: context.Background(), stats: newStats()}
 	srv.opts.defaults()
 	srv.log = srv.opts.Logger
 	s := &session{srv: srv, conn: <-accepted, sent: map[string]uint64{}, paused: true}
@@ -52,6 +52,9 @@ func TestQueueBound(t *testing.T) {
 			defer s.mu.Unlock()
 			if s.queue != nil {
 				t.Fatal("queue kept after closing")
+			}
+			if got := srv.Stats().SlowConsumers.Load(); got != 1 {
+				t.Fatalf("slow-consumer closes counted: %d, want 1", got)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

@@ -92,6 +92,7 @@ type Server struct {
 	sub  bus.Subscription
 
 	userLimits []*ratelimit.Limiter // by limit class (limits.go)
+	stats      *Stats
 
 	// ctx is cancelled by Close: it outlives the HTTP requests that
 	// upgraded to websockets.
@@ -103,7 +104,7 @@ type Server struct {
 // New subscribes to the bus and returns the endpoint.
 func New(c *chat.Service, b bus.Bus, auth Authenticator, opts Options) (*Server, error) {
 	opts.defaults()
-	s := &Server{chat: c, auth: auth, opts: opts, log: opts.Logger.With("component", "ws"), hub: newHub(c.JoinedRooms)}
+	s := &Server{chat: c, auth: auth, opts: opts, log: opts.Logger.With("component", "ws"), hub: newHub(c.JoinedRooms), stats: newStats()}
 	if opts.RateLimits {
 		s.userLimits = newUserLimiters()
 	}
@@ -199,6 +200,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		conn.Close(websocket.StatusInternalError, "internal error")
 		return
 	}
+	s.stats.Opened.Add(1)
 	if first {
 		s.chat.Presence(ident.User, "online")
 	}
@@ -211,6 +213,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.drop(ss)
 		return
 	}
+	s.stats.FramesOut.Inc(proto.THello)
 	// The reader runs on its own goroutine and the handler returns, so
 	// that net/http releases what it held for the request.
 	go ss.readLoop()
@@ -243,9 +246,13 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	var r io.Reader = conn
 	n := brw.Reader.Buffered()
+	var tr *tlsReader
+	var raw syscall.RawConn
 	if n > 0 {
 		b, _ := brw.Reader.Peek(n)
 		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
+	} else if tr, raw = recordAligned(conn); tr != nil {
+		r = tr
 	}
 	// A websocket lives past the request: no deadline set for reading the
 	// request may stay on it.
@@ -257,8 +264,13 @@ func (w *smallBuffers) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		// keeping what the buffer holds and reading the connection
 		// directly (golang/go#32314).
 		w.out.in.Peek(n)
+	} else if tr != nil {
+		// TLS read record by record (RecordListener): the socket tells
+		// once the TLS connection has handed out all it read.
+		w.out.tls, w.out.raw = tr, raw
+		return tr, bufio.NewReadWriter(w.out.in, bufio.NewWriterSize(w.out, writeBuffer)), nil
 	} else if sc, ok := conn.(syscall.Conn); ok {
-		// Plain TCP only: a TLS connection may hold decrypted bytes
+		// Plain TCP. Other TLS connections may hold decrypted bytes
 		// that the socket no longer shows as readable; and the early
 		// bytes above are, once the library took them, out of sight.
 		w.out.raw, _ = sc.SyscallConn()

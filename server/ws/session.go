@@ -82,6 +82,7 @@ func (s *session) enqueue(f *outFrame) {
 		s.mu.Unlock()
 		// Closing writes a frame: never on the fan-out's goroutine.
 		go s.close(closeSlowConsumer, "too slow: reconnect and resync")
+		s.srv.stats.SlowConsumers.Add(1)
 		s.logger().Info("slow consumer disconnected")
 		return
 	}
@@ -135,6 +136,7 @@ func (s *session) writeLoop() {
 				buf.WriteByte('\n')
 			}
 			buf.Write(f.data)
+			s.srv.countOut(f.data)
 		}
 		clear(batch)
 		var err error
@@ -230,6 +232,7 @@ func (s *session) readLoop() {
 		s.lastRead = time.Now()
 		s.mu.Unlock()
 		if typ != websocket.MessageText {
+			s.srv.stats.FramesIn.Inc(frameInvalid)
 			s.refuse("", proto.Errorf(proto.CodeBadFrame, "frames are JSON text messages"))
 		} else {
 			s.handle(buf.Bytes())

@@ -29,6 +29,7 @@ type socket struct {
 
 	in  *bufio.Reader   // what the library reads through
 	raw syscall.RawConn // the socket, for awaitInput; nil when it cannot tell
+	tls *tlsReader      // over TLS: whether the TLS connection holds input
 	rmu sync.Mutex      // held while the library reads on its own (session.close)
 }
 
@@ -44,7 +45,7 @@ func (c *socket) awaitInput() {
 	c.rmu.Lock()
 	buffered := c.in.Buffered()
 	c.rmu.Unlock()
-	if buffered > 0 {
+	if buffered > 0 || c.tls != nil && !c.tls.drained.Load() {
 		return
 	}
 	// The poller forgets a readiness it saw before this call, so the

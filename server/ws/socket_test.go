@@ -101,7 +101,15 @@ type accepted struct {
 // does and hands them over.
 func acceptServer(t testing.TB) (*httptest.Server, <-chan accepted) {
 	ch := make(chan accepted)
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	ts := httptest.NewServer(acceptHandler(t, ch))
+	t.Cleanup(ts.Close)
+	return ts, ch
+}
+
+// acceptHandler accepts websockets as the endpoint does and hands them
+// to ch.
+func acceptHandler(t testing.TB, ch chan<- accepted) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sb := &smallBuffers{ResponseWriter: w}
 		c, err := websocket.Accept(sb, r, nil)
 		if err != nil {
@@ -109,9 +117,7 @@ func acceptServer(t testing.TB) (*httptest.Server, <-chan accepted) {
 			return
 		}
 		ch <- accepted{c, sb.out}
-	}))
-	t.Cleanup(ts.Close)
-	return ts, ch
+	})
 }
 
 // TestAwaitInput: the reader's shallow wait returns for a frame that came
