@@ -165,10 +165,10 @@ func TestMetricsCountRealTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	ar.wait(t, "the error frame", 1, func(f client.Frame) bool { return f.T == proto.TError })
-	if _, err := alice.UploadFile(ctx, client.UploadRequest{Room: room, Name: "ordre du jour.txt"}, []byte("Ordre du jour : budget, voirie.\n"), 0); err != nil {
+	if _, err := alice.UploadFile(ctx, proto.UploadRequest{Room: room, Name: "ordre du jour.txt"}, []byte("Ordre du jour : budget, voirie.\n"), 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.UploadFile(ctx, client.UploadRequest{Room: room, Name: "note.txt"}, clamdtest.EICAR(), 0); err != nil {
+	if _, err := alice.UploadFile(ctx, proto.UploadRequest{Room: room, Name: "note.txt"}, clamdtest.EICAR(), 0); err != nil {
 		t.Fatal(err)
 	}
 	ar.wait(t, "the last message (alice)", 1, isEv(last))
