@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,8 @@ type Server struct {
 	path string
 	// health fills GET /health; nil until ServeHealth.
 	health atomic.Pointer[func() map[string]any]
+	// backupH answers GET /backup; nil until ServeBackup.
+	backupH atomic.Pointer[http.Handler]
 }
 
 // Listen creates the socket in dataDir and serves it until Close.
@@ -72,6 +75,10 @@ func Listen(dataDir string, acc *account.Service, db *store.DB, log *slog.Logger
 	go s.srv.Serve(l)
 	return s, nil
 }
+
+// ServeBackup makes GET /backup answer with h: the node's backup archive
+// (package backup), which needs more of the node than the store.
+func (s *Server) ServeBackup(h http.Handler) { s.backupH.Store(&h) }
 
 // ServeHealth makes GET /health answer f's details: the ones the public
 // /healthz keeps for administrators.
@@ -204,8 +211,13 @@ func (s *Server) setupLink(w http.ResponseWriter, r *http.Request) (any, error) 
 	return map[string]string{"link": l}, err
 }
 
-// backup streams a consistent snapshot of the store.
+// backup streams the node's backup archive, or the bare store when no
+// archive handler is set.
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
+	if h := s.backupH.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	n, err := s.db.Backup(w)
 	if err != nil {
@@ -214,6 +226,13 @@ func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log.Info("backup taken", "bytes", n)
 }
+
+// Headers of GET /backup: the expected size, sent before the body, and
+// the error that cut the body short, sent as a trailer.
+const (
+	BackupSizeHeader  = "Relais-Backup-Size"
+	BackupErrorHeader = "Relais-Backup-Error"
+)
 
 // Client talks to a node's admin socket.
 type Client struct {
@@ -267,8 +286,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-// Backup writes a snapshot of the running node's store to w.
-func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+// Backup writes the running node's backup payload to w. size, if not
+// nil, is called with the size the node expects before the first byte.
+// An error the node met while streaming is returned.
+func (c *Client) Backup(ctx context.Context, w io.Writer, size func(int64)) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://relais/backup", nil)
 	if err != nil {
 		return 0, err
@@ -279,7 +300,20 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("backup refused: %s", resp.Status)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, fmt.Errorf("backup refused: %s: %s", resp.Status, bytes.TrimSpace(b))
 	}
-	return io.Copy(w, resp.Body)
+	if size != nil {
+		if n, err := strconv.ParseInt(resp.Header.Get(BackupSizeHeader), 10, 64); err == nil {
+			size(n)
+		}
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("backup: read from the node: %w", err)
+	}
+	if e := resp.Trailer.Get(BackupErrorHeader); e != "" {
+		return n, fmt.Errorf("the node failed the backup: %s", e)
+	}
+	return n, nil
 }

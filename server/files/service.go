@@ -136,7 +136,12 @@ type Service struct {
 	// blob until it is gone), so that content is never removed under a
 	// file that is being recorded with it.
 	blobMu sync.RWMutex
-	thumbs chan struct{}
+	// holds counts the backups under way (HoldRemovals); while it is not
+	// zero, removals wait in deferred. Both are guarded by blobMu held
+	// for writing.
+	holds    int
+	deferred map[string]bool
+	thumbs   chan struct{}
 
 	scans    chan string
 	removals chan string

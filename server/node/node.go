@@ -23,6 +23,7 @@ import (
 	"relais/server/account"
 	"relais/server/admin"
 	"relais/server/api"
+	"relais/server/backup"
 	"relais/server/buildinfo"
 	"relais/server/bus"
 	"relais/server/chat"
@@ -225,6 +226,8 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		return nil, err
 	}
 	n.admin.ServeHealth(n.health)
+	n.admin.ServeBackup(backup.Handler(backup.Source{DB: n.DB, Data: cfg.Data, HoldRemovals: n.Files.HoldRemovals,
+		Version: buildinfo.Get().Version}, log.With("component", "backup")))
 	if cfg.MetricsListen != "" {
 		if err := n.serveMetrics(cfg.MetricsListen); err != nil {
 			return nil, err
