@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -317,5 +318,42 @@ func TestRestoreOfABareStoreFile(t *testing.T) {
 	defer db.Close()
 	if db.Node() != s.n.DB.Node() {
 		t.Fatal("another store")
+	}
+}
+
+// TestRestoreGivesFilesTheDirectorysOwner: restored as root over the
+// directory of a node that runs as its own user, the files are that
+// user's, or the node could not open them.
+func TestRestoreGivesFilesTheDirectorysOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root changes owners: restores run by the node's user keep their own")
+	}
+	s := serve(t)
+	file := filepath.Join(t.TempDir(), "plain.backup")
+	create(t, s.data(), file, "")
+	target := filepath.Join(t.TempDir(), "data")
+	os.Mkdir(target, 0o700)
+	os.WriteFile(filepath.Join(target, "relais.db"), []byte("old"), 0o600)
+	const uid, gid = 4242, 4343
+	if err := os.Chown(target, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := restore(file, target, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	filepath.WalkDir(target, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, _ := d.Info()
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
+			t.Errorf("%s belongs to %d:%d", p, st.Uid, st.Gid)
+		}
+		n++
+		return nil
+	})
+	if n < 4 {
+		t.Fatalf("only %d files restored", n)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"relais/server/store"
@@ -246,6 +247,12 @@ func Restore(ctx context.Context, o RestoreOptions) (Restored, error) {
 	if err != nil {
 		return out, fmt.Errorf("restore: %w", err)
 	}
+	// A data directory reached through a symbolic link (systemd's
+	// DynamicUser links /var/lib/relais to /var/lib/private/relais) is
+	// restored where the link points, so that the link stays.
+	if real, err := filepath.EvalSymlinks(data); err == nil {
+		data = real
+	}
 	if running(data) {
 		return out, ErrRunning
 	}
@@ -278,6 +285,16 @@ func Restore(ctx context.Context, o RestoreOptions) (Restored, error) {
 		return out, err
 	}
 	os.Remove(filepath.Join(tmp, aboutName))
+	if err := os.Chmod(tmp, 0o700); err != nil {
+		return out, fmt.Errorf("restore: %w", err)
+	}
+	if exists {
+		// Run as root for a node that runs as its own user, the restored
+		// files must be that user's, as the directory they replace was.
+		if err := chownLike(tmp, data); err != nil {
+			return out, fmt.Errorf("restore: give the restored files the data directory's owner: %w", err)
+		}
+	}
 	// A node started between the check above and now would hold the
 	// directory's store: look again just before swapping.
 	if running(data) {
@@ -314,6 +331,25 @@ func running(data string) bool {
 	}
 	c.Close()
 	return true
+}
+
+// chownLike gives every file under dir the owner of like, when the
+// process may (root) and they differ.
+func chownLike(dir, like string) error {
+	fi, err := os.Stat(like)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 || (int(st.Uid) == os.Geteuid() && int(st.Gid) == os.Getegid()) {
+		return nil
+	}
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, int(st.Uid), int(st.Gid))
+	})
 }
 
 func isEmptyDir(dir string) (empty, exists bool, err error) {
