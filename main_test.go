@@ -438,3 +438,48 @@ func TestBackupUnderSendLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestBackupAndRestoreCommands: the commands as an operator types them:
+// the passphrase from the environment, a wrong one refused, a non-empty
+// directory refused without --force and kept aside with it.
+func TestBackupAndRestoreCommands(t *testing.T) {
+	data := t.TempDir()
+	startNode(t, data)
+	bin, _ := binary()
+	cmd := func(env string, args ...string) (string, error) {
+		c := exec.Command(bin, args...)
+		c.Env = append(os.Environ(), env)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := cmd("", "backup", "--help"); err != nil || !strings.Contains(out, "-passphrase-file") || !strings.Contains(out, "-encrypt") {
+		t.Fatalf("backup --help: %v\n%s", err, out)
+	}
+	archive := filepath.Join(t.TempDir(), "relais.backup")
+	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2026", "backup", "--data", data, "--work-factor", "10", archive); err != nil || !strings.Contains(out, ", encrypted") {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	target := filepath.Join(t.TempDir(), "data")
+	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2025", "restore", "--data", target, archive); err == nil || !strings.Contains(out, "wrong passphrase") {
+		t.Fatalf("restore with a wrong passphrase: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Fatalf("a refused restore created the directory: %v", err)
+	}
+	os.MkdirAll(target, 0o700)
+	os.WriteFile(filepath.Join(target, "keep-me"), []byte("old"), 0o600)
+	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2026", "restore", "--data", target, archive); err == nil || !strings.Contains(out, "not empty: add --force") {
+		t.Fatalf("restore into a non-empty directory: %v\n%s", err, out)
+	}
+	out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2026", "restore", "--data", target, "--force", archive)
+	m := regexp.MustCompile(`kept as (\S+)`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("restore --force: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(m[1], "keep-me")); err != nil || string(b) != "old" {
+		t.Fatalf("the directory kept aside: %q %v", b, err)
+	}
+	if err := store.Check(filepath.Join(target, "relais.db")); err != nil {
+		t.Fatal(err)
+	}
+}
