@@ -211,25 +211,21 @@ func (s *Server) setupLink(w http.ResponseWriter, r *http.Request) (any, error) 
 	return map[string]string{"link": l}, err
 }
 
-// backup streams the node's backup archive, or the bare store when no
-// archive handler is set.
+// backup streams the node's backup payload (ServeBackup).
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
-	if h := s.backupH.Load(); h != nil {
-		(*h).ServeHTTP(w, r)
+	h := s.backupH.Load()
+	if h == nil {
+		http.Error(w, "backups are not served by this node", http.StatusServiceUnavailable)
 		return
 	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	n, err := s.db.Backup(w)
-	if err != nil {
-		s.log.Error("backup failed", "err", err, "bytes", n)
-		return
-	}
-	s.log.Info("backup taken", "bytes", n)
+	(*h).ServeHTTP(w, r)
 }
 
 // Headers of GET /backup: the expected size, sent before the body, and
-// the error that cut the body short, sent as a trailer.
+// the error that cut the body short, sent as a trailer; and the payload's
+// content type.
 const (
+	BackupContentType = "application/x-tar"
 	BackupSizeHeader  = "Relais-Backup-Size"
 	BackupErrorHeader = "Relais-Backup-Error"
 )
@@ -302,6 +298,10 @@ func (c *Client) Backup(ctx context.Context, w io.Writer, size func(int64)) (int
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return 0, fmt.Errorf("backup refused: %s: %s", resp.Status, bytes.TrimSpace(b))
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != BackupContentType {
+		// Nodes before archives answered with their bare store.
+		return 0, fmt.Errorf("the node answers with %q, not a backup archive: it runs an older relais; upgrade it first", ct)
 	}
 	if size != nil {
 		if n, err := strconv.ParseInt(resp.Header.Get(BackupSizeHeader), 10, 64); err == nil {

@@ -14,7 +14,7 @@ import (
 // sent by then.
 func Handler(src Source, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/x-tar")
+		w.Header().Set("Content-Type", admin.BackupContentType)
 		w.Header().Set("Trailer", admin.BackupErrorHeader)
 		started := false
 		st, err := WritePayload(r.Context(), w, src, func(expected int64) {

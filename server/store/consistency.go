@@ -26,9 +26,9 @@ const maxFindings = 20
 //   - a room's log numbers its events 1, 2, 3… without a gap, and each
 //     event's ordinal counts the countable events up to it;
 //   - read markers and feed entries point at events that exist;
-//   - every file has its blob record and its indexes; a blob's reference
-//     count is the number of its files and of the blobs it is the
-//     thumbnail of;
+//   - every file has its blob record and its indexes, and its owner's
+//     quota counts its size (0 once quarantined); a blob's reference count
+//     is the number of its files and of the blobs it is the thumbnail of;
 //   - blobContent, when not nil, is asked for every blob whose content
 //     must be on disk (all but quarantined ones), with the size its record
 //     gives (0 when it gives none: thumbnails), and returns an error if
@@ -234,8 +234,17 @@ func checkFiles(tx *bolt.Tx, add func(string, ...any), blobContent func(string, 
 		if files.Get(fileKey(fileByBlob, hk, []byte(id))) == nil {
 			add("file %s is missing from its blob's index", id)
 		}
-		if files.Get(ownerKey(f.Owner, id)) == nil {
+		// The quota counts a file by its size, a quarantined one as 0.
+		want := uint64(f.Size)
+		var b Blob
+		if decode(blobs.Get(hk), &b) == nil && b.State == BlobQuarantined {
+			want = 0
+		}
+		switch q := files.Get(ownerKey(f.Owner, id)); {
+		case q == nil:
 			add("file %s is missing from its owner's quota", id)
+		case len(q) != 8 || binary.BigEndian.Uint64(q) != want:
+			add("file %s counts %x bytes against its owner's quota, not %d", id, q, want)
 		}
 		return nil
 	}); err != nil {

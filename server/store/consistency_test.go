@@ -87,6 +87,7 @@ func TestCheckConsistencyFindsBrokenRelations(t *testing.T) {
 			return tx.Bucket(bBlobs).Put(rawKey(testHash("photo")), encode(Blob{Size: 7, State: BlobClean, Refs: 2, Thumb: testHash("thumb")}))
 		}, onDisk, "counts 2 references, 1 found"},
 		{"file out of its owner's quota", func(tx *bolt.Tx) error { return tx.Bucket(bFiles).Delete(ownerKey("u1", "f1")) }, onDisk, "file f1 is missing from its owner's quota"},
+		{"quota counting another size", func(tx *bolt.Tx) error { return tx.Bucket(bFiles).Put(ownerKey("u1", "f1"), u64(9)) }, onDisk, "counts 0000000000000009 bytes against its owner's quota, not 7"},
 		{"content missing on disk", nil, func(hash string, size int64) error {
 			if hash == testHash("thumb") {
 				return errors.New("no such file")
