@@ -357,3 +357,22 @@ func TestRestoreGivesFilesTheDirectorysOwner(t *testing.T) {
 		t.Fatalf("only %d files restored", n)
 	}
 }
+
+// TestBackupOfANodeMissingAFile: content already lost from the node's disk
+// does not make every backup fail: the archive lists it as missing, and a
+// restore accepts its absence (and only its).
+func TestBackupOfANodeMissingAFile(t *testing.T) {
+	s := serve(t)
+	h := s.blobHash()
+	if err := os.Remove(filepath.Join(s.data(), "media", "blobs", h[:2], h)); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "relais.backup")
+	c := create(t, s.data(), file, "")
+	if len(c.Manifest.Missing) != 1 || c.Manifest.Missing[0] != h || c.Blobs() != 0 {
+		t.Fatalf("missing %v, %d blobs", c.Manifest.Missing, c.Blobs())
+	}
+	if _, err := restore(file, filepath.Join(t.TempDir(), "data"), false, ""); err != nil {
+		t.Fatal(err)
+	}
+}
