@@ -105,3 +105,49 @@ func FuzzArchive(f *testing.F) {
 		t.Fatalf("error without a stable kind: %v", err)
 	})
 }
+
+// TestArchiveNamesStayInside: an archive cannot make a restore write
+// outside the new data directory, nor anything but the files a backup
+// has: only the names of the format are accepted, as regular files.
+func TestArchiveNamesStayInside(t *testing.T) {
+	h := "ab" + hex.EncodeToString(make([]byte, 31))
+	for _, c := range []struct {
+		name string
+		ok   bool
+	}{
+		{storeName, true}, {aboutName, true}, {scannerName, true}, {blobPath(h), true},
+		{"tls/local/ca.crt", true}, {"tls/acme/acme-v02.api.letsencrypt.org-directory/sites/relais.mairie.fr/relais.mairie.fr.key", true},
+		{"../relais.db", false}, {"/etc/passwd", false}, {"tls/../../etc/cron.d/x", false}, {"tls/./a", false},
+		{"tls//a", false}, {"tls/", false}, {"tls/.ssh", false}, {"tls/a\\b", false}, {"tls/a b", false},
+		{"media/blobs/cd/" + h, false}, {"media/blobs/ab/" + h + "/x", false}, {"media/blobs/ab/AB" + h[2:], false},
+		{"media/uploads/x/data", false}, {"admin.sock", false}, {"relais.db/x", false}, {"Relais.db", false},
+	} {
+		if got := validName(c.name); got != c.ok {
+			t.Errorf("%q accepted %v, want %v", c.name, got, c.ok)
+		}
+	}
+	for _, hd := range []tar.Header{
+		{Typeflag: tar.TypeReg, Name: "../outside"},
+		{Typeflag: tar.TypeSymlink, Name: storeName, Linkname: "/etc/passwd"},
+		{Typeflag: tar.TypeLink, Name: storeName, Linkname: "../x"},
+		{Typeflag: tar.TypeDir, Name: "tls/local"},
+	} {
+		var buf bytes.Buffer
+		tw := tar.NewWriter(&buf)
+		about := []byte(`{"format":1}`)
+		tw.WriteHeader(&tar.Header{Typeflag: tar.TypeReg, Name: aboutName, Size: int64(len(about)), Mode: 0o600})
+		tw.Write(about)
+		tw.WriteHeader(&hd)
+		tw.Close()
+		_, err := readPayload(&buf, func(name string, size int64, r io.Reader) error {
+			if name != aboutName {
+				t.Errorf("entry %q (type %c) reached the writer", name, hd.Typeflag)
+			}
+			_, err := io.Copy(io.Discard, r)
+			return err
+		})
+		if !errors.Is(err, ErrDamaged) {
+			t.Errorf("entry %q (type %c): %v", hd.Name, hd.Typeflag, err)
+		}
+	}
+}
