@@ -2,6 +2,7 @@ package backup
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -324,10 +325,14 @@ func readPayload(r io.Reader, visit func(name string, size int64, r io.Reader) e
 				}
 				return Manifest{}, payloadError(err)
 			}
-			// The end of the tar stream is two zero blocks; what the tar
-			// reader left unread must be nothing more than padding.
-			if _, err := io.Copy(io.Discard, r); err != nil {
+			// The end of the tar stream is zero blocks; what the tar
+			// reader left unread may be nothing else.
+			rest, err := io.ReadAll(io.LimitReader(r, 64<<10+1))
+			if err != nil {
 				return Manifest{}, payloadError(err)
+			}
+			if len(rest) > 64<<10 || bytes.ContainsFunc(rest, func(c rune) bool { return c != 0 }) {
+				return Manifest{}, fmt.Errorf("%w: data after the end of the archive", ErrDamaged)
 			}
 			return m, nil
 		}

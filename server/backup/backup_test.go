@@ -286,7 +286,8 @@ func TestPlainArchiveChecksEveryFile(t *testing.T) {
 	altered[at+1000] ^= 1
 	os.WriteFile(filepath.Join(dir, "altered"), altered, 0o600)
 	os.WriteFile(filepath.Join(dir, "cut"), good[:at+1000], 0o600)
-	for name, want := range map[string]error{"altered": backup.ErrDamaged, "cut": backup.ErrTruncated} {
+	os.WriteFile(filepath.Join(dir, "appended"), append(bytes.Clone(good), "and more"...), 0o600)
+	for name, want := range map[string]error{"altered": backup.ErrDamaged, "cut": backup.ErrTruncated, "appended": backup.ErrDamaged} {
 		if _, err := backup.Verify(context.Background(), filepath.Join(dir, name), nil); !errors.Is(err, want) {
 			t.Errorf("%s: got %v, want %v", name, err, want)
 		}
