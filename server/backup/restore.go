@@ -314,6 +314,8 @@ func Restore(ctx context.Context, o RestoreOptions) (Restored, error) {
 	if err := os.Rename(tmp, data); err != nil {
 		if out.Aside != "" {
 			os.Rename(out.Aside, data)
+		} else if exists {
+			os.Mkdir(data, 0o700)
 		}
 		return out, fmt.Errorf("restore: put the restored directory in place: %w", err)
 	}

@@ -112,7 +112,7 @@ func newOpener(r io.Reader, key []byte) (*opener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	return &opener{r: r, aead: aead, in: make([]byte, chunkSize+chacha20poly1305.Overhead+1)}, nil
+	return &opener{r: r, aead: aead, in: make([]byte, chunkSize+chacha20poly1305.Overhead)}, nil
 }
 
 func (o *opener) Read(p []byte) (int, error) {
@@ -130,8 +130,9 @@ func (o *opener) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// next reads and opens one chunk. It reads one byte past a full chunk to
-// learn whether the chunk is the last one.
+// next reads and opens one chunk. A full chunk is never the last one (the
+// sealer ends with a shorter, possibly empty, chunk), so a short read is the
+// last chunk and the end of the file.
 func (o *opener) next() error {
 	const full = chunkSize + chacha20poly1305.Overhead
 	n, err := io.ReadFull(o.r, o.in[:full])
