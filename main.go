@@ -342,11 +342,12 @@ func backupCmd(args []string) error {
 }
 
 const restoreUsage = `usage: relais restore [--data DIR] [--force] [--passphrase-file FILE] FILE
+       relais restore --check [--passphrase-file FILE] FILE
 
 Checks the whole archive FILE (every file's SHA-256, the encryption, the
 store and its consistency) in a new directory next to DIR, then puts it in
 place of DIR. A DIR that is not empty needs --force and is kept as
-DIR.before-restore-<time>. The node must be stopped.
+DIR.before-restore-<time>. The node must be stopped. --check only checks.
 
 `
 
@@ -354,6 +355,7 @@ func restoreCmd(args []string) error {
 	fs := flag.NewFlagSet("relais restore", flag.ContinueOnError)
 	data := fs.String("data", envOr("RELAIS_DATA", config.Defaults().Data), "data directory of the stopped node")
 	force := fs.Bool("force", false, "restore over a data directory that is not empty (kept aside)")
+	check := fs.Bool("check", false, "only check the archive as a restore would; change nothing")
 	passFile := fs.String("passphrase-file", "", "the passphrase of an encrypted archive, on the first line of this file")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), restoreUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
@@ -366,6 +368,15 @@ func restoreCmd(args []string) error {
 	pass := backup.Passphrase{File: *passFile, Env: os.Getenv(backup.EnvPassphrase), Prompt: true}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
+	if *check {
+		c, err := backup.Verify(ctx, fs.Arg(0), func() ([]byte, error) { return pass.Get(false) })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "restore: %s checks out: node %s, schema %d, %d files, %d of them media files, made %s\n",
+			fs.Arg(0), c.About.Node, c.About.Schema, len(c.Manifest.Files), c.Blobs(), c.About.Created.Format(time.RFC3339))
+		return nil
+	}
 	r, err := backup.Restore(ctx, backup.RestoreOptions{File: fs.Arg(0), Data: *data, Force: *force,
 		Passphrase: func() ([]byte, error) { return pass.Get(false) },
 		Progress:   backup.NewProgress(os.Stderr, backup.IsTerminal(os.Stderr), "restore", 0)})

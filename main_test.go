@@ -459,6 +459,9 @@ func TestBackupAndRestoreCommands(t *testing.T) {
 	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2026", "backup", "--data", data, "--work-factor", "10", archive); err != nil || !strings.Contains(out, ", encrypted") {
 		t.Fatalf("backup: %v\n%s", err, out)
 	}
+	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2026", "restore", "--check", archive); err != nil || !strings.Contains(out, "checks out") {
+		t.Fatalf("restore --check: %v\n%s", err, out)
+	}
 	target := filepath.Join(t.TempDir(), "data")
 	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2025", "restore", "--data", target, archive); err == nil || !strings.Contains(out, "wrong passphrase") {
 		t.Fatalf("restore with a wrong passphrase: %v\n%s", err, out)
