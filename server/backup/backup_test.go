@@ -377,3 +377,31 @@ func TestBackupOfANodeMissingAFile(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestoredNodeKeepsItsCertificateAuthority: the local CA is in the
+// backup, so that the devices that trust or pin it keep reaching the
+// restored node.
+func TestRestoredNodeKeepsItsCertificateAuthority(t *testing.T) {
+	local := nodetest.WithConfig(func(c *config.Config) { c.TLS = "local" })
+	n := nodetest.Start(t, local)
+	file := filepath.Join(t.TempDir(), "relais.backup")
+	c := create(t, filepath.Dir(n.DB.Path()), file, passphrase)
+	tlsFiles := 0
+	for _, f := range c.Manifest.Files {
+		if strings.HasPrefix(f.Path, "tls/") {
+			tlsFiles++
+		}
+	}
+	if tlsFiles == 0 {
+		t.Fatalf("no TLS file in the archive: %+v", c.Manifest.Files)
+	}
+	restored := filepath.Join(t.TempDir(), "restored")
+	if _, err := restore(file, restored, false, passphrase); err != nil {
+		t.Fatal(err)
+	}
+	m := nodetest.Start(t, local, nodetest.WithConfig(func(c *config.Config) { c.Data = restored }))
+	if m.TLS.CAFingerprint() != n.TLS.CAFingerprint() || m.TLS.SPKIPin() != n.TLS.SPKIPin() {
+		t.Fatalf("the restored node's CA %s (pin %s) is not the original's %s (pin %s)",
+			m.TLS.CAFingerprint(), m.TLS.SPKIPin(), n.TLS.CAFingerprint(), n.TLS.SPKIPin())
+	}
+}
