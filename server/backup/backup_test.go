@@ -405,3 +405,23 @@ func TestRestoredNodeKeepsItsCertificateAuthority(t *testing.T) {
 			m.TLS.CAFingerprint(), m.TLS.SPKIPin(), n.TLS.CAFingerprint(), n.TLS.SPKIPin())
 	}
 }
+
+// TestScannerKeyTravels: the antivirus's key for encrypted files is in the
+// backup: without it the restored node could not scan the files sealed to
+// it.
+func TestScannerKeyTravels(t *testing.T) {
+	s := serve(t)
+	key := []byte("stands for the HPKE private key")
+	if err := os.WriteFile(filepath.Join(s.data(), "media", "scanner.key"), key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "relais.backup")
+	create(t, s.data(), file, "")
+	restored := filepath.Join(t.TempDir(), "restored")
+	if _, err := restore(file, restored, false, ""); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(restored, "media", "scanner.key")); err != nil || !bytes.Equal(b, key) {
+		t.Fatalf("restored scanner key %q %v", b, err)
+	}
+}
