@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -423,5 +424,56 @@ func TestScannerKeyTravels(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(restored, "media", "scanner.key")); err != nil || !bytes.Equal(b, key) {
 		t.Fatalf("restored scanner key %q %v", b, err)
+	}
+}
+
+// TestRestoreIntoAMountPoint: a data directory that is a file system of
+// its own (a disk mounted at /var/lib/relais) cannot be renamed: the
+// restore swaps the entries inside it and keeps the old ones in
+// DIR/before-restore-<time>, leaving lost+found alone.
+func TestRestoreIntoAMountPoint(t *testing.T) {
+	s := serve(t)
+	file := filepath.Join(t.TempDir(), "relais.backup")
+	create(t, s.data(), file, "")
+	target := filepath.Join(t.TempDir(), "data")
+	os.Mkdir(target, 0o700)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64m", "relais-test", target).CombinedOutput(); err != nil {
+		t.Skipf("mounting a tmpfs needs root: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", target).Run() })
+	os.Mkdir(filepath.Join(target, "lost+found"), 0o700)
+	if _, err := restore(file, target, false, ""); err != nil {
+		t.Fatalf("restore into an empty mounted directory (but lost+found): %v", err)
+	}
+	if err := store.Check(filepath.Join(target, "relais.db")); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(target, "relais.db"), []byte("the town's old store"), 0o600)
+	if _, err := restore(file, target, false, ""); !errors.Is(err, backup.ErrNotEmpty) {
+		t.Fatalf("without --force: %v", err)
+	}
+	r, err := restore(file, target, true, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(r.Aside, filepath.Join(target, "before-restore-")) {
+		t.Fatalf("kept aside as %q", r.Aside)
+	}
+	if b, _ := os.ReadFile(filepath.Join(r.Aside, "relais.db")); string(b) != "the town's old store" {
+		t.Fatalf("kept aside: %q", b)
+	}
+	if err := store.Check(filepath.Join(target, "relais.db")); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(target)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, " ") != "before-restore-"+strings.TrimPrefix(r.Aside, filepath.Join(target, "before-restore-"))+" lost+found media relais.db" {
+		t.Fatalf("the mounted directory holds %v", names)
+	}
+	if out, err := exec.Command("mountpoint", "-q", target).CombinedOutput(); err != nil {
+		t.Fatalf("the data directory is no longer the mount point: %v %s", err, out)
 	}
 }

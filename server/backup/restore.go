@@ -256,7 +256,10 @@ func Restore(ctx context.Context, o RestoreOptions) (Restored, error) {
 	if running(data) {
 		return out, ErrRunning
 	}
-	empty, exists, err := isEmptyDir(data)
+	// A data directory that is a mount point cannot be renamed: the swap
+	// then happens inside it, entry by entry.
+	mounted := isMountPoint(data)
+	empty, exists, err := isEmptyDir(data, mounted)
 	if err != nil {
 		return out, fmt.Errorf("restore: %w", err)
 	}
@@ -267,7 +270,12 @@ func Restore(ctx context.Context, o RestoreOptions) (Restored, error) {
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return out, fmt.Errorf("restore: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, filepath.Base(data)+".restoring-")
+	var tmp string
+	if mounted {
+		tmp, err = os.MkdirTemp(data, restoringPrefix)
+	} else {
+		tmp, err = os.MkdirTemp(parent, filepath.Base(data)+restoringPrefix)
+	}
 	if err != nil {
 		return out, fmt.Errorf("restore: %w", err)
 	}
@@ -300,13 +308,22 @@ func Restore(ctx context.Context, o RestoreOptions) (Restored, error) {
 	if running(data) {
 		return out, ErrRunning
 	}
+	stamp := time.Now().UTC().Format("20060102-150405")
+	if mounted {
+		if out.Aside, err = swapInside(data, tmp, stamp); err != nil {
+			return out, err
+		}
+		keep = true
+		syncDir(data)
+		return out, nil
+	}
 	switch {
 	case exists && empty:
 		if err := os.Remove(data); err != nil {
 			return out, fmt.Errorf("restore: %w", err)
 		}
 	case exists:
-		out.Aside = data + ".before-restore-" + time.Now().UTC().Format("20060102-150405")
+		out.Aside = data + ".before-restore-" + stamp
 		if err := os.Rename(data, out.Aside); err != nil {
 			return out, fmt.Errorf("restore: keep the current directory aside: %w", err)
 		}
@@ -322,6 +339,81 @@ func Restore(ctx context.Context, o RestoreOptions) (Restored, error) {
 	keep = true
 	syncDir(parent)
 	return out, nil
+}
+
+const (
+	restoringPrefix = ".restoring-"
+	// lostFound is the directory of fsck at the root of a file system:
+	// a mounted data directory has it, and it stays where it is.
+	lostFound = "lost+found"
+)
+
+// isMountPoint reports whether dir is on another file system than its
+// parent.
+func isMountPoint(dir string) bool {
+	a, err1 := os.Stat(dir)
+	b, err2 := os.Stat(filepath.Dir(dir))
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && sa.Dev != sb.Dev
+}
+
+// swapInside swaps the restored tmp (inside data) in, for a data
+// directory that is a mount point: the current entries move into
+// data/before-restore-<stamp>, then tmp's entries into data. On an error
+// the moves are undone.
+func swapInside(data, tmp, stamp string) (aside string, err error) {
+	old, err := os.ReadDir(data)
+	if err != nil {
+		return "", fmt.Errorf("restore: %w", err)
+	}
+	var moved [][2]string
+	undo := func() {
+		for i := len(moved) - 1; i >= 0; i-- {
+			os.Rename(moved[i][1], moved[i][0])
+		}
+	}
+	move := func(from, to string) error {
+		if err := os.Rename(from, to); err != nil {
+			undo()
+			return fmt.Errorf("restore: %w", err)
+		}
+		moved = append(moved, [2]string{from, to})
+		return nil
+	}
+	for _, e := range old {
+		if e.Name() == filepath.Base(tmp) || e.Name() == lostFound {
+			continue
+		}
+		if aside == "" {
+			aside = filepath.Join(data, "before-restore-"+stamp)
+			if err := os.Mkdir(aside, 0o700); err != nil {
+				return "", fmt.Errorf("restore: keep the current files aside: %w", err)
+			}
+		}
+		if err := move(filepath.Join(data, e.Name()), filepath.Join(aside, e.Name())); err != nil {
+			os.Remove(aside)
+			return "", err
+		}
+	}
+	restored, err := os.ReadDir(tmp)
+	if err != nil {
+		undo()
+		return "", fmt.Errorf("restore: %w", err)
+	}
+	for _, e := range restored {
+		if err := move(filepath.Join(tmp, e.Name()), filepath.Join(data, e.Name())); err != nil {
+			if aside != "" {
+				os.Remove(aside)
+			}
+			return "", err
+		}
+	}
+	os.Remove(tmp)
+	return aside, nil
 }
 
 // running reports whether a node answers on the admin socket of data. A
@@ -354,23 +446,22 @@ func chownLike(dir, like string) error {
 	})
 }
 
-func isEmptyDir(dir string) (empty, exists bool, err error) {
-	f, err := os.Open(dir)
+// isEmptyDir reports whether dir has no entry (besides lost+found when
+// ignoreLostFound) and whether it exists.
+func isEmptyDir(dir string, ignoreLostFound bool) (empty, exists bool, err error) {
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return true, false, nil
 	}
 	if err != nil {
 		return false, false, err
 	}
-	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if err == io.EOF {
-		return true, true, nil
+	for _, e := range entries {
+		if !(ignoreLostFound && e.Name() == lostFound) {
+			return false, true, nil
+		}
 	}
-	if err != nil {
-		return false, true, err
-	}
-	return len(names) == 0, true, nil
+	return true, true, nil
 }
 
 // copyTo writes r into a new file at path (mode 0600, directories 0700)
