@@ -68,7 +68,9 @@ type Source struct {
 	Version string
 }
 
-// Stats tells what WritePayload wrote.
+// Stats tells what WritePayload wrote: Files in all (the manifest
+// aside), Blobs of them media files, Bytes of content, and the blobs the
+// store names that were Missing from the disk.
 type Stats struct {
 	Files, Blobs int
 	Bytes        int64

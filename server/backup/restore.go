@@ -240,7 +240,8 @@ type Restored struct {
 
 // Restore unpacks and checks the archive into a new directory next to
 // Data, then swaps it in: the previous directory, if not empty, is
-// renamed aside. Nothing changes in Data unless the archive checks out.
+// renamed aside. A Data that is a mount point is restored inside itself
+// (see swapInside). Nothing changes in Data unless the archive checks out.
 func Restore(ctx context.Context, o RestoreOptions) (Restored, error) {
 	var out Restored
 	data, err := filepath.Abs(o.Data)
