@@ -3,8 +3,8 @@
 //
 //	relais serve [flags]          run a node (relais serve --help lists every option)
 //	relais admin [--data DIR] …   manage a running node: users, domains, invitations
-//	relais backup [--data DIR] FILE
-//	relais restore [--data DIR] FILE
+//	relais backup [--data DIR] [--encrypt] FILE
+//	relais restore [--data DIR] [--force] FILE
 //	relais bench [flags] SCENARIO…  measure a node (relais bench --help)
 //	relais doctor [flags]         check the configuration of serve and the machine
 //	relais version
@@ -17,12 +17,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -32,13 +30,13 @@ import (
 	webembed "relais/embed"
 	"relais/server/admin"
 	"relais/server/adminops"
+	"relais/server/backup"
 	"relais/server/bench"
 	"relais/server/buildinfo"
 	"relais/server/bus"
 	"relais/server/config"
 	"relais/server/doctor"
 	"relais/server/node"
-	"relais/server/store"
 )
 
 const usage = `relais — messagerie instantanée souveraine et chiffrée de bout en bout
@@ -47,8 +45,8 @@ relais — sovereign, end-to-end encrypted instant messenger
 usage:
   relais serve [flags]                  run a node (relais serve --help)
   relais admin [--data DIR] COMMAND     manage a running node (relais admin --help)
-  relais backup [--data DIR] FILE       snapshot a running node's store into FILE
-  relais restore [--data DIR] FILE      put a snapshot back (node stopped)
+  relais backup [--data DIR] FILE       archive a running node (store, media, TLS) into FILE (relais backup --help)
+  relais restore [--data DIR] FILE      check an archive and put it in place (node stopped; relais restore --help)
   relais bench [flags] SCENARIO…        measure a node: startup idle dm fanout sync reconnect, or all
   relais doctor [flags]                 check the settings of serve (same flags) and the machine: ports, DNS, certificates, SMTP, clamd, disk, clock, permissions
   relais version                        print the version
@@ -66,9 +64,9 @@ func main() {
 	case "admin":
 		err = adminCmd(args)
 	case "backup":
-		err = backup(args)
+		err = backupCmd(args)
 	case "restore":
-		err = restore(args)
+		err = restoreCmd(args)
 	case "bench":
 		err = bench.Main(args, startBenchNode)
 	case "doctor":
@@ -345,126 +343,104 @@ func envOr(k, def string) string {
 	return def
 }
 
-// backup snapshots a running node's store through its admin socket, then
-// checks that the snapshot opens.
-func backup(args []string) error {
+const backupUsage = `usage: relais backup [--data DIR] [--encrypt | --passphrase-file FILE] FILE
+
+Writes an archive of the running node into FILE: its store as of one
+instant, the media files that store names, the scanner key and the TLS
+state. The archive is read back and checked before it gets its name.
+It is encrypted when --encrypt (passphrase asked on the terminal),
+--passphrase-file or RELAIS_BACKUP_PASSPHRASE is given.
+
+`
+
+func backupCmd(args []string) error {
 	fs := flag.NewFlagSet("relais backup", flag.ContinueOnError)
 	data := fs.String("data", envOr("RELAIS_DATA", config.Defaults().Data), "data directory of the running node")
+	encrypt := fs.Bool("encrypt", false, "encrypt to a passphrase asked on the terminal")
+	passFile := fs.String("passphrase-file", "", "encrypt to the passphrase on the first line of this file")
+	work := fs.Int("work-factor", backup.DefaultWorkFactor, "scrypt cost of the encryption, log2(N), 10 to 20")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), backupUsage); fs.PrintDefaults() }
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: relais backup [--data DIR] FILE")
+		fs.Usage()
+		return errors.New("relais backup takes one FILE")
 	}
-	out := fs.Arg(0)
-	tmp := out + ".partial"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	pw := &progress{w: f, label: "backup", start: time.Now()}
-	n, err := admin.Dial(*data).Backup(context.Background(), pw)
-	pw.done()
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := store.Check(tmp); err != nil {
-		return fmt.Errorf("the snapshot does not check out, not kept: %w", err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return err
-	}
-	fmt.Fprintf(os.Stderr, "backup: %d bytes written to %s and checked\n", n, out)
-	return nil
-}
-
-// restore puts a snapshot in place of a stopped node's store, keeping the
-// current one aside.
-func restore(args []string) error {
-	fs := flag.NewFlagSet("relais restore", flag.ContinueOnError)
-	data := fs.String("data", envOr("RELAIS_DATA", config.Defaults().Data), "data directory of the stopped node")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("usage: relais restore [--data DIR] FILE")
-	}
-	src := fs.Arg(0)
-	if err := store.Check(src); err != nil {
-		return fmt.Errorf("%s is not a usable snapshot: %w", src, err)
-	}
-	dst := filepath.Join(*data, "relais.db")
-	if _, err := os.Stat(filepath.Join(*data, admin.SocketName)); err == nil {
-		if err := admin.Dial(*data).Do(context.Background(), "GET", "/domains", nil, nil); err == nil {
-			return errors.New("the node is running: stop it before restoring")
-		}
-	}
-	if err := os.MkdirAll(*data, 0o700); err != nil {
-		return err
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp := dst + ".restoring"
-	out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	pw := &progress{w: out, label: "restore", start: time.Now()}
-	_, err = io.Copy(pw, in)
-	pw.done()
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if _, err := os.Stat(dst); err == nil {
-		aside := dst + ".before-restore-" + time.Now().Format("20060102-150405")
-		if err := os.Rename(dst, aside); err != nil {
+	pass := backup.Passphrase{File: *passFile, Env: os.Getenv(backup.EnvPassphrase), Prompt: *encrypt}
+	var key []byte
+	if pass.Given() || *encrypt {
+		var err error
+		if key, err = pass.Get(true); err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "restore: the previous store is kept as %s\n", aside)
 	}
-	if err := os.Rename(tmp, dst); err != nil {
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	prog := backup.NewProgress(os.Stderr, backup.IsTerminal(os.Stderr), "backup", 0)
+	c, err := backup.Create(ctx, backup.CreateOptions{Data: *data, File: fs.Arg(0), Passphrase: key, WorkFactor: *work, Progress: prog})
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "restore: %s restored into %s; start the node\n", src, dst)
+	how := "not encrypted"
+	if c.Encrypted {
+		how = "encrypted"
+	}
+	fmt.Fprintf(os.Stderr, "backup: %s written and checked: %d files, %d of them media files, %s\n", fs.Arg(0), len(c.Manifest.Files), c.Blobs(), how)
+	if n := len(c.Manifest.Missing); n > 0 {
+		fmt.Fprintf(os.Stderr, "backup: warning: %d media files the store names were already missing from the node's disk\n", n)
+	}
 	return nil
 }
 
-// progress reports bytes copied on stderr, at most twice a second.
-type progress struct {
-	w     io.Writer
-	label string
-	n     int64
-	start time.Time
-	last  time.Time
-}
+const restoreUsage = `usage: relais restore [--data DIR] [--force] [--passphrase-file FILE] FILE
+       relais restore --check [--passphrase-file FILE] FILE
 
-func (p *progress) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.n += int64(n)
-	if time.Since(p.last) > 500*time.Millisecond {
-		p.last = time.Now()
-		fmt.Fprintf(os.Stderr, "\r%s: %.1f MiB", p.label, float64(p.n)/(1<<20))
+Checks the whole archive FILE (every file's SHA-256, the encryption, the
+store and its consistency) in a new directory next to DIR, then puts it in
+place of DIR. A DIR that is not empty needs --force and is kept as
+DIR.before-restore-<time>. The node must be stopped. --check only checks.
+
+`
+
+func restoreCmd(args []string) error {
+	fs := flag.NewFlagSet("relais restore", flag.ContinueOnError)
+	data := fs.String("data", envOr("RELAIS_DATA", config.Defaults().Data), "data directory of the stopped node")
+	force := fs.Bool("force", false, "restore over a data directory that is not empty (kept aside)")
+	check := fs.Bool("check", false, "only check the archive as a restore would; change nothing")
+	passFile := fs.String("passphrase-file", "", "the passphrase of an encrypted archive, on the first line of this file")
+	fs.Usage = func() { fmt.Fprint(fs.Output(), restoreUsage); fs.PrintDefaults() }
+	if err := fs.Parse(args); err != nil {
+		return err
 	}
-	return n, err
-}
-
-func (p *progress) done() {
-	fmt.Fprintf(os.Stderr, "\r%s: %.1f MiB in %s\n", p.label, float64(p.n)/(1<<20), time.Since(p.start).Round(time.Millisecond))
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("relais restore takes one FILE")
+	}
+	pass := backup.Passphrase{File: *passFile, Env: os.Getenv(backup.EnvPassphrase), Prompt: true}
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if *check {
+		c, err := backup.Verify(ctx, fs.Arg(0), func() ([]byte, error) { return pass.Get(false) })
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "restore: %s checks out: node %s, schema %d, %d files, %d of them media files, made %s\n",
+			fs.Arg(0), c.About.Node, c.About.Schema, len(c.Manifest.Files), c.Blobs(), c.About.Created.Format(time.RFC3339))
+		return nil
+	}
+	r, err := backup.Restore(ctx, backup.RestoreOptions{File: fs.Arg(0), Data: *data, Force: *force,
+		Passphrase: func() ([]byte, error) { return pass.Get(false) },
+		Progress:   backup.NewProgress(os.Stderr, backup.IsTerminal(os.Stderr), "restore", 0)})
+	if err != nil {
+		return err
+	}
+	if r.Aside != "" {
+		fmt.Fprintf(os.Stderr, "restore: the previous data directory is kept as %s\n", r.Aside)
+	}
+	if r.Legacy {
+		fmt.Fprintln(os.Stderr, "restore: warning: this is a bare store file of an older relais: it has no media files")
+	}
+	fmt.Fprintf(os.Stderr, "restore: %s checked and restored into %s (%d media files); start the node\n", fs.Arg(0), *data, r.Blobs())
+	return nil
 }

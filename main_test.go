@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +19,8 @@ import (
 
 	"relais/cluster/nodetest"
 	"relais/server/client"
+	"relais/server/media/mediatest"
+	"relais/server/proto"
 	"relais/server/store"
 )
 
@@ -260,5 +264,272 @@ func TestDoctorExitStatus(t *testing.T) {
 				t.Errorf("exit status %d, want %d, output lacks %q?\n%s", code, tc.code, tc.want, out)
 			}
 		})
+	}
+}
+
+// TestBackupUnderSendLoad: `relais backup` taken while agents send
+// continuously over the websocket and upload files restores into a node
+// that has every message and file acknowledged before the backup started,
+// and whose store passes the consistency check.
+func TestBackupUnderSendLoad(t *testing.T) {
+	data := t.TempDir()
+	p := startNode(t, data, "--rate-limits", "off")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	type acked struct {
+		room, body string
+		seq        uint64
+		at         time.Time
+	}
+	type uploaded struct {
+		id   string
+		body []byte
+		at   time.Time
+	}
+	var mu sync.Mutex
+	var msgs []acked
+	var files []uploaded
+	var users, rooms []string
+	var wg sync.WaitGroup
+	const senders = 4
+	for w := range senders {
+		email := fmt.Sprintf("agent.%d@agents.gouv.fr", w)
+		c := client.New(p.url)
+		if _, err := c.Register(ctx, email, nodetest.Password, fmt.Sprintf("Agent %d", w)); err != nil {
+			t.Fatal(err)
+		}
+		run(t, "admin", "--data", data, "users", "approve", email)
+		if err := c.Login(ctx, email, nodetest.Password); err != nil {
+			t.Fatal(err)
+		}
+		users = append(users, email)
+		conn := nodetest.Synced(t, ctx, c)
+		go func() {
+			for range conn.Frames() {
+			}
+		}()
+		room := nodetest.Forum(t, ctx, conn, fmt.Sprintf("Service %d", w))
+		rooms = append(rooms, room)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				body := fmt.Sprintf("message %d of agent %d", i, w)
+				ack, err := conn.Send(ctx, conn.NextID(), room, body)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				msgs = append(msgs, acked{room, body, ack.Seq, time.Now()})
+				mu.Unlock()
+			}
+		}()
+		if w > 0 {
+			continue
+		}
+		// One agent also uploads files all along.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				body := mediatest.PDF(fmt.Sprintf("Note %d", i), 20<<10+i)
+				f, err := c.UploadFile(ctx, proto.UploadRequest{Room: room, Name: fmt.Sprintf("note-%d.pdf", i), Type: "application/pdf"}, body, 0)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				files = append(files, uploaded{f.ID, body, time.Now()})
+				mu.Unlock()
+			}
+		}()
+	}
+	count := func() (int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(msgs), len(files)
+	}
+	nodetest.CheckFor(t, 60*time.Second, func() error {
+		if m, f := count(); m < 300 || f < 5 {
+			return fmt.Errorf("%d messages and %d files acked so far", m, f)
+		}
+		return nil
+	})
+
+	pass := filepath.Join(t.TempDir(), "passphrase")
+	os.WriteFile(pass, []byte("Bureau-du-maire-2026\n"), 0o600)
+	archive := filepath.Join(t.TempDir(), "relais.backup")
+	began := time.Now()
+	out := run(t, "backup", "--data", data, "--passphrase-file", pass, "--work-factor", "10", archive)
+	ended := time.Now()
+	if !strings.Contains(out, "written and checked") || !strings.Contains(out, "encrypted") {
+		t.Fatalf("backup said:\n%s", out)
+	}
+	// The load goes on after the backup, then stops.
+	m0, _ := count()
+	nodetest.CheckFor(t, 30*time.Second, func() error {
+		if m, _ := count(); m < m0+50 {
+			return fmt.Errorf("%d messages acked after the backup, expected 50", m-m0)
+		}
+		return nil
+	})
+	cancel()
+	wg.Wait()
+	var before []acked
+	for _, m := range msgs {
+		if m.at.Before(began) {
+			before = append(before, m)
+		}
+	}
+	during := 0
+	for _, m := range msgs {
+		if !m.at.Before(began) && m.at.Before(ended) {
+			during++
+		}
+	}
+	if during == 0 {
+		t.Fatal("no message was acked while the backup ran: the load did not overlap it")
+	}
+	var filesBefore []uploaded
+	for _, f := range files {
+		if f.at.Before(began) {
+			filesBefore = append(filesBefore, f)
+		}
+	}
+	t.Logf("backup took %s; %d messages and %d files acked before it began, %d messages while it ran, %d and %d in all",
+		ended.Sub(began).Round(time.Millisecond), len(before), len(filesBefore), during, len(msgs), len(files))
+
+	restored := filepath.Join(t.TempDir(), "data")
+	out = run(t, "restore", "--data", restored, "--passphrase-file", pass, archive)
+	if !strings.Contains(out, "checked and restored") {
+		t.Fatalf("restore said:\n%s", out)
+	}
+	q := startNode(t, restored, "--rate-limits", "off")
+	bctx := context.Background()
+
+	// Every message acked before the backup began is on the restored
+	// node, read through its websocket.
+	got := map[string]string{} // room \x00 seq → body
+	for i, email := range users {
+		c := client.New(q.url)
+		if err := c.Login(bctx, email, nodetest.Password); err != nil {
+			t.Fatalf("login of %s on the restored node: %v", email, err)
+		}
+		conn := nodetest.Synced(t, bctx, c)
+		go func() {
+			for range conn.Frames() {
+			}
+		}()
+		for _, room := range rooms[i : i+1] {
+			for after := uint64(0); ; {
+				var page struct {
+					More   bool `json:"more"`
+					Events []struct {
+						Seq  uint64 `json:"seq"`
+						Body string `json:"body"`
+					} `json:"events"`
+				}
+				if err := conn.Call(bctx, "history", map[string]any{"room": room, "after": after, "limit": 100}, &page); err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range page.Events {
+					got[fmt.Sprintf("%s\x00%d", room, e.Seq)] = e.Body
+					after = e.Seq
+				}
+				if !page.More || len(page.Events) == 0 {
+					break
+				}
+			}
+		}
+		if email != users[0] {
+			continue
+		}
+		for _, f := range filesBefore {
+			resp, err := c.Download(bctx, f.id, false, nil)
+			if err != nil {
+				t.Errorf("file %s acked before the backup: %v", f.id, err)
+				continue
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if !bytes.Equal(b, f.body) {
+				t.Errorf("file %s: %d bytes restored, not the %d uploaded", f.id, len(b), len(f.body))
+			}
+		}
+	}
+	for _, m := range before {
+		if body, ok := got[fmt.Sprintf("%s\x00%d", m.room, m.seq)]; !ok || body != m.body {
+			t.Errorf("message acked before the backup is missing or changed: %s seq %d %q (found %q)", m.room, m.seq, m.body, body)
+		}
+	}
+
+	// The restored store passes the consistency check, media files
+	// included.
+	q.cmd.Process.Signal(syscall.SIGTERM)
+	q.cmd.Wait()
+	db, err := store.Open(filepath.Join(restored, "relais.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.CheckConsistency(func(hash string, size int64) error {
+		fi, err := os.Stat(filepath.Join(restored, "media", "blobs", hash[:2], hash))
+		if err != nil {
+			return err
+		}
+		if size > 0 && fi.Size() != size {
+			return fmt.Errorf("%d bytes, the record says %d", fi.Size(), size)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestBackupAndRestoreCommands: the commands as an operator types them:
+// the passphrase from the environment, a wrong one refused, a non-empty
+// directory refused without --force and kept aside with it.
+func TestBackupAndRestoreCommands(t *testing.T) {
+	data := t.TempDir()
+	startNode(t, data)
+	bin, _ := binary()
+	cmd := func(env string, args ...string) (string, error) {
+		c := exec.Command(bin, args...)
+		c.Env = append(os.Environ(), env)
+		out, err := c.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := cmd("", "backup", "--help"); err != nil || !strings.Contains(out, "-passphrase-file") || !strings.Contains(out, "-encrypt") {
+		t.Fatalf("backup --help: %v\n%s", err, out)
+	}
+	archive := filepath.Join(t.TempDir(), "relais.backup")
+	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2026", "backup", "--data", data, "--work-factor", "10", archive); err != nil || !strings.Contains(out, ", encrypted") {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2026", "restore", "--check", archive); err != nil || !strings.Contains(out, "checks out") {
+		t.Fatalf("restore --check: %v\n%s", err, out)
+	}
+	target := filepath.Join(t.TempDir(), "data")
+	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2025", "restore", "--data", target, archive); err == nil || !strings.Contains(out, "wrong passphrase") {
+		t.Fatalf("restore with a wrong passphrase: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(target); !os.IsNotExist(err) {
+		t.Fatalf("a refused restore created the directory: %v", err)
+	}
+	os.MkdirAll(target, 0o700)
+	os.WriteFile(filepath.Join(target, "keep-me"), []byte("old"), 0o600)
+	if out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2026", "restore", "--data", target, archive); err == nil || !strings.Contains(out, "not empty: add --force") {
+		t.Fatalf("restore into a non-empty directory: %v\n%s", err, out)
+	}
+	out, err := cmd("RELAIS_BACKUP_PASSPHRASE=Bureau-du-maire-2026", "restore", "--data", target, "--force", archive)
+	m := regexp.MustCompile(`kept as (\S+)`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("restore --force: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(m[1], "keep-me")); err != nil || string(b) != "old" {
+		t.Fatalf("the directory kept aside: %q %v", b, err)
+	}
+	if err := store.Check(filepath.Join(target, "relais.db")); err != nil {
+		t.Fatal(err)
 	}
 }

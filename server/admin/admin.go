@@ -16,6 +16,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"sync/atomic"
 	"time"
 
 	"relais/server/adminops"
@@ -33,6 +35,8 @@ type Server struct {
 	log  *slog.Logger
 	srv  *http.Server
 	path string
+	// backupH answers GET /backup; nil until ServeBackup.
+	backupH atomic.Pointer[http.Handler]
 }
 
 type peerKey struct{}
@@ -83,6 +87,10 @@ func actor(r *http.Request) adminops.Actor {
 	u, _ := r.Context().Value(peerKey{}).(string)
 	return adminops.CLI(u)
 }
+
+// ServeBackup makes GET /backup answer with h: the node's backup archive
+// (package backup), which needs more of the node than the store.
+func (s *Server) ServeBackup(h http.Handler) { s.backupH.Store(&h) }
 
 func (s *Server) healthDetails(w http.ResponseWriter, r *http.Request) (any, error) {
 	return s.ops.Overview(r.Context()).Health, nil
@@ -192,16 +200,24 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request) (any, error) {
 	return s.ops.Audit(f)
 }
 
-// backup streams a consistent snapshot of the store.
+// backup streams the node's backup payload (ServeBackup).
 func (s *Server) backup(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/octet-stream")
-	n, err := s.db.Backup(w)
-	if err != nil {
-		s.log.Error("backup failed", "err", err, "bytes", n)
+	h := s.backupH.Load()
+	if h == nil {
+		http.Error(w, "backups are not served by this node", http.StatusServiceUnavailable)
 		return
 	}
-	s.log.Info("backup taken", "bytes", n)
+	(*h).ServeHTTP(w, r)
 }
+
+// Headers of GET /backup: the expected size, sent before the body, and
+// the error that cut the body short, sent as a trailer; and the payload's
+// content type.
+const (
+	BackupContentType = "application/x-tar"
+	BackupSizeHeader  = "Relais-Backup-Size"
+	BackupErrorHeader = "Relais-Backup-Error"
+)
 
 // Client talks to a node's admin socket.
 type Client struct {
@@ -255,8 +271,10 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	return json.NewDecoder(resp.Body).Decode(out)
 }
 
-// Backup writes a snapshot of the running node's store to w.
-func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
+// Backup writes the running node's backup payload to w. size, if not
+// nil, is called with the size the node expects before the first byte.
+// An error the node met while streaming is returned.
+func (c *Client) Backup(ctx context.Context, w io.Writer, size func(int64)) (int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://relais/backup", nil)
 	if err != nil {
 		return 0, err
@@ -267,7 +285,24 @@ func (c *Client) Backup(ctx context.Context, w io.Writer) (int64, error) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("backup refused: %s", resp.Status)
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return 0, fmt.Errorf("backup refused: %s: %s", resp.Status, bytes.TrimSpace(b))
 	}
-	return io.Copy(w, resp.Body)
+	if ct := resp.Header.Get("Content-Type"); ct != BackupContentType {
+		// Nodes before archives answered with their bare store.
+		return 0, fmt.Errorf("the node answers with %q, not a backup archive: it runs an older relais; upgrade it first", ct)
+	}
+	if size != nil {
+		if n, err := strconv.ParseInt(resp.Header.Get(BackupSizeHeader), 10, 64); err == nil {
+			size(n)
+		}
+	}
+	n, err := io.Copy(w, resp.Body)
+	if err != nil {
+		return n, fmt.Errorf("backup: read from the node: %w", err)
+	}
+	if e := resp.Trailer.Get(BackupErrorHeader); e != "" {
+		return n, fmt.Errorf("the node failed the backup: %s", e)
+	}
+	return n, nil
 }

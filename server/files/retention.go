@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"relais/server/blob"
@@ -116,6 +117,13 @@ func (s *Service) removeBlob(hash string) bool {
 	}
 	s.blobMu.Lock()
 	defer s.blobMu.Unlock()
+	if s.holds > 0 {
+		if s.deferred == nil {
+			s.deferred = map[string]bool{}
+		}
+		s.deferred[hash] = true
+		return false
+	}
 	keep := true
 	err := s.db.View(func(tx *store.Tx) error {
 		b, err := tx.Blob(hash)
@@ -236,4 +244,32 @@ func (s *Service) sweepBlobs(ctx context.Context) error {
 		s.log.Info("orphaned blobs removed", "blobs", n)
 	}
 	return err
+}
+
+// HoldRemovals keeps every blob's content on disk until release is called,
+// for a backup: it takes a snapshot of the store after HoldRemovals
+// returns, then copies the content of the blobs the snapshot names, some of
+// which may lose their last file meanwhile. Removals asked for while held
+// are done by the last release; a crash before it leaves orphaned blobs,
+// which the next sweep removes. release may be called once.
+func (s *Service) HoldRemovals() (release func()) {
+	// The write lock waits for a removal under way to finish.
+	s.blobMu.Lock()
+	s.holds++
+	s.blobMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.blobMu.Lock()
+			s.holds--
+			var todo map[string]bool
+			if s.holds == 0 {
+				todo, s.deferred = s.deferred, nil
+			}
+			s.blobMu.Unlock()
+			for h := range todo {
+				s.removeBlob(h)
+			}
+		})
+	}
 }

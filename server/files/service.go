@@ -145,7 +145,12 @@ type Service struct {
 	// bytes are gone (write-locked), so that the sweep never takes a
 	// record written first for bytes about to be created.
 	beginMu sync.RWMutex
-	thumbs  chan struct{}
+	// holds counts the backups under way (HoldRemovals); while it is not
+	// zero, removals wait in deferred. Both are guarded by blobMu held
+	// for writing.
+	holds    int
+	deferred map[string]bool
+	thumbs   chan struct{}
 
 	scans    chan string
 	removals chan string

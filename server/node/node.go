@@ -21,6 +21,7 @@ import (
 	"relais/server/admin"
 	"relais/server/adminops"
 	"relais/server/api"
+	"relais/server/backup"
 	"relais/server/buildinfo"
 	"relais/server/bus"
 	"relais/server/chat"
@@ -235,6 +236,8 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if n.admin, err = admin.Listen(cfg.Data, ops, n.DB, log); err != nil {
 		return nil, err
 	}
+	n.admin.ServeBackup(backup.Handler(backup.Source{DB: n.DB, Data: cfg.Data, HoldRemovals: n.Files.HoldRemovals,
+		Version: buildinfo.Get().Version}, log.With("component", "backup")))
 	if cfg.MetricsListen != "" {
 		if err := n.serveMetrics(cfg.MetricsListen); err != nil {
 			return nil, err

@@ -10,6 +10,8 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -371,15 +373,79 @@ func runOp(fn func(*Tx) error, tx *Tx) (err error) {
 // node keeps running, and returns the number of bytes written.
 func (db *DB) Backup(w io.Writer) (int64, error) {
 	var n int64
-	err := db.View(func(tx *Tx) error {
+	err := db.Snapshot(func(s *Snapshot) error {
 		var err error
-		n, err = tx.tx.WriteTo(w)
+		n, err = s.WriteTo(w)
 		return err
 	})
-	if err != nil {
-		return n, fmt.Errorf("store: backup: %w", err)
+	return n, err
+}
+
+// Snapshot is the store as one read transaction sees it, for backups.
+type Snapshot struct {
+	tx *bolt.Tx
+}
+
+// BlobRef is a blob whose content a snapshot expects on disk. Size is 0
+// when the record does not say it (thumbnails).
+type BlobRef struct {
+	Hash string
+	Size int64
+}
+
+// Snapshot runs fn with a consistent view of the store while writes go
+// on. fn should copy the store out and read what it needs, then return:
+// the view holds a read transaction, which keeps bbolt from reusing pages.
+func (db *DB) Snapshot(fn func(*Snapshot) error) error {
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
 	}
-	return n, nil
+	defer db.mu.RUnlock()
+	if err := db.bolt.View(func(tx *bolt.Tx) error { return fn(&Snapshot{tx: tx}) }); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	return nil
+}
+
+// Size is the number of bytes WriteTo writes.
+func (s *Snapshot) Size() int64 { return s.tx.Size() }
+
+// WriteTo writes the store file as of the snapshot: a bbolt file that
+// Open accepts.
+func (s *Snapshot) WriteTo(w io.Writer) (int64, error) { return s.tx.WriteTo(w) }
+
+// Schema is the snapshot's schema version.
+func (s *Snapshot) Schema() int {
+	if v := s.tx.Bucket(bMeta).Get(kSchema); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+// Node is the id of the node that created the store.
+func (s *Snapshot) Node() string { return string(s.tx.Bucket(bMeta).Get(kNode)) }
+
+// Blobs returns the blobs whose content the snapshot expects on disk: every
+// blob record except quarantined ones (their content is deleted).
+func (s *Snapshot) Blobs() ([]BlobRef, error) {
+	var out []BlobRef
+	b := s.tx.Bucket(bBlobs)
+	if b == nil {
+		return nil, nil
+	}
+	err := b.ForEach(func(k, v []byte) error {
+		var r Blob
+		if err := decode(v, &r); err != nil {
+			return fmt.Errorf("blob %x: %w", k, err)
+		}
+		if r.State != BlobQuarantined {
+			out = append(out, BlobRef{Hash: hex.EncodeToString(k), Size: r.Size})
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Tx is a transaction. Read methods copy what they return out of the
