@@ -9,7 +9,6 @@ import (
 
 	"relais/cluster/nodetest"
 	"relais/server/backup"
-	"relais/server/client"
 	"relais/server/media/mediatest"
 	"relais/server/proto"
 )
