@@ -51,6 +51,7 @@ func TestMigratesEveryReleasedSchema(t *testing.T) {
 		// Schema v1 was never released: the first revision migrated to v2.
 		{"schema-v2", 2},
 		{"schema-v3", 3},
+		{"schema-v4", 4},
 	}
 	if last := cases[len(cases)-1].version; last != SchemaVersion() {
 		t.Fatalf("no fixture of schema version %d: add one with make-fixtures.sh", SchemaVersion())
