@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -47,12 +48,13 @@ import (
 const (
 	// MaxFrame is the largest request, reply or push body.
 	MaxFrame = 1 << 20
-	// MaxInFlight is how many requests to one peer may wait for their
-	// answer at once; more fail at once with fed.ErrUnreachable.
-	MaxInFlight = 64
-	// MaxServing is how many requests or pushes of one peer are handled
-	// at once; more are refused (unavailable) or, for pushes, dropped.
-	MaxServing = 32
+	// DefaultMaxInFlight is how many requests to one peer may wait for
+	// their answer at once; more fail at once with fed.ErrUnreachable.
+	DefaultMaxInFlight = 64
+	// DefaultMaxServing is how many requests or pushes of one peer are
+	// handled at once; more are refused (unavailable) or, for pushes,
+	// dropped.
+	DefaultMaxServing = 32
 	// DefaultRequestTimeout bounds a request whose context has no
 	// deadline.
 	DefaultRequestTimeout = 5 * time.Second
@@ -75,6 +77,10 @@ type FedOptions struct {
 	// Endpoint is what peering tokens advertise (default: the listener's
 	// address when it names a host).
 	Endpoint string
+	// MaxInFlight and MaxServing bound the requests waiting on one peer
+	// and those of one peer being handled (defaults DefaultMaxInFlight,
+	// DefaultMaxServing).
+	MaxInFlight, MaxServing int
 }
 
 // Link is the federation transport over leaf-node links. It implements
@@ -95,6 +101,8 @@ type Link struct {
 	pins     atomic.Pointer[map[string]bool]
 	hubTLS   *tls.Config
 	leafPort int
+	// maxInFlight and maxServing are FedOptions' bounds.
+	maxInFlight, maxServing int
 
 	mu      sync.Mutex // serialises SetPeers and guards peers
 	peers   map[fed.AdminID]*peerLink
@@ -145,6 +153,7 @@ func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, strin
 		accounts: map[string]*server.Account{}, peers: map[fed.AdminID]*peerLink{}, handler: map[string]fed.Handler{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	l.info = fed.LinkInfo{Endpoint: o.Endpoint, TLSPin: pin, Nkey: pub}
+	l.maxInFlight, l.maxServing = cmp.Or(o.MaxInFlight, DefaultMaxInFlight), cmp.Or(o.MaxServing, DefaultMaxServing)
 	empty := map[string]bool{}
 	l.pins.Store(&empty)
 
@@ -350,7 +359,7 @@ func (l *Link) newPeer(lp fed.LinkPeer) (*peerLink, error) {
 		acc = server.NewAccount(name)
 		l.accounts[name] = acc
 	}
-	p := &peerLink{LinkPeer: lp, inflight: make(chan struct{}, MaxInFlight), serving: make(chan struct{}, MaxServing)}
+	p := &peerLink{LinkPeer: lp, inflight: make(chan struct{}, l.maxInFlight), serving: make(chan struct{}, l.maxServing)}
 	p.user = &server.User{Username: "fed_" + string(lp.ID), Password: randomHex(24), Account: acc,
 		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}}
 	dials, route := l.dials(lp)
@@ -504,7 +513,7 @@ func (l *Link) Request(ctx context.Context, to fed.AdminID, op string, body []by
 	select {
 	case p.inflight <- struct{}{}:
 	default:
-		return nil, fmt.Errorf("%w: %s: %d requests already waiting", fed.ErrUnreachable, to, MaxInFlight)
+		return nil, fmt.Errorf("%w: %s: %d requests already waiting", fed.ErrUnreachable, to, cap(p.inflight))
 	}
 	defer func() { <-p.inflight }()
 	p.pending.Add(1)
