@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -459,5 +460,48 @@ func TestFederationCutsAPeerPublishingOutsideItsAllowList(t *testing.T) {
 				t.Fatalf("A did not log the violation:\n%s", a.logs)
 			}
 		})
+	}
+}
+
+// TestFederationFrozenPeerNeverBlocksLocalTraffic: with its peer frozen
+// (SIGSTOP: its link stays open, nothing answers), a node's users keep
+// sending in their rooms at local speed, and a directory search answers
+// with the local people after the bounded wait, marked partial.
+func TestFederationFrozenPeerNeverBlocksLocalTraffic(t *testing.T) {
+	a, b, _, _ := peeredPair(t)
+	alice := agent(t, a, "alice.durand@ministere.gouv.fr", "Alice Durand")
+	agent(t, a, "helene.dupont@ministere.gouv.fr", "Hélène Dupont")
+	agent(t, b, "herve.dupuis@mairie-b.fr", "Hervé Dupuis")
+	ctx := context.Background()
+	conn := nodetest.Synced(t, ctx, alice)
+	if r, raw := search(t, conn, "h"); len(r.Users) != 2 || r.Partial {
+		t.Fatalf("search before the freeze: %s", raw)
+	}
+	room := nodetest.CreateRoom(t, ctx, conn, map[string]any{"kind": "group", "name": "Cellule", "encrypted": false})
+
+	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer b.cmd.Process.Signal(syscall.SIGCONT)
+	start := time.Now()
+	r, raw := search(t, conn, "h")
+	took := time.Since(start)
+	if len(r.Users) != 1 || r.Users[0].Name != "Hélène Dupont" || !r.Partial {
+		t.Fatalf("search with the peer frozen: %s", raw)
+	}
+	if took > fed.DirTimeout+2*time.Second {
+		t.Fatalf("search with the peer frozen took %v", took)
+	}
+	var worst time.Duration
+	for i := range 50 {
+		s := time.Now()
+		if _, err := conn.Send(ctx, fmt.Sprintf("c%d", i), room, "message pendant le gel"); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, time.Since(s))
+	}
+	t.Logf("peer frozen: directory search answered in %v (partial), worst of 50 local sends %v", took, worst)
+	if worst > time.Second {
+		t.Fatalf("a local send took %v with the peer frozen", worst)
 	}
 }
