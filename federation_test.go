@@ -483,6 +483,7 @@ func TestFederationFrozenPeerNeverBlocksLocalTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.cmd.Process.Signal(syscall.SIGCONT)
+	stopped(t, b.cmd.Process.Pid)
 	start := time.Now()
 	r, raw := search(t, conn, "h")
 	took := time.Since(start)
@@ -504,4 +505,21 @@ func TestFederationFrozenPeerNeverBlocksLocalTraffic(t *testing.T) {
 	if worst > time.Second {
 		t.Fatalf("a local send took %v with the peer frozen", worst)
 	}
+}
+
+// stopped waits until the kernel reports pid stopped: kill(2) returns
+// before a process running on another core has stopped.
+func stopped(t *testing.T, pid int) {
+	t.Helper()
+	nodetest.CheckFor(t, 5*time.Second, func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return err
+		}
+		// pid (comm) state …: comm may hold spaces, the state follows the last ')'.
+		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) == 0 || f[0] != "T" {
+			return fmt.Errorf("process %d not stopped: %q", pid, f)
+		}
+		return nil
+	})
 }
