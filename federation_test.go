@@ -523,3 +523,15 @@ func stopped(t *testing.T, pid int) {
 		return nil
 	})
 }
+
+// TestFederationLinkComesBackAfterARestart: the pins are stored, so a
+// node killed and started again links up with its peers by itself.
+func TestFederationLinkComesBackAfterARestart(t *testing.T) {
+	a, b, aid, bid := peeredPair(t)
+	b.cmd.Process.Kill()
+	b.cmd.Wait()
+	waitLink(t, a, bid, fed.LinkDown, 20*time.Second)
+	b2 := startProc(t, b.data, "--name", "Mairie B", "--allowed-domains", "mairie-b.fr", "--rate-limits", "off", "--federation", "on")
+	waitLink(t, b2, aid, fed.LinkUp, 20*time.Second)
+	waitLink(t, a, bid, fed.LinkUp, 20*time.Second)
+}

@@ -101,6 +101,8 @@ type Link struct {
 	pins     atomic.Pointer[map[string]bool]
 	hubTLS   *tls.Config
 	leafPort int
+	// refusedAt is when a dialer's unpinned key was last logged.
+	refusedAt sync.Map
 	// maxInFlight and maxServing are FedOptions' bounds.
 	maxInFlight, maxServing int
 
@@ -218,7 +220,12 @@ func (l *Link) verifyDialer(raw [][]byte, _ [][]*x509.Certificate) error {
 		return err
 	}
 	if !(*l.pins.Load())[pin] {
-		l.log.Warn("federation link refused: certificate not pinned", "spki", pin)
+		// A removed peer keeps dialing every second until it removes us
+		// too: say it once a minute per key.
+		if last, ok := l.refusedAt.Load(pin); !ok || time.Since(last.(time.Time)) > time.Minute {
+			l.refusedAt.Store(pin, time.Now())
+			l.log.Warn("federation link refused: certificate not pinned", "spki", pin)
+		}
 		return errors.New("certificate not pinned")
 	}
 	return nil
