@@ -3,6 +3,7 @@ package cluster
 import (
 	"cmp"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"relais/server/bus"
 	"relais/server/fed"
 	"relais/server/proto"
 )
@@ -85,6 +87,20 @@ type FedOptions struct {
 	// and those of one peer being handled (defaults DefaultMaxInFlight,
 	// DefaultMaxServing).
 	MaxInFlight, MaxServing int
+}
+
+// FederatedBus returns the constructor of a bus with federation (a
+// node.BusFunc): the administration is the one of the event key kept in
+// dataDir (fed.LoadKey).
+func FederatedBus(dataDir, listen, endpoint string) func(nodeID string, log *slog.Logger) (bus.Bus, error) {
+	return func(nodeID string, log *slog.Logger) (bus.Bus, error) {
+		key, err := fed.LoadKey(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		return Start(Options{Name: nodeID, Logger: log, Federation: &FedOptions{
+			Admin: fed.AdminIDOf(key.Public().(ed25519.PublicKey)), DataDir: dataDir, Listen: listen, Endpoint: endpoint}})
+	}
 }
 
 // Link is the federation transport over leaf-node links. It implements
