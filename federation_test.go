@@ -322,11 +322,36 @@ func TestFederationRefusesForgedReplayedAndExpiredTokens(t *testing.T) {
 	// A second reply to the consumed invitation, from a third party that
 	// saw it, answers nothing any more.
 	m2, _ := tokenParts(t, reply)
-	late := forgedToken(func(tk *fed.Token) { tk.ReplyTo = m2["reply_to"].(string) })
+	late := forgedToken(func(tk *fed.Token) { tk.Domains, tk.ReplyTo = nil, m2["reply_to"].(string) })
 	if _, stderr, err := fedRun(t, a, "add", late); err == nil || !strings.Contains(stderr, proto.CodePeeringNoInvitation) {
 		t.Fatalf("second reply to a consumed invitation: %v %s", err, stderr)
 	}
 	waitLink(t, b, adminOf(t, a), fed.LinkUp, 20*time.Second)
+
+	// A third party's genuine token that claims B's NATS key or B's link
+	// certificate would have A hand it B's link (or B's traffic): refused.
+	bt, _ := tokenParts(t, reply)
+	// Nor one claiming a domain A or B serves: it would be taken as the
+	// administration that speaks for those users.
+	for _, c := range []struct {
+		name, want string
+		f          func(*fed.Token)
+	}{
+		{"B's NATS key", "already pinned", func(tk *fed.Token) { tk.Domains, tk.Nkey = nil, bt["nkey"].(string) }},
+		{"B's certificate", "already pinned", func(tk *fed.Token) { tk.Domains, tk.TLSPin = nil, bt["tls_pin"].(string) }},
+		{"A's own domain", "served by this administration", func(tk *fed.Token) {}},
+		{"B's domain", "already served", func(tk *fed.Token) { tk.Domains = []string{"mairie-b.fr"} }},
+		{"a wildcard over A's domain", "served by this administration", func(tk *fed.Token) { tk.Domains = []string{"*.gouv.fr"} }},
+	} {
+		_, stderr, err := fedRun(t, a, "add", forgedToken(c.f))
+		if err == nil || !strings.Contains(stderr, "("+proto.CodePeeringInvalid+")") || !strings.Contains(stderr, c.want) {
+			t.Errorf("a token with %s: %v %s", c.name, err, stderr)
+		}
+	}
+	if list := mustFed(t, a, "list"); strings.Count(list, "\n") != 1 {
+		t.Fatalf("A pinned a token claiming B's keys:\n%s", list)
+	}
+	waitLink(t, a, adminOf(t, b), fed.LinkUp, 20*time.Second)
 }
 
 // peeredPair starts a ministry A that listens and a town hall B that

@@ -318,10 +318,22 @@ func (l *Link) SetPeers(list []fed.LinkPeer) error {
 	next := map[fed.AdminID]*peerLink{}
 	var added []*peerLink
 	var removed []*peerLink
+	// Peering refuses them already; a second peer with the same key or
+	// certificate would get the first one's link.
+	seen := map[string]fed.AdminID{}
 	for _, lp := range list {
 		if !lp.ID.Valid() || lp.ID == l.self {
 			continue
 		}
+		if other, dup := seen[lp.Nkey]; dup {
+			l.log.Error("federation peer left out: its NATS key is another peer's", "peer", lp.ID, "other", other)
+			continue
+		}
+		if other, dup := seen[lp.TLSPin]; dup {
+			l.log.Error("federation peer left out: its certificate is another peer's", "peer", lp.ID, "other", other)
+			continue
+		}
+		seen[lp.Nkey], seen[lp.TLSPin] = lp.ID, lp.ID
 		if old, ok := l.peers[lp.ID]; ok && old.LinkPeer.Endpoint == lp.Endpoint && old.TLSPin == lp.TLSPin && old.Nkey == lp.Nkey {
 			old.LinkPeer = lp
 			next[lp.ID] = old

@@ -123,3 +123,24 @@ func FuzzDecodeDirQuery(f *testing.F) {
 		}
 	})
 }
+
+func TestDomainsOverlap(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"a.gouv.fr", "a.gouv.fr", true},
+		{"A.gouv.fr", "a.gouv.fr", true},
+		{"a.gouv.fr", "b.gouv.fr", false},
+		{"*.gouv.fr", "a.gouv.fr", true},
+		{"a.gouv.fr", "*.gouv.fr", true},
+		{"*.gouv.fr", "gouv.fr", false},
+		{"*.a.gouv.fr", "*.gouv.fr", true},
+		{"*.gouv.fr", "agouv.fr", false},
+		{"*.interieur.gouv.fr", "justice.gouv.fr", false},
+	} {
+		if got := DomainsOverlap(c.a, c.b); got != c.want {
+			t.Errorf("DomainsOverlap(%q, %q) = %v", c.a, c.b, got)
+		}
+	}
+}
