@@ -140,7 +140,10 @@ var _ fed.Link = (*Link)(nil)
 
 // peerLink is one peer's side of the link on this node.
 type peerLink struct {
+	// LinkPeer never changes; meta is the pinned record as last set
+	// (its name or domains may change with a new peering).
 	fed.LinkPeer
+	meta     atomic.Pointer[fed.Peer]
 	dials    bool
 	user     *server.User
 	nkeyUser *server.NkeyUser
@@ -335,7 +338,7 @@ func (l *Link) SetPeers(list []fed.LinkPeer) error {
 		}
 		seen[lp.Nkey], seen[lp.TLSPin] = lp.ID, lp.ID
 		if old, ok := l.peers[lp.ID]; ok && old.LinkPeer.Endpoint == lp.Endpoint && old.TLSPin == lp.TLSPin && old.Nkey == lp.Nkey {
-			old.LinkPeer = lp
+			old.meta.Store(&lp.Peer)
 			next[lp.ID] = old
 			continue
 		}
@@ -403,6 +406,7 @@ func (l *Link) newPeer(lp fed.LinkPeer) (*peerLink, error) {
 		l.accounts[name] = acc
 	}
 	p := &peerLink{LinkPeer: lp, inflight: make(chan struct{}, l.maxInFlight), serving: make(chan struct{}, l.maxServing)}
+	p.meta.Store(&lp.Peer)
 	p.user = &server.User{Username: "fed_" + string(lp.ID), Password: randomHex(24), Account: acc,
 		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}}
 	dials, route := l.dials(lp)
@@ -706,7 +710,7 @@ func (l *Link) close() {
 // Peer implements fed.Peers.
 func (l *Link) Peer(id fed.AdminID) (fed.Peer, bool) {
 	if p := l.peer(id); p != nil {
-		return p.Peer, true
+		return *p.meta.Load(), true
 	}
 	return fed.Peer{}, false
 }
@@ -741,7 +745,7 @@ func (l *Link) List() []fed.Peer {
 	defer l.mu.Unlock()
 	out := make([]fed.Peer, 0, len(l.peers))
 	for _, p := range l.peers {
-		out = append(out, p.Peer)
+		out = append(out, *p.meta.Load())
 	}
 	slices.SortFunc(out, func(a, b fed.Peer) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
