@@ -166,6 +166,10 @@ func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, strin
 	if !o.Admin.Valid() {
 		return nil, "", fmt.Errorf("cluster: federation: bad administration id %q", o.Admin)
 	}
+	if o.Endpoint != "" && o.Listen == "" {
+		// Peers would wait for this node to listen, and it would not.
+		return nil, "", errors.New("cluster: --federation-endpoint needs --federation-listen")
+	}
 	cert, pin, err := loadLinkCert(o.DataDir)
 	if err != nil {
 		return nil, "", err
@@ -229,6 +233,9 @@ func (l *Link) start(ns *server.Server, opts *server.Options) {
 			}
 		}
 		l.log.Info("federation link listening", "addr", net.JoinHostPort(opts.LeafNode.Host, strconv.Itoa(l.leafPort)), "endpoint", l.info.Endpoint)
+		if l.info.Endpoint == "" {
+			l.log.Warn("federation link listener without --federation-endpoint: tokens advertise none, so peers will not dial this node")
+		}
 	}
 	go l.monitor()
 }

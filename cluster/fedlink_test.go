@@ -283,3 +283,15 @@ func BenchmarkFederationRequest(b *testing.B) {
 		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	}
 }
+
+// TestFederationEndpointWithoutListenerIsRefused: a node that advertised
+// an endpoint without listening would have its peers wait for it.
+func TestFederationEndpointWithoutListenerIsRefused(t *testing.T) {
+	pub, _, _ := ed25519.GenerateKey(nil)
+	b, err := cluster.Start(cluster.Options{Name: "nabcdefgh", Federation: &cluster.FedOptions{
+		Admin: fed.AdminIDOf(pub), DataDir: t.TempDir(), Endpoint: "relais.example.gouv.fr:7422"}})
+	if err == nil {
+		b.Close()
+		t.Fatal("started with an endpoint and no listener")
+	}
+}
