@@ -560,3 +560,25 @@ func TestFederationLinkComesBackAfterARestart(t *testing.T) {
 	waitLink(t, b2, aid, fed.LinkUp, 20*time.Second)
 	waitLink(t, a, bid, fed.LinkUp, 20*time.Second)
 }
+
+// TestFederationOffByDefault: a node started without federation says so
+// with a stable code; the options and commands are documented.
+func TestFederationOffByDefault(t *testing.T) {
+	p := startNode(t, t.TempDir())
+	if _, stderr, err := fedRun(t, p, "list"); err == nil || !strings.Contains(stderr, "("+proto.CodeFederationOff+")") {
+		t.Fatalf("federation list on a node without federation: %v %s", err, stderr)
+	}
+	help := run(t, "serve", "--help")
+	for _, flag := range []string{"-federation ", "-federation-listen", "-federation-endpoint"} {
+		if !strings.Contains(help, flag) {
+			t.Errorf("serve --help does not document %s", flag)
+		}
+	}
+	bin, _ := binary()
+	out, _ := exec.Command(bin, "federation", "--help").CombinedOutput()
+	for _, cmd := range []string{"invite", "add TOKEN", "add REPLY", "list", "remove ID"} {
+		if !strings.Contains(string(out), cmd) {
+			t.Errorf("federation --help does not document %q:\n%s", cmd, out)
+		}
+	}
+}
