@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
 	"relais/server/bus"
 	"relais/server/fed"
@@ -145,8 +145,9 @@ type peerLink struct {
 	fed.LinkPeer
 	meta     atomic.Pointer[fed.Peer]
 	dials    bool
-	user     *server.User
-	nkeyUser *server.NkeyUser
+	user     *server.NkeyUser // in process, into the peer's account
+	auth     nats.Option
+	nkeyUser *server.NkeyUser // the peer's node, over the link
 	remote   *server.RemoteLeafOpts
 	nc       *nats.Conn
 
@@ -162,21 +163,21 @@ func accountOf(id fed.AdminID) string { return "PEER_" + string(id) }
 // newLink prepares the federation options of a server that is not yet
 // started: the accounts, the in-process user of the bus and the leaf
 // listener. start finishes once the server runs.
-func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, string, error) {
+func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, nats.Option, error) {
 	if !o.Admin.Valid() {
-		return nil, "", fmt.Errorf("cluster: federation: bad administration id %q", o.Admin)
+		return nil, nil, fmt.Errorf("cluster: federation: bad administration id %q", o.Admin)
 	}
 	if o.Endpoint != "" && o.Listen == "" {
 		// Peers would wait for this node to listen, and it would not.
-		return nil, "", errors.New("cluster: --federation-endpoint needs --federation-listen")
+		return nil, nil, errors.New("cluster: --federation-endpoint needs --federation-listen")
 	}
 	cert, pin, err := loadLinkCert(o.DataDir)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	seed, pub, err := loadNkey(o.DataDir)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	l := &Link{log: log.With("component", "federation"), self: o.Admin, cert: cert, seed: seed,
 		accounts: map[string]*server.Account{}, peers: map[fed.AdminID]*peerLink{}, handler: map[string]fed.Handler{},
@@ -191,18 +192,20 @@ func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, strin
 	// 4 to 6 minutes. In-process connections answer pings at once.
 	opts.PingInterval, opts.MaxPingsOut = FrozenPingInterval, FrozenMaxPingsOut
 	l.app = server.NewAccount("APP")
-	pass := randomHex(24)
 	opts.Accounts = []*server.Account{l.app}
-	opts.Users = []*server.User{{Username: "relais", Password: pass, Account: l.app,
-		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}}}
+	appUser, appAuth, err := inProcessUser(l.app)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Nkeys = []*server.NkeyUser{appUser}
 	if o.Listen != "" {
 		host, port, err := net.SplitHostPort(o.Listen)
 		if err != nil {
-			return nil, "", fmt.Errorf("cluster: --federation-listen %q: %w", o.Listen, err)
+			return nil, nil, fmt.Errorf("cluster: --federation-listen %q: %w", o.Listen, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil || p < 0 || p > 65535 {
-			return nil, "", fmt.Errorf("cluster: --federation-listen %q: bad port", o.Listen)
+			return nil, nil, fmt.Errorf("cluster: --federation-listen %q: bad port", o.Listen)
 		}
 		if p == 0 {
 			p = -1 // the server picks one
@@ -216,7 +219,7 @@ func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, strin
 			TLSTimeout: 2, Compression: server.CompressionOpts{Mode: server.CompressionOff}, IsolateLeafnodeInterest: true}
 	}
 	l.base = *opts
-	return l, pass, nil
+	return l, appAuth, nil
 }
 
 // start runs once the server is ready.
@@ -299,8 +302,7 @@ func (l *Link) dials(p fed.LinkPeer) (dials, route bool) {
 func (l *Link) options(peers map[fed.AdminID]*peerLink) *server.Options {
 	o := l.base
 	o.Accounts = []*server.Account{l.app}
-	o.Users = slices.Clone(l.base.Users)
-	o.Nkeys = nil
+	o.Nkeys = slices.Clone(l.base.Nkeys)
 	o.LeafNode.Remotes = nil
 	ids := make([]fed.AdminID, 0, len(peers))
 	for id := range peers {
@@ -310,7 +312,7 @@ func (l *Link) options(peers map[fed.AdminID]*peerLink) *server.Options {
 	for _, id := range ids {
 		p := peers[id]
 		o.Accounts = append(o.Accounts, l.accounts[accountOf(id)])
-		o.Users = append(o.Users, p.user)
+		o.Nkeys = append(o.Nkeys, p.user)
 		if p.nkeyUser != nil {
 			o.Nkeys = append(o.Nkeys, p.nkeyUser)
 		}
@@ -414,8 +416,10 @@ func (l *Link) newPeer(lp fed.LinkPeer) (*peerLink, error) {
 	}
 	p := &peerLink{LinkPeer: lp, inflight: make(chan struct{}, l.maxInFlight), serving: make(chan struct{}, l.maxServing)}
 	p.meta.Store(&lp.Peer)
-	p.user = &server.User{Username: "fed_" + string(lp.ID), Password: randomHex(24), Account: acc,
-		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}}
+	var err error
+	if p.user, p.auth, err = inProcessUser(acc); err != nil {
+		return nil, err
+	}
 	dials, route := l.dials(lp)
 	p.dials = dials
 	if !route {
@@ -448,7 +452,7 @@ func (l *Link) newPeer(lp fed.LinkPeer) (*peerLink, error) {
 // connect opens this node's in-process connection into the peer's
 // account and subscribes to what is addressed to us.
 func (l *Link) connect(p *peerLink) error {
-	nc, err := nats.Connect("", nats.InProcessServer(l.ns), nats.UserInfo(p.user.Username, p.user.Password),
+	nc, err := nats.Connect("", nats.InProcessServer(l.ns), p.auth,
 		nats.Name("relais-fed-"+string(p.ID)), nats.CustomInboxPrefix("_INBOX_"+string(l.self)),
 		nats.MaxReconnects(-1))
 	if err != nil {
@@ -767,8 +771,18 @@ func spkiPin(der []byte) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+// inProcessUser makes a user of acc that only in-process connections may
+// be, authenticated by a key that never leaves memory.
+func inProcessUser(acc *server.Account) (*server.NkeyUser, nats.Option, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: in-process key: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: in-process key: %w", err)
+	}
+	return &server.NkeyUser{Nkey: pub, Account: acc, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},
+		nats.Nkey(pub, kp.Sign), nil
 }
+
