@@ -785,4 +785,3 @@ func inProcessUser(acc *server.Account) (*server.NkeyUser, nats.Option, error) {
 	return &server.NkeyUser{Nkey: pub, Account: acc, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},
 		nats.Nkey(pub, kp.Sign), nil
 }
-
