@@ -444,6 +444,50 @@ func TestFederationCutsAPeerPublishingOutsideItsAllowList(t *testing.T) {
 	waitLink(t, a, bid, fed.LinkDown, 20*time.Second)
 	agent(t, a, "helene.dupont@ministere.gouv.fr", "Hélène Dupont")
 
+	// A request whose answer B asks to be sent elsewhere than its inbox
+	// (here to a subject B receives as a push from A) gets no answer.
+	t.Run("reply outside the inbox", func(t *testing.T) {
+		raw, err := fedtest.DialRaw(leafEndpoint(t, a), b.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		raw.Subscribe("_INBOX_" + string(bid) + ".>")
+		raw.Subscribe("fed." + string(bid) + ".>")
+		nodetest.CheckFor(t, 20*time.Second, func() error {
+			raw.Publish("fed."+string(aid)+".req.dir_search", "_INBOX_"+string(bid)+".ok", []byte(`{"q":"dup","limit":5}`))
+			_, err := raw.Next(500 * time.Millisecond)
+			return err
+		})
+		before := strings.Count(a.logs.String(), "reply subject outside the peer's inbox")
+		raw.Publish("fed."+string(aid)+".req.dir_search", "fed."+string(bid)+".push.dir", []byte(`{"q":"dup","limit":5}`))
+		// Anything A sent would come before the answer to a request sent
+		// after it.
+		raw.Publish("fed."+string(aid)+".req.dir_search", "_INBOX_"+string(bid)+".after", []byte(`{"q":"dup","limit":5}`))
+		for {
+			m, err := raw.Next(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Subject == "fed."+string(bid)+".push.dir" {
+				t.Fatalf("A answered to %s: %q", m.Subject, m.Data)
+			}
+			if m.Subject == "_INBOX_"+string(bid)+".after" {
+				break
+			}
+		}
+		// The answers run concurrently: give the refused one as long again.
+		if m, err := raw.Next(time.Second); err == nil && m.Subject == "fed."+string(bid)+".push.dir" {
+			t.Fatalf("A answered to %s: %q", m.Subject, m.Data)
+		}
+		nodetest.CheckFor(t, 10*time.Second, func() error {
+			if strings.Count(a.logs.String(), "reply subject outside the peer's inbox") <= before {
+				return fmt.Errorf("A did not log the refusal")
+			}
+			return nil
+		})
+	})
+
 	for _, subject := range []string{
 		"fed.a" + strings.Repeat("b", 12) + ".req.dir_search", // to another administration
 		"relais.ev.r-x", // the node's own bus
