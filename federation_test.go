@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"relais/cluster"
 	"relais/cluster/fedtest"
 	"relais/cluster/nodetest"
 	"relais/server/client"
@@ -483,6 +484,29 @@ func TestFederationCutsAPeerPublishingOutsideItsAllowList(t *testing.T) {
 		nodetest.CheckFor(t, 10*time.Second, func() error {
 			if strings.Count(a.logs.String(), "reply subject outside the peer's inbox") <= before {
 				return fmt.Errorf("A did not log the refusal")
+			}
+			return nil
+		})
+	})
+
+	// A frame over the link's limit is refused before any handler runs.
+	t.Run("oversized frame", func(t *testing.T) {
+		raw, err := fedtest.DialRaw(leafEndpoint(t, a), b.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		raw.Subscribe("_INBOX_" + string(bid) + ".>")
+		before := strings.Count(a.logs.String(), "federation frame refused: too large")
+		big := append([]byte(`{"q":"dup","limit":5,"pad":"`), bytes.Repeat([]byte("x"), cluster.MaxFrame)...)
+		raw.Publish("fed."+string(aid)+".req.dir_search", "_INBOX_"+string(bid)+".big", append(big, '"', '}'))
+		m, err := raw.Next(10 * time.Second)
+		if err != nil || len(m.Data) != 0 {
+			t.Fatalf("answer to an oversized frame: %q %v", m.Data, err)
+		}
+		nodetest.CheckFor(t, 10*time.Second, func() error {
+			if strings.Count(a.logs.String(), "federation frame refused: too large") <= before {
+				return fmt.Errorf("A did not log the oversized frame")
 			}
 			return nil
 		})
