@@ -209,6 +209,14 @@ func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, nats.
 		}
 		if p == 0 {
 			p = -1 // the server picks one
+		} else {
+			// The server would only say it is not ready after 10 s (its
+			// listener error goes to a Fatalf that must not exit).
+			ln, err := net.Listen("tcp", o.Listen)
+			if err != nil {
+				return nil, nil, fmt.Errorf("cluster: --federation-listen: %w", err)
+			}
+			ln.Close()
 		}
 		// The certificate is self-signed: it proves nothing but the key,
 		// which is checked against the pins of the peers in the handshake

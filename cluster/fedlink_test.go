@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -293,5 +295,26 @@ func TestFederationEndpointWithoutListenerIsRefused(t *testing.T) {
 	if err == nil {
 		b.Close()
 		t.Fatal("started with an endpoint and no listener")
+	}
+}
+
+// TestFederationListenPortInUseFailsAtOnce: a busy link port is a clear
+// start error, not a ten-second wait.
+func TestFederationListenPortInUseFailsAtOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pub, _, _ := ed25519.GenerateKey(nil)
+	start := time.Now()
+	b, err := cluster.Start(cluster.Options{Name: "nabcdefgh", Federation: &cluster.FedOptions{
+		Admin: fed.AdminIDOf(pub), DataDir: t.TempDir(), Listen: ln.Addr().String()}})
+	if err == nil {
+		b.Close()
+		t.Fatal("started on a port in use")
+	}
+	if !strings.Contains(err.Error(), "address already in use") || time.Since(start) > 5*time.Second {
+		t.Fatalf("after %v: %v", time.Since(start), err)
 	}
 }
