@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"relais/cluster"
-	"relais/cluster/fedtest"
+	"relais/cluster/leaftest"
 	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/fed"
@@ -448,7 +448,7 @@ func TestFederationCutsAPeerPublishingOutsideItsAllowList(t *testing.T) {
 	// A request whose answer B asks to be sent elsewhere than its inbox
 	// (here to a subject B receives as a push from A) gets no answer.
 	t.Run("reply outside the inbox", func(t *testing.T) {
-		raw, err := fedtest.DialRaw(leafEndpoint(t, a), b.data)
+		raw, err := leaftest.DialRaw(leafEndpoint(t, a), b.data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -491,7 +491,7 @@ func TestFederationCutsAPeerPublishingOutsideItsAllowList(t *testing.T) {
 
 	// A frame over the link's limit is refused before any handler runs.
 	t.Run("oversized frame", func(t *testing.T) {
-		raw, err := fedtest.DialRaw(leafEndpoint(t, a), b.data)
+		raw, err := leaftest.DialRaw(leafEndpoint(t, a), b.data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -519,7 +519,7 @@ func TestFederationCutsAPeerPublishingOutsideItsAllowList(t *testing.T) {
 		"_INBOX_" + string(bid) + ".1", // B's own inbox: A's to send, not B's
 	} {
 		t.Run(subject, func(t *testing.T) {
-			raw, err := fedtest.DialRaw(leafEndpoint(t, a), b.data)
+			raw, err := leaftest.DialRaw(leafEndpoint(t, a), b.data)
 			if err != nil {
 				t.Fatal(err)
 			}
