@@ -3,6 +3,7 @@
 //
 //	relais serve [flags]          run a node (relais serve --help lists every option)
 //	relais admin [--data DIR] …   manage a running node: users, domains, invitations
+//	relais federation [--data DIR] …  peer with other administrations
 //	relais backup [--data DIR] [--encrypt] FILE
 //	relais restore [--data DIR] [--force] FILE
 //	relais bench [flags] SCENARIO…  measure a node (relais bench --help)
@@ -45,6 +46,7 @@ relais — sovereign, end-to-end encrypted instant messenger
 usage:
   relais serve [flags]                  run a node (relais serve --help)
   relais admin [--data DIR] COMMAND     manage a running node (relais admin --help)
+  relais federation [--data DIR] …      peer with other administrations (relais federation --help)
   relais backup [--data DIR] FILE       archive a running node (store, media, TLS) into FILE (relais backup --help)
   relais restore [--data DIR] FILE      check an archive and put it in place (node stopped; relais restore --help)
   relais bench [flags] SCENARIO…        measure a node: startup idle dm fanout sync reconnect, or all
@@ -63,6 +65,8 @@ func main() {
 		err = serve(args)
 	case "admin":
 		err = adminCmd(args)
+	case "federation":
+		err = admin.FederationCommand(args, envOr("RELAIS_DATA", config.Defaults().Data), os.Stdout, os.Stderr)
 	case "backup":
 		err = backupCmd(args)
 	case "restore":
@@ -109,6 +113,15 @@ func startBus(nodeID string, log *slog.Logger) (bus.Bus, error) {
 	return cluster.Start(cluster.Options{Name: nodeID, Logger: log})
 }
 
+// busFor is startBus with the links to peered administrations when cfg
+// turns federation on.
+func busFor(cfg config.Config) node.BusFunc {
+	if !cfg.Federation && cfg.FederationListen == "" && cfg.FederationEndpoint == "" {
+		return startBus
+	}
+	return cluster.FederatedBus(cfg.Data, cfg.FederationListen, cfg.FederationEndpoint)
+}
+
 // startBenchNode starts a node in process for `relais bench`, with the
 // same bus as `relais serve`.
 func startBenchNode(ctx context.Context, cfg config.Config, log *slog.Logger) (*node.Node, error) {
@@ -127,7 +140,7 @@ func serve(args []string) error {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	n, err := node.Start(ctx, cfg, startBus, node.Options{Logger: log, Web: webembed.Web()})
+	n, err := node.Start(ctx, cfg, busFor(cfg), node.Options{Logger: log, Web: webembed.Web()})
 	if err != nil {
 		return err
 	}

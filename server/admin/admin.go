@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"relais/server/adminops"
+	"relais/server/fed"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -37,6 +38,8 @@ type Server struct {
 	path string
 	// backupH answers GET /backup; nil until ServeBackup.
 	backupH atomic.Pointer[http.Handler]
+	// fed serves /federation; nil until ServeFederation.
+	fed atomic.Pointer[fed.Service]
 }
 
 type peerKey struct{}
@@ -74,6 +77,7 @@ func Listen(dataDir string, ops *adminops.Service, db *store.DB, log *slog.Logge
 	mux.HandleFunc("GET /audit", s.handle(s.audit))
 	mux.HandleFunc("GET /backup", s.backup)
 	mux.HandleFunc("GET /health", s.handle(s.healthDetails))
+	s.federationRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
 			return context.WithValue(ctx, peerKey{}, peerUser(c))

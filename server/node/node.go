@@ -26,6 +26,7 @@ import (
 	"relais/server/bus"
 	"relais/server/chat"
 	"relais/server/config"
+	"relais/server/fed"
 	"relais/server/files"
 	"relais/server/httpx"
 	"relais/server/mail"
@@ -83,6 +84,9 @@ type Node struct {
 	Files    *files.Service
 	// Metrics reads every part's counters: /metrics and the admin page.
 	Metrics *metrics.Metrics
+	// Fed is peering and the directory across administrations; nil when
+	// federation is off.
+	Fed *fed.Service
 
 	admin      *admin.Server
 	http       *http.Server
@@ -216,8 +220,14 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if err := n.Chat.Recover(ctx); err != nil {
 		return nil, err
 	}
+	if err := n.startFederation(cfg, b); err != nil {
+		return nil, err
+	}
 	wsOpts := opts.WS
 	wsOpts.Logger = log
+	if n.Fed != nil {
+		wsOpts.RemoteDirectory = n.Fed.SearchDirectory
+	}
 	// Tests may turn the websocket's limits on alone.
 	wsOpts.RateLimits = wsOpts.RateLimits || cfg.RateLimits
 	if n.WS, err = ws.New(n.Chat, b, ws.AuthFunc(n.authenticate), wsOpts); err != nil {
@@ -238,6 +248,9 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	}
 	n.admin.ServeBackup(backup.Handler(backup.Source{DB: n.DB, Data: cfg.Data, HoldRemovals: n.Files.HoldRemovals,
 		Version: buildinfo.Get().Version}, log.With("component", "backup")))
+	if n.Fed != nil {
+		n.admin.ServeFederation(n.Fed)
+	}
 	if cfg.MetricsListen != "" {
 		if err := n.serveMetrics(cfg.MetricsListen); err != nil {
 			return nil, err
@@ -411,6 +424,9 @@ func (n *Node) health() map[string]any {
 		"uptime_s":   int64(time.Since(n.started).Seconds()),
 		"store_size": n.DB.Size(),
 		"sessions":   n.WS.Sessions(),
+	}
+	if n.Fed != nil {
+		h["federation"] = n.Fed.Health()
 	}
 	if n.TLS != nil {
 		st := n.TLS.Status()

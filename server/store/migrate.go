@@ -24,6 +24,7 @@ var migrations = []migration{
 	{"end-to-end encryption and files", migrateE2EEFiles},
 	{"client ids in two generations", migrateIdemGenerations},
 	{"audit log", migrateAudit},
+	{"federation peers", migrateFedPeers},
 }
 
 // SchemaVersion is the version a store has after Open.
@@ -72,6 +73,16 @@ func migrateIdemGenerations(tx *bolt.Tx) error {
 func migrateAudit(tx *bolt.Tx) error {
 	_, err := tx.CreateBucketIfNotExists(bAudit)
 	return err
+}
+
+// migrateFedPeers adds the buckets of peering (fed.go).
+func migrateFedPeers(tx *bolt.Tx) error {
+	for _, name := range fedBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func migrate(b *bolt.DB, ms []migration, log *slog.Logger) error {
