@@ -219,6 +219,14 @@ func TestFederationThreeAdministrationsPeerAndSearchTheDirectory(t *testing.T) {
 	if st := linkState(t, a, cid); st != fed.LinkUp {
 		t.Fatalf("A's link to C is %q after removing B", st)
 	}
+	// Peering is administration: each step is in A's audit log, the peer
+	// named by its administration id.
+	audit := run(t, "admin", "--data", a.data, "audit", "--csv")
+	for _, want := range []string{"federation.invite", "federation.add," + string(bid), "federation.add," + string(cid), "federation.remove," + string(bid)} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("A's audit log lacks %q:\n%s", want, audit)
+		}
+	}
 }
 
 // tokenParts splits a peering token into its JSON content and signature.

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -33,7 +34,11 @@ func (s *Server) fedInvite(w http.ResponseWriter, r *http.Request) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	t, err := f.Invite(r.Context())
+	var t string
+	err = s.ops.Do(r.Context(), actor(r), "federation.invite", func(ctx context.Context) (_ string, err error) {
+		t, err = f.Invite(ctx)
+		return "", err
+	})
 	return map[string]string{"token": t}, err
 }
 
@@ -48,7 +53,12 @@ func (s *Server) fedAdd(w http.ResponseWriter, r *http.Request) (any, error) {
 	if err := json.NewDecoder(io.LimitReader(r.Body, 2*fed.MaxTokenLen)).Decode(&b); err != nil || b.Token == "" {
 		return nil, proto.Errorf(proto.CodeBadRequest, "expected {\"token\": …}")
 	}
-	return f.Add(r.Context(), b.Token)
+	var added fed.Added
+	err = s.ops.Do(r.Context(), actor(r), "federation.add", func(ctx context.Context) (_ string, err error) {
+		added, err = f.Add(ctx, b.Token)
+		return string(added.Peer.ID), err
+	})
+	return added, err
 }
 
 func (s *Server) fedList(w http.ResponseWriter, r *http.Request) (any, error) {
@@ -70,5 +80,8 @@ func (s *Server) fedRemove(w http.ResponseWriter, r *http.Request) (any, error) 
 	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&b); err != nil || !b.ID.Valid() {
 		return nil, proto.Errorf(proto.CodeBadRequest, "expected {\"id\": an administration id}")
 	}
-	return map[string]string{"status": "ok"}, f.Remove(r.Context(), b.ID)
+	err = s.ops.Do(r.Context(), actor(r), "federation.remove", func(ctx context.Context) (string, error) {
+		return string(b.ID), f.Remove(ctx, b.ID)
+	})
+	return map[string]string{"status": "ok"}, err
 }

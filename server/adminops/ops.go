@@ -113,6 +113,15 @@ func (s *Service) record(ctx context.Context, a Actor, action, target string, er
 	}
 }
 
+// Do runs an administrative action whose logic lives in another package
+// (federation peering) and audits it like the others. fn returns what
+// it acted on, for the log: never an e-mail address.
+func (s *Service) Do(ctx context.Context, a Actor, action string, fn func(context.Context) (target string, err error)) error {
+	target, err := fn(ctx)
+	s.record(ctx, a, action, target, err)
+	return err
+}
+
 // userID is the id of the account of an address, "" when there is none:
 // the audit log names users by id, never by address.
 func (s *Service) userID(email string) string {
