@@ -57,6 +57,15 @@ type Options struct {
 	// MaxUserSockets caps the open websockets of one user on this node
 	// (default 40: 20 devices with two tabs each); negative: no cap.
 	MaxUserSockets int
+	// TURN hands out credentials of the node's TURN relay for calls; nil:
+	// the node runs none and turn frames are answered unavailable.
+	TURN TURNIssuer
+}
+
+// TURNIssuer makes short-lived credentials of the node's TURN relay for
+// a user (server/turn).
+type TURNIssuer interface {
+	Credentials(user string) proto.TURNCredentials
 }
 
 func (o *Options) defaults() {
