@@ -56,6 +56,15 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// The TURN relay of calls (server/turn).
+	TURN               bool
+	TURNListen         string
+	TURNPublicIP       string
+	TURNAllowPeers     List
+	TURNTTL            Duration
+	TURNUserBandwidth  int64
+	TURNTotalBandwidth int64
 }
 
 // Defaults returns the built-in settings: a node that starts anywhere with
@@ -73,6 +82,12 @@ func Defaults() Config {
 		UserQuota:       2 << 30,
 		LogLevel:        "info",
 		LogFormat:       "text",
+
+		TURN:               true,
+		TURNListen:         ":3478",
+		TURNTTL:            Duration(time.Hour),
+		TURNUserBandwidth:  512 << 10,
+		TURNTotalBandwidth: 64 << 20,
 	}
 }
 
@@ -114,6 +129,13 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.BoolVar(&c.ScanEncrypted, "scan-encrypted", c.ScanEncrypted, "ask clients of encrypted rooms to let the antivirus open their files (sealed to the node's scanner key)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.Var(onOff{&c.TURN}, "turn", "on or off: the embedded TURN relay that carries calls between people who cannot reach each other directly (behind NAT, firewalls)")
+	fs.StringVar(&c.TURNListen, "turn-listen", c.TURNListen, "address of the TURN relay, UDP and TCP (open both, and UDP 49152-65535 for relayed media)")
+	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", c.TURNPublicIP, "the public IP address of the node behind NAT, announced for relayed media and used in the relay's URLs")
+	fs.Var(&c.TURNAllowPeers, "turn-allow-peers", "loopback, private or link-local ranges the relay may send to, comma-separated CIDRs (e.g. 10.0.0.0/8 for a network of your own); none by default")
+	fs.Var(&c.TURNTTL, "turn-ttl", "lifetime of the relay's credentials handed to a call (e.g. 60m)")
+	fs.Int64Var(&c.TURNUserBandwidth, "turn-user-bandwidth", c.TURNUserBandwidth, "bytes per second one user may relay")
+	fs.Int64Var(&c.TURNTotalBandwidth, "turn-total-bandwidth", c.TURNTotalBandwidth, "bytes per second the relay carries in all")
 	return fs
 }
 

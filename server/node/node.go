@@ -32,6 +32,7 @@ import (
 	"relais/server/password"
 	"relais/server/store"
 	"relais/server/tlsmgr"
+	"relais/server/turn"
 	"relais/server/ws"
 )
 
@@ -79,6 +80,8 @@ type Node struct {
 	WS       *ws.Server
 	TLS      *tlsmgr.Manager
 	Files    *files.Service
+	// TURN is the relay of calls; nil with --turn off (calls.go).
+	TURN *turn.Server
 
 	admin      *admin.Server
 	http       *http.Server
@@ -210,6 +213,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	wsOpts.Logger = log
 	// Tests may turn the websocket's limits on alone.
 	wsOpts.RateLimits = wsOpts.RateLimits || cfg.RateLimits
+	wsOpts.TURN = n.startTURN(cfg)
 	if n.WS, err = ws.New(n.Chat, b, ws.AuthFunc(n.authenticate), wsOpts); err != nil {
 		return nil, err
 	}
@@ -434,6 +438,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	if n.WS != nil {
 		n.WS.Close()
+	}
+	if n.TURN != nil {
+		n.TURN.Close()
 	}
 	n.admin.Close()
 	if n.Accounts != nil {

@@ -129,3 +129,17 @@ func TestCallTurnUnavailableWithoutRelay(t *testing.T) {
 	errIs(t, "turn without a relay", e, proto.CodeUnavailable, "")
 }
 
+// TestCallTurnCredentialsFromTheNode: with the relay on, a member of an
+// encrypted room gets credentials of the node's relay, in the REST scheme
+// with their own user id, valid for the configured lifetime.
+func TestCallTurnCredentialsFromTheNode(t *testing.T) {
+	n := nodetest.Start(t, nodetest.WithTURN)
+	alice, bob := newDev(t, n, "Alice Turn"), newDev(t, n, "Bruno Turn")
+	room := newGroup(t, "Turn", alice, bob)
+	var cr proto.TURNCredentials
+	alice.must("turn", map[string]any{"room": room}, &cr)
+	if !strings.HasSuffix(cr.Username, ":"+alice.id()) || cr.Credential == "" || cr.TTL != 3600 || len(cr.URLs) != 2 ||
+		cr.URLs[0] != "turn:"+n.TURN.Addr().String()+"?transport=udp" {
+		t.Fatalf("credentials %+v (relay on %s)", cr, n.TURN.Addr())
+	}
+}
