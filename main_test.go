@@ -55,7 +55,7 @@ func startNode(t *testing.T, data string, args ...string) *proc {
 	// The node picks its port and says which: no port is chosen here and
 	// then raced for.
 	p.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--tls", "off",
-		"--allowed-domains", "agents.gouv.fr"}, args...)...)
+		"--allowed-domains", "agents.gouv.fr", "--turn-listen", "127.0.0.1:0"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

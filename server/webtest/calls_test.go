@@ -1,0 +1,210 @@
+package webtest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"relais/cluster/nodetest"
+)
+
+// Browser tests of calls: two (or three) Chromium instances with a fake
+// microphone and camera, a real node with its embedded TURN relay.
+
+// callTimeout bounds the steps of a call under the load of a shared
+// machine (ICE, DTLS and the first packets take about a second).
+const callTimeout = 60 * time.Second
+
+// callPhase waits until the browser's call screen is in phase.
+func (b *browser) callPhase(phase string) {
+	b.t.Helper()
+	b.waitLong("call "+phase, fmt.Sprintf(`document.querySelector('.call')?.dataset.callPhase === %q`, phase), callTimeout)
+}
+
+// audioFlows waits until inbound audio RTP (bytes and packets, from
+// getStats) grows by a second's worth.
+func (b *browser) audioFlows() {
+	b.t.Helper()
+	b.run("first stats", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__s0 = s })`, chromedp.EvalAwaitPromise))
+	b.waitLong("inbound audio growing", `relaisCalls.stats().then(s => { window.__s1 = s; return s.inBytes > window.__s0.inBytes + 2000 && s.inPackets > window.__s0.inPackets + 40 })`, callTimeout)
+}
+
+// startCall has caller call callee (a DM they share) and callee answer;
+// both wait until media flows.
+func startCall(caller, callee *browser, kind string) {
+	caller.click(`[data-call-start="` + kind + `"]`)
+	callee.callPhase("incoming")
+	callee.hasText(".call-status", map[string]string{"audio": "Appel audio entrant", "video": "Appel vidéo entrant"}[kind])
+	callee.click(`[data-call-action="accept"]`)
+	caller.callPhase("active")
+	callee.callPhase("active")
+	caller.audioFlows()
+	callee.audioFlows()
+}
+
+// TestCallAudioBothWaysMuteAndHangUp: a call in an encrypted DM connects,
+// audio flows both ways, muting silences what the other side receives
+// (packets keep coming, their audio energy stops growing), hanging up
+// ends it on both sides and the call's entry shows in both timelines.
+func TestCallAudioBothWaysMuteAndHangUp(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "On s’appelle ?")
+	startCall(alice, bob, "audio")
+	alice.visible(".call [data-call-encrypted]")
+	alice.hasText(".call-safety", "Bob Durand")
+	alice.shot("call-active")
+
+	// Bob hears Alice: the energy of what he receives grows.
+	energyGrows := `relaisCalls.stats().then(s => { const e0 = window.__e0 ?? (window.__e0 = s.energy); return s.energy > e0 + 1e-4 })`
+	bob.waitLong("Alice's audio energy growing", energyGrows, callTimeout)
+	alice.click(`[data-call-action="mute"]`)
+	alice.until("muted", `document.querySelector('[data-call-action="mute"]').getAttribute('aria-pressed') === 'true'`)
+	// Muted: Bob still receives packets, whose energy stays flat over 40
+	// packets (about a second of audio).
+	bob.waitLong("silence from Alice", `relaisCalls.stats().then(s => {
+		const w = window.__w;
+		if (!w || s.energy > w.energy + 1e-6) { window.__w = s; return false }
+		return s.inPackets > w.inPackets + 40
+	})`, callTimeout)
+
+	bob.click(`[data-call-action="hangup"]`)
+	bob.callPhase("ended")
+	alice.callPhase("ended")
+	alice.until("Alice's connection closed", `relaisCalls.stats().then(s => s.state === 'none')`)
+	for _, b := range []*browser{alice, bob} {
+		b.click(`[data-call-action="close"]`)
+		b.waitLong("the call's entry", `!!document.querySelector('.call-line[data-call="ended"]')`, callTimeout)
+	}
+	bob.hasText(".call-line", "Appel · 0:")
+}
+
+// TestCallThroughTheNodesRelay: with iceTransportPolicy "relay" on both
+// sides the call connects through the node's TURN relay only — the
+// selected candidate pair is relay on both ends and the relay counts the
+// media's bytes.
+func TestCallThroughTheNodesRelay(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Par le relais")
+	for _, b := range []*browser{alice, bob} {
+		b.run("relay only", chromedp.Evaluate[chromedp.Void](`relaisCalls.policy = 'relay'`))
+	}
+	before := n.TURN.Stats().RelayedBytes
+	startCall(alice, bob, "audio")
+	for _, b := range []*browser{alice, bob} {
+		b.waitLong("a relay pair", `relaisCalls.stats().then(s => s.local === 'relay' && s.remote === 'relay')`, callTimeout)
+	}
+	nodetest.CheckFor(t, callTimeout, func() error {
+		if st := n.TURN.Stats(); st.RelayedBytes < before+20_000 || st.Allocations < 2 {
+			return fmt.Errorf("the relay carried %d bytes in %d allocations", st.RelayedBytes-before, st.Allocations)
+		}
+		return nil
+	})
+	alice.click(`[data-call-action="hangup"]`)
+	bob.callPhase("ended")
+}
+
+// TestCallToBusyCallee: while Bob is on a call with Alice, Carol's call
+// to him is answered busy: she is told, and her timeline says so.
+func TestCallToBusyCallee(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, bobID, _ := encryptedDM(t, n, "Premier appel")
+	n.NewUserEmail("carole.petit@agents.gouv.fr", "Carole Petit")
+	carol := newBrowser(t, "carol", "fr-FR", 1280, 800)
+	carol.e2eLogin(n, "carole.petit@agents.gouv.fr")
+	carol.openDMWith("bob", bobID)
+	room := carol.currentRoom()
+	carol.say("Tu es là ?")
+	bob.click(`.room-item[data-room="` + room + `"]`)
+	bob.reads("Tu es là ?")
+	bob.click(`.room-item`) // back to any room: the call screen covers all
+	startCall(alice, bob, "audio")
+	carol.click(`[data-call-start="audio"]`)
+	carol.waitLong("busy", `document.querySelector('.call')?.dataset.callReason === 'busy'`, callTimeout)
+	carol.hasText(".call-status", "Bob Durand est déjà en communication")
+	carol.click(`[data-call-action="close"]`)
+	carol.waitLong("the busy entry", `!!document.querySelector('.call-line[data-call="busy"]')`, callTimeout)
+	// Bob's call with Alice goes on.
+	bob.audioFlows()
+	alice.click(`[data-call-action="hangup"]`)
+	bob.callPhase("ended")
+}
+
+// tamperCalls makes the page's websocket alter the MLS ciphertext of every
+// call frame it receives — what a malicious node can do to signalling it
+// relays but cannot read: flip bytes. Installed before the app loads.
+func (b *browser) tamperCalls() {
+	b.t.Helper()
+	script := `(() => {
+	  const W = window.WebSocket;
+	  const flip = (line) => {
+	    if (!window.__tamper || !line.includes('"t":"call"')) return line;
+	    const f = JSON.parse(line);
+	    const raw = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
+	    raw[raw.length - 20] ^= 0x01;
+	    f.data = btoa(String.fromCharCode(...raw));
+	    window.__tampered = (window.__tampered ?? 0) + 1;
+	    return JSON.stringify(f);
+	  };
+	  window.WebSocket = class extends W {
+	    set onmessage(h) { super.onmessage = h && ((e) => h(new MessageEvent('message', { data: String(e.data).split('\n').map(flip).join('\n') }))); }
+	    get onmessage() { return super.onmessage; }
+	  };
+	})()`
+	b.run("tamper with call frames", chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		_, err := chromedp.Call(ctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: script})
+		return err
+	}))
+}
+
+// TestCallAlteredSignallingFails: the node relays signalling it cannot
+// read; altering it (here: a bit of the ciphertext of the callee's answer,
+// the only thing a node can change) breaks the MLS authentication, the
+// caller refuses the signal, stops the call and says why — the media
+// never connects to whoever altered it.
+func TestCallAlteredSignallingFails(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, room := encryptedDM(t, n, "Appel piégé")
+	alice.tamperCalls()
+	alice.nav(n.URL() + "/room/" + room)
+	alice.waitLong("encryption ready again", `document.querySelector('.app')?.dataset.e2e === 'ok'`, callTimeout)
+	alice.run("arm", chromedp.Evaluate[chromedp.Void](`window.__tamper = true`))
+	alice.click(`[data-call-start="audio"]`)
+	bob.callPhase("incoming")
+	bob.click(`[data-call-action="accept"]`)
+	alice.waitLong("tampered", `document.querySelector('.call')?.dataset.callReason === 'tampered'`, callTimeout)
+	alice.hasText(".call-status", "La signalisation de l’appel a été altérée")
+	if js[float64](alice, `window.__tampered ?? 0`) < 1 {
+		t.Fatal("no call frame was altered")
+	}
+	alice.shot("call-tampered")
+	// Alice's hang-up reaches Bob: his side ends too, nothing connected.
+	bob.callPhase("ended")
+}
+
+// TestCallRewrittenFingerprintFails: the DTLS fingerprints carried inside
+// the encryption authenticate the media path. Were the answer's
+// fingerprint replaced (as by someone who could rewrite the signalling —
+// done here inside Alice's page, after decryption, since the node cannot
+// do it), the DTLS handshake with Bob's real certificate fails and the
+// call stops with a message.
+func TestCallRewrittenFingerprintFails(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Empreinte")
+	alice.run("rewrite fingerprints", chromedp.Evaluate[chromedp.Void](`(() => {
+	  const set = RTCPeerConnection.prototype.setRemoteDescription;
+	  RTCPeerConnection.prototype.setRemoteDescription = function (d) {
+	    if (d && d.sdp) d = { type: d.type, sdp: d.sdp.replace(/a=fingerprint:sha-256 [0-9A-F:]+/g, 'a=fingerprint:sha-256 ' + Array(32).fill('AB').join(':')) };
+	    return set.call(this, d);
+	  };
+	})()`))
+	alice.click(`[data-call-start="audio"]`)
+	bob.callPhase("incoming")
+	bob.click(`[data-call-action="accept"]`)
+	alice.waitLong("failed", `document.querySelector('.call')?.dataset.callReason === 'failed'`, callTimeout)
+	alice.hasText(".call-status", "La connexion n’a pas pu s’établir de façon sûre")
+	bob.callPhase("ended")
+}
