@@ -208,3 +208,60 @@ func TestCallRewrittenFingerprintFails(t *testing.T) {
 	alice.hasText(".call-status", "La connexion n’a pas pu s’établir de façon sûre")
 	bob.callPhase("ended")
 }
+
+// TestCallMissedAndMicrophoneRefused: a call nobody answers rings on the
+// callee's phone-sized screen until the caller gives up, then both
+// timelines show it (missed, for the callee); a callee whose browser
+// refuses the microphone is told how to allow it, and the caller sees
+// the call declined.
+func TestCallMissedAndMicrophoneRefused(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Tu décroches ?")
+	bob.run("phone width", chromedp.EmulateViewport(360, 740))
+	alice.click(`[data-call-start="audio"]`)
+	bob.callPhase("incoming")
+	if w := js[float64](bob, `document.documentElement.scrollWidth`); w > 360 {
+		t.Errorf("the call screen is %v px wide on a 360 px phone", w)
+	}
+	bob.shot("call-incoming-360")
+	alice.click(`[data-call-action="hangup"]`)
+	alice.callPhase("ended")
+	bob.until("ring stopped", `!document.querySelector('.call')`)
+	alice.click(`[data-call-action="close"]`)
+	alice.waitLong("missed entry (caller)", `[...document.querySelectorAll('.call-line[data-call="missed"]')].some(e => e.textContent.includes('Appel sans réponse'))`, callTimeout)
+	bob.waitLong("missed entry (callee)", `[...document.querySelectorAll('.call-line[data-call="missed"]')].some(e => e.textContent.includes('Appel manqué'))`, callTimeout)
+
+	bob.run("refuse the microphone", chromedp.Evaluate[chromedp.Void](`navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'))`))
+	alice.click(`[data-call-start="audio"]`)
+	bob.callPhase("incoming")
+	bob.click(`[data-call-action="accept"]`)
+	bob.waitLong("microphone refused", `document.querySelector('.call')?.dataset.callReason === 'mic'`, callTimeout)
+	bob.hasText(".call-status", "Le navigateur refuse l’accès au micro")
+	bob.shot("call-mic-refused-360")
+	alice.waitLong("declined", `document.querySelector('.call')?.dataset.callReason === 'declined'`, callTimeout)
+}
+
+// TestCallRingsEveryDevice: Bob signed in on two browsers: both ring; he
+// answers on one, the other stops ("answered on another device") and the
+// call connects with the device that answered.
+func TestCallRingsEveryDevice(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, bobID, room := encryptedDM(t, n, "Deux appareils")
+	bob2 := newBrowser(t, "bob2", "fr-FR", 1280, 800)
+	bob2.e2eLogin(n, "bob.durand@agents.gouv.fr")
+	registered(t, n, bobID, 2)
+	// Bob's second device joins the room's group (by external commit
+	// once it meets the room) before the call.
+	bob2.click(`.room-item[data-room="` + room + `"]`)
+	alice.say("Tu me reçois sur les deux ?")
+	bob2.reads("Tu me reçois sur les deux ?")
+	alice.click(`[data-call-start="audio"]`)
+	bob.callPhase("incoming")
+	bob2.callPhase("incoming")
+	bob2.click(`[data-call-action="accept"]`)
+	bob.waitLong("answered elsewhere", `document.querySelector('.call')?.dataset.callReason === 'elsewhere'`, callTimeout)
+	alice.callPhase("active")
+	bob2.audioFlows()
+	alice.click(`[data-call-action="hangup"]`)
+	bob2.callPhase("ended")
+}
