@@ -3,6 +3,8 @@ package webtest
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -264,4 +266,83 @@ func TestCallRingsEveryDevice(t *testing.T) {
 	bob2.audioFlows()
 	alice.click(`[data-call-action="hangup"]`)
 	bob2.callPhase("ended")
+}
+
+// TestCallFigures measures calls on loopback: the setup time from the
+// callee's accept to the first audio packet it receives, p50 and p90 over
+// 20 calls; then, in a call through the relay only, the CPU the node's
+// process spends per relayed audio stream and the memory the call holds
+// on the node. Written to test-artifacts/call-figures.txt.
+func TestCallFigures(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, bobID, room := encryptedDM(t, n, "Mesures")
+	var setup []float64
+	for i := range 20 {
+		alice.run("call", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`relaisCalls.start(%q, %q, 'audio')`, room, bobID)))
+		bob.callPhase("incoming")
+		ms := js[float64](bob, `(async () => {
+			const t0 = performance.now();
+			await relaisCalls.accept();
+			for (;;) {
+				const s = await relaisCalls.stats();
+				if (s.inPackets > 0) return performance.now() - t0;
+				await new Promise(r => setTimeout(r, 5));
+			}
+		})()`)
+		setup = append(setup, ms)
+		alice.callPhase("active")
+		alice.run("hang up", chromedp.Evaluate[chromedp.Void](`relaisCalls.hangup()`))
+		bob.callPhase("ended")
+		alice.callPhase("ended")
+		for _, b := range []*browser{alice, bob} {
+			b.run("dismiss", chromedp.Evaluate[chromedp.Void](`relaisCalls.dismiss()`))
+		}
+		t.Logf("call %d: accept → first audio packet %.0f ms", i+1, ms)
+	}
+
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapInuse
+	}
+	// A measurement window, not a wait for an event.
+	window := func(d time.Duration) time.Duration {
+		c0 := cpu()
+		<-time.After(d)
+		return cpu() - c0
+	}
+	idle := window(5 * time.Second)
+	heap0 := heap()
+	for _, b := range []*browser{alice, bob} {
+		b.run("relay only", chromedp.Evaluate[chromedp.Void](`relaisCalls.policy = 'relay'`))
+	}
+	startCall(alice, bob, "audio")
+	for _, b := range []*browser{alice, bob} {
+		b.waitLong("a relay pair", `relaisCalls.stats().then(s => s.local === 'relay' && s.remote === 'relay')`, callTimeout)
+	}
+	heap1 := heap()
+	b0 := n.TURN.Stats().RelayedBytes
+	busy := window(10 * time.Second)
+	relayed := n.TURN.Stats().RelayedBytes - b0
+	alice.click(`[data-call-action="hangup"]`)
+	bob.callPhase("ended")
+
+	// Two audio streams (one each way), each through two allocations.
+	perStream := (busy.Seconds()/10 - idle.Seconds()/5) / 2 * 100
+	out := fmt.Sprintf("calls on loopback, %d calls: accept → first audio packet p50 %.0f ms, p90 %.0f ms, max %.0f ms\n"+
+		"relay-only call: node process CPU %.2f %% of a core per relayed audio stream (call %.2f %%, idle %.2f %%), %d bytes relayed in 10 s (%.1f kB/s)\n"+
+		"node heap in use during the call: %+d KiB\n",
+		len(setup), percentile(setup, 0.5), percentile(setup, 0.9), percentile(setup, 1),
+		perStream, busy.Seconds()/10*100, idle.Seconds()/5*100, relayed, float64(relayed)/10/1000, (int64(heap1)-int64(heap0))/1024)
+	t.Log(out)
+	writeArtifact(t, "call-figures.txt", out)
+	if len(setup) != 20 || percentile(setup, 0.5) <= 0 || relayed == 0 {
+		t.Fatalf("no figures: %v, %d bytes relayed", setup, relayed)
+	}
 }
