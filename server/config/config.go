@@ -130,7 +130,7 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.Var(onOff{&c.TURN}, "turn", "on or off: the embedded TURN relay that carries calls between people who cannot reach each other directly (behind NAT, firewalls)")
-	fs.StringVar(&c.TURNListen, "turn-listen", c.TURNListen, "address of the TURN relay, UDP and TCP (open both, and UDP 49152-65535 for relayed media)")
+	fs.StringVar(&c.TURNListen, "turn-listen", c.TURNListen, "address of the TURN relay, UDP and TCP (open both, and the ephemeral UDP ports for relayed media)")
 	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", c.TURNPublicIP, "the public IP address of the node behind NAT, announced for relayed media and used in the relay's URLs")
 	fs.Var(&c.TURNAllowPeers, "turn-allow-peers", "loopback, private or link-local ranges the relay may send to, comma-separated CIDRs (e.g. 10.0.0.0/8 for a network of your own); none by default")
 	fs.Var(&c.TURNTTL, "turn-ttl", "lifetime of the relay's credentials handed to a call (e.g. 60m)")
