@@ -135,24 +135,40 @@ func TestCallToBusyCallee(t *testing.T) {
 	bob.callPhase("ended")
 }
 
-// tamperCalls makes the page's websocket alter the MLS ciphertext of every
-// call frame it receives — what a malicious node can do to signalling it
-// relays but cannot read: flip bytes. Installed before the app loads.
+// tamperCalls makes the page's websocket do to the call frames it
+// receives what a malicious node can do to signalling it relays but
+// cannot read (window.__tamper): "flip" a bit of the ciphertext, claim
+// another "sender" device than the one that sent it, or "replay" the
+// authentic ciphertext of a frame of an earlier call — to the frames of
+// the user window.__from. Installed before the app loads; every frame as
+// it came is kept in window.__seen.
 func (b *browser) tamperCalls() {
 	b.t.Helper()
 	script := `(() => {
 	  const W = window.WebSocket;
-	  const flip = (line) => {
-	    if (!window.__tamper || !line.includes('"t":"call"')) return line;
+	  window.__seen = [];
+	  const alter = (line) => {
+	    if (!line.includes('"t":"call"')) return line;
 	    const f = JSON.parse(line);
-	    const raw = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
-	    raw[raw.length - 20] ^= 0x01;
-	    f.data = btoa(String.fromCharCode(...raw));
+	    const mode = window.__tamper;
+	    const old = window.__seen.find(o => o.dev === f.dev);
+	    window.__seen.push({ ...f });
+	    if (!mode || f.from !== window.__from) return line;
+	    if (mode === 'flip') {
+	      const raw = Uint8Array.from(atob(f.data), c => c.charCodeAt(0));
+	      raw[raw.length - 20] ^= 0x01;
+	      f.data = btoa(String.fromCharCode(...raw));
+	    } else if (mode === 'sender') {
+	      f.dev = 'd-aaaaaaaaaaaaaaaa';
+	    } else if (mode === 'replay') {
+	      if (!old) return line;
+	      f.data = old.data;
+	    }
 	    window.__tampered = (window.__tampered ?? 0) + 1;
 	    return JSON.stringify(f);
 	  };
 	  window.WebSocket = class extends W {
-	    set onmessage(h) { super.onmessage = h && ((e) => h(new MessageEvent('message', { data: String(e.data).split('\n').map(flip).join('\n') }))); }
+	    set onmessage(h) { super.onmessage = h && ((e) => h(new MessageEvent('message', { data: String(e.data).split('\n').map(alter).join('\n') }))); }
 	    get onmessage() { return super.onmessage; }
 	  };
 	})()`
@@ -163,28 +179,44 @@ func (b *browser) tamperCalls() {
 }
 
 // TestCallAlteredSignallingFails: the node relays signalling it cannot
-// read; altering it (here: a bit of the ciphertext of the callee's answer,
-// the only thing a node can change) breaks the MLS authentication, the
-// caller refuses the signal, stops the call and says why — the media
-// never connects to whoever altered it.
+// read. Whatever it does to the callee's answer — flip a bit of its
+// ciphertext, name another device as its sender, or replay the authentic
+// answer of an earlier call — the MLS authentication (or the check of
+// the sender against it) fails, the caller refuses the signal, stops the
+// call and says why; the media never connects.
 func TestCallAlteredSignallingFails(t *testing.T) {
 	n := startNode(t, nodetest.WithTURN)
-	alice, bob, _, room := encryptedDM(t, n, "Appel piégé")
+	alice, bob, bobID, room := encryptedDM(t, n, "Appel piégé")
 	alice.tamperCalls()
 	alice.nav(n.URL() + "/room/" + room)
 	alice.waitLong("encryption ready again", `document.querySelector('.app')?.dataset.e2e === 'ok'`, callTimeout)
-	alice.run("arm", chromedp.Evaluate[chromedp.Void](`window.__tamper = true`))
-	alice.click(`[data-call-start="audio"]`)
-	bob.callPhase("incoming")
-	bob.click(`[data-call-action="accept"]`)
-	alice.waitLong("tampered", `document.querySelector('.call')?.dataset.callReason === 'tampered'`, callTimeout)
-	alice.hasText(".call-status", "La signalisation de l’appel a été altérée")
-	if js[float64](alice, `window.__tampered ?? 0`) < 1 {
-		t.Fatal("no call frame was altered")
-	}
-	alice.shot("call-tampered")
-	// Alice's hang-up reaches Bob: his side ends too, nothing connected.
+	// A first call, untouched: its frames are what a node could replay.
+	startCall(alice, bob, "audio")
+	alice.click(`[data-call-action="hangup"]`)
 	bob.callPhase("ended")
+	for _, b := range []*browser{alice, bob} {
+		b.click(`[data-call-action="close"]`)
+	}
+	for _, mode := range []string{"flip", "sender", "replay"} {
+		alice.run("arm "+mode, chromedp.Evaluate[chromedp.Void](`window.__tamper = '`+mode+`'; window.__tampered = 0; window.__from = '`+bobID+`'`))
+		alice.click(`[data-call-start="audio"]`)
+		bob.callPhase("incoming")
+		bob.click(`[data-call-action="accept"]`)
+		alice.waitLong(mode+": tampered", `document.querySelector('.call')?.dataset.callReason === 'tampered'`, callTimeout)
+		alice.hasText(".call-status", "La signalisation de l’appel a été altérée")
+		if js[float64](alice, `window.__tampered`) < 1 {
+			t.Fatalf("%s: no call frame was altered", mode)
+		}
+		if js[string](alice, `relaisCalls.stats().then(s => s.state)`) != "none" {
+			t.Fatalf("%s: Alice's connection is still open", mode)
+		}
+		alice.shot("call-tampered-" + mode)
+		// Alice's hang-up reaches Bob: his side ends too.
+		bob.callPhase("ended")
+		for _, b := range []*browser{alice, bob} {
+			b.click(`[data-call-action="close"]`)
+		}
+	}
 }
 
 // TestCallRewrittenFingerprintFails: the DTLS fingerprints carried inside
