@@ -378,3 +378,33 @@ func TestCallFigures(t *testing.T) {
 		t.Fatalf("no figures: %v, %d bytes relayed", setup, relayed)
 	}
 }
+
+// TestCallVideoCameraAndICERestart: a video call shows the other's video
+// (decoded frames grow both ways); the camera turns off; after a network
+// change the caller renegotiates ICE (new credentials on both sides,
+// through the encrypted signalling) and the call goes on.
+func TestCallVideoCameraAndICERestart(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "En vidéo")
+	startCall(alice, bob, "video")
+	for _, b := range []*browser{alice, bob} {
+		b.run("frames", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__f0 = s.frames })`, chromedp.EvalAwaitPromise))
+		b.waitLong("video frames decoded", `relaisCalls.stats().then(s => s.frames > window.__f0 + 10)`, callTimeout)
+	}
+	alice.shot("call-video")
+	alice.click(`[data-call-action="camera"]`)
+	alice.until("camera off", `relaisCalls.view.local.getVideoTracks().every(t => !t.enabled) && document.querySelector('[data-call-action="camera"]').getAttribute('aria-pressed') === 'true'`)
+
+	for _, b := range []*browser{alice, bob} {
+		b.run("ufrag", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__u0 = s.ufrag })`, chromedp.EvalAwaitPromise))
+	}
+	alice.run("network change", chromedp.Evaluate[chromedp.Void](`window.dispatchEvent(new Event('online'))`))
+	for _, b := range []*browser{alice, bob} {
+		b.waitLong("ICE restarted", `relaisCalls.stats().then(s => s.ufrag !== window.__u0 && s.state === 'connected')`, callTimeout)
+		b.audioFlows()
+	}
+	bob.click(`[data-call-action="hangup"]`)
+	alice.callPhase("ended")
+	alice.click(`[data-call-action="close"]`)
+	alice.waitLong("the video call's entry", `[...document.querySelectorAll('.call-line[data-call="ended"]')].some(e => e.textContent.includes('Appel vidéo'))`, callTimeout)
+}

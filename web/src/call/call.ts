@@ -497,9 +497,10 @@ class Calls {
   /** stats summarises the connection's RTP and the selected candidate
    * pair, from getStats (the call screen's diagnostics, and the browser
    * tests). */
-  async stats(): Promise<{ inBytes: number; inPackets: number; outBytes: number; outPackets: number; energy: number; local: string; remote: string; state: string }> {
-    const out = { inBytes: 0, inPackets: 0, outBytes: 0, outPackets: 0, energy: 0, local: '', remote: '', state: this.pc?.connectionState ?? 'none' };
+  async stats(): Promise<{ inBytes: number; inPackets: number; outBytes: number; outPackets: number; energy: number; frames: number; local: string; remote: string; state: string; ufrag: string }> {
+    const out = { inBytes: 0, inPackets: 0, outBytes: 0, outPackets: 0, energy: 0, frames: 0, local: '', remote: '', state: this.pc?.connectionState ?? 'none', ufrag: '' };
     if (!this.pc) return out;
+    out.ufrag = /a=ice-ufrag:(\S+)/.exec(this.pc.localDescription?.sdp ?? '')?.[1] ?? '';
     const r = await this.pc.getStats();
     const byId = new Map<string, Record<string, unknown>>();
     r.forEach((s: Record<string, unknown>) => byId.set(String(s.id), s));
@@ -509,6 +510,7 @@ class Calls {
         out.inPackets += Number(s.packetsReceived ?? 0);
         out.energy += Number(s.totalAudioEnergy ?? 0);
       }
+      if (s.type === 'inbound-rtp' && s.kind === 'video') out.frames += Number(s.framesDecoded ?? 0);
       if (s.type === 'outbound-rtp' && s.kind === 'audio') {
         out.outBytes += Number(s.bytesSent ?? 0);
         out.outPackets += Number(s.packetsSent ?? 0);
