@@ -408,3 +408,66 @@ func TestCallVideoCameraAndICERestart(t *testing.T) {
 	alice.click(`[data-call-action="close"]`)
 	alice.waitLong("the video call's entry", `[...document.querySelectorAll('.call-line[data-call="ended"]')].some(e => e.textContent.includes('Appel vidéo'))`, callTimeout)
 }
+
+// groupPeers waits until the browser's group call has want connected
+// participants whose media frames decrypt (their count grows).
+func (b *browser) groupPeers(want int) {
+	b.t.Helper()
+	b.waitLong(fmt.Sprintf("%d participants with decrypted media", want), fmt.Sprintf(`(() => {
+		const ps = relaisGroupCall.stats().filter(p => p.state === 'connected');
+		const base = window.__ok ?? (window.__ok = {});
+		for (const p of ps) base[p.device] ??= p.ok;
+		return ps.length === %d && ps.every(p => p.ok > base[p.device] + 25);
+	})()`, want), callTimeout)
+}
+
+// TestCallGroupRemovedMemberHearsNoise: a call of three in an encrypted
+// group is a mesh whose media frames are encrypted with a key from the
+// MLS exporter of the group's epoch. When Claire is removed from the
+// group, the others move to the next epoch's key, which she cannot
+// compute: the frames that still reach her no longer decrypt, while Alice
+// and Bob keep hearing each other.
+func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	names := []string{"Alice Martin", "Bob Durand", "Claire Petit"}
+	ids, bs, room := encryptedGroup(t, n, "Cellule audio", names)
+	alice, bob, claire := bs[0], bs[1], bs[2]
+	alice.click(`[data-call-start="group"]`)
+	for _, b := range []*browser{bob, claire} {
+		b.waitLong("group call ringing", `document.querySelector('.call-group')?.dataset.groupPhase === 'incoming'`, callTimeout)
+		b.click(`[data-group-action="accept"]`)
+	}
+	for _, b := range bs {
+		b.groupPeers(2)
+	}
+	alice.shot("group-call")
+	before := roomEpoch(t, n, room)
+
+	// Alice removes Claire from the group (the call screen covers the
+	// room: the removal goes through the client's own request and commit).
+	alice.run("remove Claire", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('.call-group').style.display = 'none'`)))
+	alice.click(`button[aria-label="Informations sur la discussion"]`)
+	alice.click(`.members li[data-user="` + ids[2] + `"] .link-btn:not(.verify-btn):not([data-call-member])`)
+	nodetest.CheckFor(t, callTimeout, func() error {
+		if epoch := roomEpoch(t, n, room); epoch <= before {
+			return fmt.Errorf("the removal is not committed: epoch %d, %d before", epoch, before)
+		}
+		return nil
+	})
+	// Claire's frames stop decrypting: over 50 more refused frames, not
+	// one decrypted.
+	claire.waitLong("media no longer decrypts", `(() => {
+		const ps = relaisGroupCall.stats();
+		const ok = ps.reduce((a, p) => a + p.ok, 0), bad = ps.reduce((a, p) => a + p.bad, 0);
+		const w = window.__w;
+		if (!w || ok !== w.ok) { window.__w = { ok, bad }; return false }
+		return bad > w.bad + 50;
+	})()`, callTimeout)
+	// Alice and Bob still hear each other, on the new epoch's key.
+	bob.waitLong("rekeyed", fmt.Sprintf(`relaisGroupCall.view.epoch > %d`, before), callTimeout)
+	bob.waitLong("Alice still decrypts", fmt.Sprintf(`(() => {
+		const p = relaisGroupCall.stats().find(p => p.user === %q);
+		const prev = window.__a ?? (window.__a = p.ok);
+		return p.ok > prev + 50;
+	})()`, ids[0]), callTimeout)
+}

@@ -404,6 +404,12 @@ const fr = {
   'call.tl.ended': 'Appel · {duration}',
   'call.tl.endedVideo': 'Appel vidéo · {duration}',
   'call.member': 'Appeler',
+  'call.group': 'Appel de groupe',
+  'call.groupIncoming': '{name} lance un appel de groupe',
+  'call.groupCount': { one: '{count} participant', other: '{count} participants' },
+  'call.groupEncrypted': 'Chiffré de bout en bout, clé renouvelée à chaque changement du groupe',
+  'call.connected': 'connecté',
+  'call.leave': 'Quitter l’appel',
 };
 
 type Key = keyof typeof fr;
@@ -803,6 +809,12 @@ const en: Record<Key, Entry> = {
   'call.tl.ended': 'Call · {duration}',
   'call.tl.endedVideo': 'Video call · {duration}',
   'call.member': 'Call',
+  'call.group': 'Group call',
+  'call.groupIncoming': '{name} started a group call',
+  'call.groupCount': { one: '{count} participant', other: '{count} participants' },
+  'call.groupEncrypted': 'End-to-end encrypted, key renewed whenever the group changes',
+  'call.connected': 'connected',
+  'call.leave': 'Leave the call',
 };
 
 export type MessageKey = Key;

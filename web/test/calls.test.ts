@@ -12,7 +12,13 @@ test('signals round-trip and are strictly parsed', () => {
   assert.deepEqual(parseSignal(encodeSignal({ call, kind: 'ring', media: 'audio', sdp })), { sig: 1, call, kind: 'ring', media: 'audio', sdp });
   assert.ok(parseSignal(encodeSignal({ call, kind: 'hangup', to: 'u-a-b/d-c' })));
   assert.ok(parseSignal(encodeSignal({ call, kind: 'ice', cand: { candidate: 'candidate:1 1 udp 1 127.0.0.1 9 typ host', sdpMid: '0', sdpMLineIndex: 0 } })));
+  assert.ok(parseSignal(encodeSignal({ call, kind: 'gring', media: 'audio' })));
+  assert.ok(parseSignal(encodeSignal({ call, kind: 'gjoin' })));
+  assert.ok(parseSignal(encodeSignal({ call, kind: 'goffer', to: 'u-a-b/d-c', sdp })));
   for (const [why, o] of [
+    ['group ring without media', { sig: 1, call, kind: 'gring' }],
+    ['group offer without sdp', { sig: 1, call, kind: 'goffer' }],
+    ['media on a hangup', { sig: 1, call, kind: 'hangup', media: 'audio' }],
     ['no sig', { call, kind: 'hangup' }],
     ['bad call id', { sig: 1, call: 'x', kind: 'hangup' }],
     ['unknown kind', { sig: 1, call, kind: 'text' }],

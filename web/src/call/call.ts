@@ -15,7 +15,10 @@ import type { Frame } from '../frames';
 import { store } from '../store';
 import { t } from '../i18n';
 import type { CallRecord } from '../payload';
-import { encodeSignal, fingerprints, newCallID, parseSignal, Signal } from './signal';
+import { group } from './group';
+import { encodeSignal, fingerprints, newCallID, parseSignal, Signal, SignalKind } from './signal';
+
+const groupKinds = new Set<SignalKind>(['gring', 'gjoin', 'goffer', 'ganswer', 'gice', 'leave']);
 
 export type Phase = 'idle' | 'outgoing' | 'incoming' | 'connecting' | 'active' | 'ended';
 
@@ -278,6 +281,7 @@ class Calls {
     if (!s) return;
     const room = String(f.room);
     const user = String(f.from);
+    if (groupKinds.has(s.kind)) return group.onSignal(room, user, from, s);
     const mine = user === store.me?.id;
     if (s.to && s.to !== this.me()) {
       // For another device: of interest only as "answered elsewhere".

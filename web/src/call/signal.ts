@@ -11,7 +11,23 @@
 
 import { jsonObject, newMessageID } from '../payload';
 
-export type SignalKind = 'ring' | 'answer' | 'offer' | 'ice' | 'hangup' | 'decline' | 'busy' | 'restart';
+export type SignalKind =
+  | 'ring'
+  | 'answer'
+  | 'offer'
+  | 'ice'
+  | 'hangup'
+  | 'decline'
+  | 'busy'
+  | 'restart'
+  // group calls (group.ts): a ring to the room, a device joining, the
+  // mesh's offers, answers and candidates between two devices, leaving
+  | 'gring'
+  | 'gjoin'
+  | 'goffer'
+  | 'ganswer'
+  | 'gice'
+  | 'leave';
 
 export interface Signal {
   sig: 1;
@@ -29,7 +45,7 @@ export interface Signal {
   to?: string;
 }
 
-const kinds = new Set<SignalKind>(['ring', 'answer', 'offer', 'ice', 'hangup', 'decline', 'busy', 'restart']);
+const kinds = new Set<SignalKind>(['ring', 'answer', 'offer', 'ice', 'hangup', 'decline', 'busy', 'restart', 'gring', 'gjoin', 'goffer', 'ganswer', 'gice', 'leave']);
 const callID = /^[A-Za-z0-9_-]{22}$/;
 const MAX_SDP = 32 * 1024;
 
@@ -67,10 +83,10 @@ export function parseSignal(b: Uint8Array): Signal | null {
     if (mid === undefined || idx === undefined) return null;
     s.cand = { candidate: c.candidate, sdpMid: mid, sdpMLineIndex: idx };
   }
-  const needsSDP = s.kind === 'ring' || s.kind === 'offer' || s.kind === 'answer';
+  const needsSDP = ['ring', 'offer', 'answer', 'goffer', 'ganswer'].includes(s.kind);
   if (needsSDP !== (s.sdp !== undefined)) return null;
-  if ((s.kind === 'ice') !== (s.cand !== undefined)) return null;
-  if (s.kind === 'ring' && !s.media) return null;
+  if ((s.kind === 'ice' || s.kind === 'gice') !== (s.cand !== undefined)) return null;
+  if ((s.kind === 'ring' || s.kind === 'gring') !== (s.media !== undefined)) return null;
   return s;
 }
 

@@ -28,6 +28,7 @@ import {
   getCiphersuiteFromName,
   joinGroup,
   joinGroupExternal,
+  mlsExporter,
   processPrivateMessage,
   processPublicMessage,
 } from 'ts-mls';
@@ -434,6 +435,13 @@ export async function processCommit(g: Group, b: Uint8Array, check: CredentialCh
   if (external && joiner) added.push(joiner);
   const by = committer !== undefined ? (before.find((x) => x.leaf === committer)?.identity ?? '') : joiner;
   return { group, by, external, added, removed, ad };
+}
+
+/** exporter derives a secret of the group's current epoch (RFC 9420
+ * MLS-Exporter): every member computes the same, nobody outside the
+ * epoch can. */
+export async function exporter(g: Group, label: string, context: Uint8Array, length: number): Promise<Uint8Array> {
+  return mlsExporter(g.state.keySchedule.exporterSecret, label, context, length, await suite(g.suite));
 }
 
 /** encrypt makes an application message. */

@@ -4,6 +4,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { calls, CallView } from '../call/call';
+import { group, GroupView, MAX_GROUP_CALL } from '../call/group';
 import { loadedE2E } from '../crypto';
 import { t } from '../i18n';
 import type { CallRecord } from '../payload';
@@ -213,6 +214,84 @@ export function CallScreen(): JSX.Element | null {
         )}
         {v.phase === 'ended' && (
           <button class="call-btn" data-call-action="close" onClick={() => calls.dismiss()}>
+            {t('call.close')}
+          </button>
+        )}
+      </div>
+    </div>
+  );
+}
+
+function useGroup(): GroupView {
+  const [, set] = useState(0);
+  useEffect(() => group.subscribe(() => set((n) => n + 1)), []);
+  return group.view;
+}
+
+/** GroupCallButton starts a call of an encrypted group of at most
+ * MAX_GROUP_CALL joined members. */
+export function GroupCallButton({ room, members }: { room: string; members: number }): JSX.Element | null {
+  const g = useGroup();
+  if (members > MAX_GROUP_CALL || members < 2) return null;
+  return (
+    <button class="icon-btn" data-call-start="group" disabled={g.phase !== 'idle'} onClick={() => void group.start(room)} aria-label={t('call.group')} title={t('call.group')}>
+      <Icon name="phone" />
+    </button>
+  );
+}
+
+/** GroupCallScreen shows this device's group call, if any. */
+export function GroupCallScreen(): JSX.Element | null {
+  useLang();
+  const g = useGroup();
+  if (g.phase === 'idle') return null;
+  const room = store.rooms.get(g.room);
+  return (
+    <div class="call call-group" role="dialog" aria-label={t('call.group')} data-group-phase={g.phase}>
+      <div class="call-who">
+        <Avatar id={g.room} name={room?.name ?? ''} group size={72} />
+        <h2>{room?.name}</h2>
+      </div>
+      <p class="call-status" role="status">
+        {g.phase === 'incoming' ? t('call.groupIncoming', { name: store.name(g.from) }) : g.phase === 'ended' ? t('call.end.mic') : t('call.groupCount', { count: g.participants.length + 1 })}
+      </p>
+      {g.phase === 'active' && (
+        <>
+          <span class="chip" data-call-encrypted>
+            <Icon name="lock" size={12} /> {t('call.groupEncrypted')}
+          </span>
+          <ul class="call-people">
+            {g.participants.map((p) => (
+              <li key={p.device} data-participant={p.user} data-state={p.state}>
+                {store.name(p.user)} · {p.state === 'connected' ? t('call.connected') : t('call.connecting')}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+      <div class="call-controls">
+        {g.phase === 'incoming' && (
+          <>
+            <button class="call-btn accept" data-group-action="accept" onClick={() => void group.accept()}>
+              <Icon name="phone" /> {t('call.accept')}
+            </button>
+            <button class="call-btn hang" data-group-action="decline" onClick={() => group.decline()}>
+              <Icon name="close" /> {t('call.decline')}
+            </button>
+          </>
+        )}
+        {g.phase === 'active' && (
+          <>
+            <button class={'call-btn' + (g.muted ? ' on' : '')} data-group-action="mute" aria-pressed={g.muted} onClick={() => group.toggleMute()}>
+              <Icon name="mic" /> {g.muted ? t('call.unmute') : t('call.mute')}
+            </button>
+            <button class="call-btn hang" data-group-action="leave" onClick={() => group.leave()}>
+              <Icon name="phone" /> {t('call.leave')}
+            </button>
+          </>
+        )}
+        {g.phase === 'ended' && (
+          <button class="call-btn" data-group-action="close" onClick={() => group.decline()}>
             {t('call.close')}
           </button>
         )}
