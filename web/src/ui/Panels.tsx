@@ -390,14 +390,14 @@ export function RoomInfo({ id }: { id: string }): JSX.Element {
                     {e2eState.verified.has(m.user) && !e2eState.changed.has(m.user) ? '✓ ' + t('room.verified') : t('room.verify')}
                   </button>
                 )}
-                {r.kind === 'group' && r.encrypted && m.user !== me && m.state === 'joined' && !store.me?.ext && (
-                  <button class="link-btn" data-call-member={m.user} aria-label={t('call.start') + ' ' + store.name(m.user)} onClick={() => void callMember(m.user)}>
-                    {t('call.member')}
-                  </button>
-                )}
                 {canKick && (
                   <button class="link-btn" onClick={() => void run({ t: 'kick', room: id, user: m.user })}>
                     {t('room.remove')}
+                  </button>
+                )}
+                {r.kind === 'group' && r.encrypted && m.user !== me && m.state === 'joined' && !store.me?.ext && (
+                  <button class="link-btn" data-call-member={m.user} aria-label={t('call.start') + ' ' + store.name(m.user)} onClick={() => void callMember(m.user)}>
+                    {t('call.member')}
                   </button>
                 )}
               </li>
