@@ -445,7 +445,7 @@ func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 
 	// Alice removes Claire from the group (the call screen covers the
 	// room: the removal goes through the client's own request and commit).
-	alice.run("remove Claire", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`document.querySelector('.call-group').style.display = 'none'`)))
+	alice.run("remove Claire", chromedp.Evaluate[chromedp.Void](`document.querySelector('.call-group').style.display = 'none'`))
 	alice.click(`button[aria-label="Informations sur la discussion"]`)
 	alice.click(`.members li[data-user="` + ids[2] + `"] .link-btn:not(.verify-btn):not([data-call-member])`)
 	nodetest.CheckFor(t, callTimeout, func() error {

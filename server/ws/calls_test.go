@@ -12,14 +12,6 @@ import (
 	"relais/server/ws"
 )
 
-// signal sends a call frame whose data is an application message of the
-// room's group at epoch.
-func (d *dev) signal(room string, epoch uint64, ciphertext []byte) *mlsErr {
-	d.t.Helper()
-	_, e := d.req("call", map[string]any{"room": room, "data": b64(mlsframe.Application(room, epoch, ciphertext))})
-	return e
-}
-
 // TestCallSignalIsRelayedNotStored: a call frame reaches every connected
 // member of the room — the callee's devices and the caller's own other
 // devices — as the same ciphertext with the sending device, and leaves
