@@ -281,7 +281,11 @@ class Calls {
     if (!s) return;
     const room = String(f.room);
     const user = String(f.from);
-    if (groupKinds.has(s.kind)) return group.onSignal(room, user, from, s);
+    if (groupKinds.has(s.kind)) {
+      // One call at a time: a group ring during a call is not shown.
+      if (s.kind === 'gring' && this.view.phase !== 'idle' && this.view.phase !== 'ended') return;
+      return group.onSignal(room, user, from, s);
+    }
     const mine = user === store.me?.id;
     if (s.to && s.to !== this.me()) {
       // For another device: of interest only as "answered elsewhere".
@@ -291,7 +295,7 @@ class Calls {
     switch (s.kind) {
       case 'ring':
         if (mine) return;
-        if (this.view.phase !== 'idle' && this.view.phase !== 'ended') {
+        if ((this.view.phase !== 'idle' && this.view.phase !== 'ended') || group.view.phase === 'active') {
           if (s.call !== this.id) void this.send({ kind: 'busy', to: from }, room, s.call).catch(() => {});
           return;
         }
