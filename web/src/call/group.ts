@@ -87,26 +87,33 @@ class GroupCall {
 
   /** start rings the room's members and joins the call. */
   async start(room: string): Promise<void> {
-    if (this.view.phase === 'active') return;
+    if (this.view.phase !== 'idle' || this.joining) return;
     this.id = newCallID();
-    this.view = { ...idle(), phase: 'active', room, from: store.me?.id ?? '' };
+    this.view = { ...idle(), room, from: store.me?.id ?? '' };
     if (!(await this.join())) return;
     await this.send({ kind: 'gring', media: 'audio' });
   }
 
   async accept(): Promise<void> {
-    if (this.view.phase !== 'incoming') return;
-    this.view.phase = 'active';
+    if (this.view.phase !== 'incoming' || this.joining) return;
     if (await this.join()) await this.send({ kind: 'gjoin' });
   }
+
+  private joining = false;
 
   decline(): void {
     this.reset();
   }
 
+  /** join takes the microphone, the relay's credentials and the media
+   * key; only then is the device "active" and takes signals, so that no
+   * connection is made without its tracks. It announces itself after, so
+   * of two devices joining at once the later hears the earlier. */
   private async join(): Promise<boolean> {
+    this.joining = true;
     this.local = await navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => null);
     if (!this.local) {
+      this.joining = false;
       this.view.phase = 'ended';
       this.emit();
       return false;
@@ -120,6 +127,8 @@ class GroupCall {
     await this.rekey();
     // The group's epoch moves with every commit: the key follows it.
     this.timer = setInterval(() => void this.rekey(), 500);
+    this.joining = false;
+    this.view.phase = 'active';
     this.emit();
     return true;
   }
@@ -167,6 +176,7 @@ class GroupCall {
     this.local = null;
     this.keys.clear();
     this.sendEpoch = 0;
+    this.joining = false;
     this.id = '';
     this.view = idle();
     this.emit();
@@ -262,7 +272,7 @@ class GroupCall {
   /** onSignal takes a group call's signal from another device. */
   async onSignal(room: string, user: string, from: string, s: Signal): Promise<void> {
     if (s.kind === 'gring') {
-      if (this.view.phase !== 'idle' || user === store.me?.id) return;
+      if (this.view.phase !== 'idle' || this.joining || user === store.me?.id) return;
       const r = store.rooms.get(room);
       if (!r || r.kind !== 'group' || (r.members ?? []).filter((m) => m.state === 'joined').length > MAX_GROUP_CALL) return;
       this.id = s.call;
