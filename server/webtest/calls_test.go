@@ -254,7 +254,7 @@ func TestCallMissedAndMicrophoneRefused(t *testing.T) {
 	bob.run("phone width", chromedp.EmulateViewport(360, 740))
 	alice.click(`[data-call-start="audio"]`)
 	bob.callPhase("incoming")
-	if w := js[float64](bob, `document.documentElement.scrollWidth`); w > 360 {
+	if w := js[float64](bob, `Math.max(document.documentElement.scrollWidth, document.querySelector('.call').scrollWidth)`); w > 360 {
 		t.Errorf("the call screen is %v px wide on a 360 px phone", w)
 	}
 	bob.shot("call-incoming-360")
@@ -432,6 +432,7 @@ func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 	names := []string{"Alice Martin", "Bob Durand", "Claire Petit"}
 	ids, bs, room := encryptedGroup(t, n, "Cellule audio", names)
 	alice, bob, claire := bs[0], bs[1], bs[2]
+	claire.run("phone width", chromedp.EmulateViewport(360, 740))
 	alice.click(`[data-call-start="group"]`)
 	for _, b := range []*browser{bob, claire} {
 		b.waitLong("group call ringing", `document.querySelector('.call-group')?.dataset.groupPhase === 'incoming'`, callTimeout)
@@ -441,6 +442,10 @@ func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 		b.groupPeers(2)
 	}
 	alice.shot("group-call")
+	claire.shot("group-call-360")
+	if w := js[float64](claire, `Math.max(document.documentElement.scrollWidth, document.querySelector('.call-group').scrollWidth)`); w > 360 {
+		t.Errorf("the group call screen is %v px wide on a 360 px phone", w)
+	}
 	before := roomEpoch(t, n, room)
 
 	// Alice removes Claire from the group (the call screen covers the
