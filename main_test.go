@@ -65,7 +65,7 @@ func startProc(t *testing.T, data string, args ...string) *proc {
 	p := &proc{data: data, logs: &nodetest.Logs{}}
 	// The node picks its port and says which: no port is chosen here and
 	// then raced for.
-	p.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--tls", "off"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--tls", "off", "--turn-listen", "127.0.0.1:0"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

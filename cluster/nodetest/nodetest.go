@@ -56,6 +56,13 @@ func WithOptions(f func(*node.Options)) Option {
 	return func(_ *config.Config, o *node.Options) { f(o) }
 }
 
+// WithTURN runs the node's TURN relay on a random loopback port, allowed
+// to relay to loopback (where the tests' peers are).
+var WithTURN = WithConfig(func(c *config.Config) {
+	c.TURN, c.TURNListen, c.TURNPublicIP = true, "127.0.0.1:0", ""
+	c.TURNAllowPeers = config.List{"127.0.0.0/8"}
+})
+
 // Start starts a node stopped by t.Cleanup.
 func Start(t testing.TB, opts ...Option) *Node {
 	t.Helper()
@@ -64,6 +71,9 @@ func Start(t testing.TB, opts ...Option) *Node {
 	cfg.Listen = "127.0.0.1:0"
 	cfg.TLS = "off"
 	cfg.RateLimits = false
+	// Tests run many nodes at once: each that calls through the relay
+	// starts its own (WithTURN).
+	cfg.TURN = false
 	cfg.AllowedDomains = config.List{Domain}
 	o := node.Options{Logger: Logger(t), Password: password.TestParams}
 	for _, opt := range opts {

@@ -62,6 +62,14 @@ type Config struct {
 	Federation         bool
 	FederationListen   string
 	FederationEndpoint string
+	// The TURN relay of calls (server/turn).
+	TURN               bool
+	TURNListen         string
+	TURNPublicIP       string
+	TURNAllowPeers     List
+	TURNTTL            Duration
+	TURNUserBandwidth  int64
+	TURNTotalBandwidth int64
 }
 
 // Defaults returns the built-in settings: a node that starts anywhere with
@@ -79,6 +87,12 @@ func Defaults() Config {
 		UserQuota:       2 << 30,
 		LogLevel:        "info",
 		LogFormat:       "text",
+
+		TURN:               true,
+		TURNListen:         ":3478",
+		TURNTTL:            Duration(time.Hour),
+		TURNUserBandwidth:  512 << 10,
+		TURNTotalBandwidth: 64 << 20,
 	}
 }
 
@@ -123,6 +137,13 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.Var(onOff{&c.Federation}, "federation", "on or off: links to peered administrations (relais federation …); on by itself with --federation-listen or --federation-endpoint, a node behind NAT sets only this and dials out")
 	fs.StringVar(&c.FederationListen, "federation-listen", c.FederationListen, "address of the federation link listener (mutual TLS, pinned keys), e.g. :7422; none by default: the node only dials its peers")
 	fs.StringVar(&c.FederationEndpoint, "federation-endpoint", c.FederationEndpoint, "host:port peers dial to reach the federation listener, as peering tokens advertise it (default: --federation-listen when it names a host)")
+	fs.Var(onOff{&c.TURN}, "turn", "on or off: the embedded TURN relay that carries calls between people who cannot reach each other directly (behind NAT, firewalls)")
+	fs.StringVar(&c.TURNListen, "turn-listen", c.TURNListen, "address of the TURN relay, UDP and TCP (open both, and the ephemeral UDP ports for relayed media)")
+	fs.StringVar(&c.TURNPublicIP, "turn-public-ip", c.TURNPublicIP, "the public IP address of the node behind NAT, announced for relayed media and used in the relay's URLs")
+	fs.Var(&c.TURNAllowPeers, "turn-allow-peers", "loopback, private or link-local ranges the relay may send to, comma-separated CIDRs (e.g. 10.0.0.0/8 for a network of your own); none by default")
+	fs.Var(&c.TURNTTL, "turn-ttl", "lifetime of the relay's credentials handed to a call (e.g. 60m)")
+	fs.Int64Var(&c.TURNUserBandwidth, "turn-user-bandwidth", c.TURNUserBandwidth, "bytes per second one user may relay")
+	fs.Int64Var(&c.TURNTotalBandwidth, "turn-total-bandwidth", c.TURNTotalBandwidth, "bytes per second the relay carries in all")
 	return fs
 }
 

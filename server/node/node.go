@@ -35,6 +35,7 @@ import (
 	"relais/server/series"
 	"relais/server/store"
 	"relais/server/tlsmgr"
+	"relais/server/turn"
 	"relais/server/ws"
 )
 
@@ -87,6 +88,8 @@ type Node struct {
 	// Fed is peering and the directory across administrations; nil when
 	// federation is off.
 	Fed *fed.Service
+	// TURN is the relay of calls; nil with --turn off (calls.go).
+	TURN *turn.Server
 
 	admin      *admin.Server
 	http       *http.Server
@@ -230,6 +233,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	}
 	// Tests may turn the websocket's limits on alone.
 	wsOpts.RateLimits = wsOpts.RateLimits || cfg.RateLimits
+	wsOpts.TURN = n.startTURN(cfg)
 	if n.WS, err = ws.New(n.Chat, b, ws.AuthFunc(n.authenticate), wsOpts); err != nil {
 		return nil, err
 	}
@@ -471,6 +475,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	if n.WS != nil {
 		n.WS.Close()
+	}
+	if n.TURN != nil {
+		n.TURN.Close()
 	}
 	n.admin.Close()
 	if n.Accounts != nil {

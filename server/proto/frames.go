@@ -330,6 +330,8 @@ func (f *ClientFrame) validate() error {
 		return nil
 	case TKeyPackages, TClaimKeys, TDeviceKeys, TMLS, TGroupInfo, TWelcomeAck:
 		return f.validateMLS()
+	case TCall, TTurn:
+		return f.validateCall()
 	case "":
 		return Errorf(CodeBadFrame, "frame has no type")
 	}

@@ -16,6 +16,8 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"t":"create_room","id":"q1","kind":"group","name":"G","externals":true,"users":["u-nabcdefgh-abcdefghijklmnop"]}`,
 		`{"t":"history","id":"h","room":"r-nabcdefgh-abcdefghijklmnop","after":0,"limit":50}`,
 		`{"t":"typing","room":"r-nabcdefgh-abcdefghijklmnop","on":true}`,
+		`{"t":"call","room":"r-nabcdefgh-abcdefghijklmnop","data":"AAEAAg=="}`,
+		`{"t":"turn","id":"t1","room":"r-nabcdefgh-abcdefghijklmnop"}`,
 		`{"t":"ping"}`, `{}`, `[]`, `null`, `{"t":"send"`, `{"t":"x","id":"` + "\x00" + `"}`,
 	} {
 		f.Add([]byte(s))

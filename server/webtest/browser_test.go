@@ -83,6 +83,9 @@ func newBrowser(t *testing.T, name, lang string, w, h int) *browser {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-dev-shm-usage", true),
+		// A fake microphone and camera, granted without asking (calls).
+		chromedp.Flag("use-fake-device-for-media-stream", true),
+		chromedp.Flag("use-fake-ui-for-media-stream", true),
 		chromedp.Flag("lang", lang),
 		chromedp.Flag("accept-lang", lang),
 		chromedp.Env("LANGUAGE=" + strings.ReplaceAll(lang, "-", "_")),

@@ -154,7 +154,24 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 		s.reply(proto.Encode(proto.Result{T: proto.TPong, ID: f.ID}))
 	case proto.TKeyPackages, proto.TClaimKeys, proto.TDeviceKeys, proto.TMLS, proto.TGroupInfo, proto.TWelcomeAck:
 		return s.dispatchMLS(f)
+	case proto.TCall:
+		return s.done(f.ID, c.Signal(a, f.Room, f.Data))
+	case proto.TTurn:
+		return s.turn(f)
 	}
+	return nil
+}
+
+// turn hands out TURN credentials for a call in a room the actor may
+// call in.
+func (s *session) turn(f *proto.ClientFrame) error {
+	if err := s.srv.chat.CallAccess(s.actor, f.Room); err != nil {
+		return err
+	}
+	if s.srv.opts.TURN == nil {
+		return proto.Errorf(proto.CodeUnavailable, "this node runs no TURN relay")
+	}
+	s.result(f.ID, s.srv.opts.TURN.Credentials(s.actor.User))
 	return nil
 }
 

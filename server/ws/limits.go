@@ -34,7 +34,13 @@ var (
 	classAck      = &limitClass{index: 4, name: "welcome_ack", rate: 10, burst: 200, userRate: 20, userBurst: 400}
 	classRead     = &limitClass{index: 5, name: "read", rate: 5, burst: 50, userRate: 10, userBurst: 100, coalesce: true}
 	classPresence = &limitClass{index: 6, name: "presence", rate: 0.2, burst: 5, userRate: 1, userBurst: 20, coalesce: true}
-	limitClasses  = []*limitClass{classMessage, classTyping, classRoom, classKeys, classAck, classRead, classPresence}
+	// A call's signalling is a handful of frames per side (ring, offer,
+	// answer, late ICE candidates, hang-up) and an ICE restart per
+	// network change; a group call of 8 sends them to 7 peers at once.
+	classCall = &limitClass{index: 7, name: "call", rate: 5, burst: 60, userRate: 10, userBurst: 120}
+	// TURN credentials: one request per call and per ICE restart.
+	classTURN    = &limitClass{index: 8, name: "turn", rate: 0.2, burst: 10, userRate: 0.5, userBurst: 20}
+	limitClasses = []*limitClass{classMessage, classTyping, classRoom, classKeys, classAck, classRead, classPresence, classCall, classTURN}
 )
 
 // frameClass is the one table of which state-changing frame kinds are
@@ -65,6 +71,9 @@ var frameClass = map[string]*limitClass{
 
 	proto.TRead:     classRead,
 	proto.TPresence: classPresence,
+
+	proto.TCall: classCall,
+	proto.TTurn: classTURN,
 }
 
 // userLimiters are the per-user buckets of each class, by class index.

@@ -63,6 +63,15 @@ type Options struct {
 	// administrations (fed.Service.SearchDirectory); partial says one did
 	// not answer in time.
 	RemoteDirectory func(ctx context.Context, q string, limit int) (users []proto.Profile, partial bool)
+	// TURN hands out credentials of the node's TURN relay for calls; nil:
+	// the node runs none and turn frames are answered unavailable.
+	TURN TURNIssuer
+}
+
+// TURNIssuer makes short-lived credentials of the node's TURN relay for
+// a user (server/turn).
+type TURNIssuer interface {
+	Credentials(user string) proto.TURNCredentials
 }
 
 func (o *Options) defaults() {

@@ -7,7 +7,7 @@
 
 import { encryptionAvailable, plainOf, seqOfId, Unreadable, unreadableReason } from './crypto';
 import type { SendFields } from './outbox';
-import type { FileRef } from './payload';
+import type { CallRecord, FileRef } from './payload';
 
 /** EvFile is an event's file as the node fills it: metadata in
  * unencrypted rooms (only id, size and state in encrypted ones), and the
@@ -81,7 +81,8 @@ export type Content =
   | { kind: 'text'; body: string }
   | { kind: 'file'; file: FileView; body: string }
   | { kind: 'unreadable'; reason: Unreadable | 'pending' }
-  | { kind: 'deleted' };
+  | { kind: 'deleted' }
+  | { kind: 'call'; call: CallRecord; from: string };
 
 /** isMessage tells events shown as messages from the other events (edits,
  * reactions, membership…). An encrypted event is a message unless it
@@ -150,6 +151,7 @@ export function decode(ev: Ev): Content {
         if (p.type === 'file') return { kind: 'file', file: fileOf(ev, p.file), body: p.body };
         return { kind: 'text', body: p.body };
       }
+      if (p?.ok && p.kind === 'call') return { kind: 'call', call: p.call, from: p.from };
       return { kind: 'unreadable', reason: unreadableReason(ev) };
     }
     default:

@@ -8,7 +8,7 @@
 
 import type { Ev } from './codec';
 import type { Frame } from './frames';
-import type { FileRef } from './payload';
+import type { CallRecord, FileRef } from './payload';
 
 /** encryptionAvailable says whether this client can encrypt and decrypt:
  * new direct conversations and groups are created encrypted (forums
@@ -61,6 +61,7 @@ export type Plain =
       deleted?: boolean;
     }
   | { ok: true; kind: 'hidden' } // an edit, reaction or deletion, applied to its target
+  | { ok: true; kind: 'call'; from: string; call: CallRecord } // a call's entry, posted by its caller
   | { ok: true; kind: 'commit'; notes: Note[] }
   | { ok: false; reason: Unreadable; commit?: boolean; detail?: string };
 

@@ -20,7 +20,16 @@ export const PAYLOAD_VERSION = 2;
 /** The version of payloads that referred to messages by seq. */
 export const LEGACY_VERSION = 1;
 
-export type PayloadType = 'text' | 'edit' | 'delete' | 'react' | 'unreact' | 'file';
+export type PayloadType = 'text' | 'edit' | 'delete' | 'react' | 'unreact' | 'file' | 'call';
+
+/** CallRecord is a call's entry in the timeline, posted by the caller when
+ * the call ends: missed (nobody answered), declined, busy, or ended after
+ * dur seconds. */
+export interface CallRecord {
+  state: 'missed' | 'declined' | 'busy' | 'ended';
+  media: 'audio' | 'video';
+  dur?: number;
+}
 
 /** FileRef is an encrypted file a message carries: the node has the
  * ciphertext under id; the key, the hash and the real name and type are
@@ -52,6 +61,7 @@ export interface Payload {
   ref?: string; // id of the message edited, deleted or reacted to (version 2)
   key?: string; // reaction
   file?: FileRef;
+  call?: CallRecord;
   reply_to?: number; // version 1: seq of the message answered
   target?: number; // version 1: seq of the message concerned
 }
@@ -67,7 +77,7 @@ export function newMessageID(): string {
   return btoa(s).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
-const types = new Set<PayloadType>(['text', 'edit', 'delete', 'react', 'unreact', 'file']);
+const types = new Set<PayloadType>(['text', 'edit', 'delete', 'react', 'unreact', 'file', 'call']);
 const MAX_BODY = 16 * 1024;
 const userID = /^u-[a-z0-9]+-[a-z0-9]+$/;
 const fileID = /^f-[A-Za-z0-9_-]{1,64}$/;
@@ -93,16 +103,22 @@ function fileRef(x: unknown): FileRef | null {
   return out;
 }
 
-/** parsePayload reads a decrypted payload; null if it is not one. */
-export function parsePayload(b: Uint8Array): Payload | null {
+/** jsonObject reads decrypted bytes as one JSON object (strict UTF-8);
+ * null if they are not. */
+export function jsonObject(b: Uint8Array): Record<string, unknown> | null {
   let x: unknown;
   try {
     x = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(b));
   } catch {
     return null;
   }
-  if (!x || typeof x !== 'object' || Array.isArray(x)) return null;
-  const o = x as Record<string, unknown>;
+  return x && typeof x === 'object' && !Array.isArray(x) ? (x as Record<string, unknown>) : null;
+}
+
+/** parsePayload reads a decrypted payload; null if it is not one. */
+export function parsePayload(b: Uint8Array): Payload | null {
+  const o = jsonObject(b);
+  if (!o) return null;
   const v = o.v;
   if ((v !== PAYLOAD_VERSION && v !== LEGACY_VERSION) || !types.has(o.type as PayloadType)) return null;
   const p: Payload = { v, type: o.type as PayloadType };
@@ -143,7 +159,17 @@ export function parsePayload(b: Uint8Array): Payload | null {
     if (!f) return null;
     p.file = f;
   }
-  const message = p.type === 'text' || p.type === 'file';
+  if (o.call !== undefined) {
+    const c = o.call as Record<string, unknown>;
+    if (p.type !== 'call' || !c || typeof c !== 'object' || !['missed', 'declined', 'busy', 'ended'].includes(c.state as string) || (c.media !== 'audio' && c.media !== 'video'))
+      return null;
+    p.call = { state: c.state as CallRecord['state'], media: c.media };
+    if (c.dur !== undefined) {
+      if (typeof c.dur !== 'number' || !Number.isSafeInteger(c.dur) || c.dur < 0) return null;
+      p.call.dur = c.dur;
+    }
+  }
+  const message = p.type === 'text' || p.type === 'file' || p.type === 'call';
   const target = v === PAYLOAD_VERSION ? p.ref : p.target;
   if (message) {
     // A message has its own id (version 2) and refers to nothing but
@@ -161,6 +187,9 @@ export function parsePayload(b: Uint8Array): Payload | null {
       break;
     case 'file':
       if (!p.file) return null;
+      break;
+    case 'call':
+      if (!p.call || v !== PAYLOAD_VERSION) return null;
       break;
   }
   return p;

@@ -333,8 +333,14 @@ class Store {
       case 'device':
         this.withE2E((m) => m.onFrame(f));
         return;
+      case 'call':
+        this.onCallFrame(f);
+        return;
     }
   }
+
+  /** onCallFrame takes the signals of calls (call/call.ts sets it). */
+  onCallFrame: (f: Frame) => void = () => {};
 
   /** fileStates holds the antivirus verdicts the node told this user
    * about their own files (live file_state frames), posted or not. */

@@ -28,6 +28,7 @@ import {
   getCiphersuiteFromName,
   joinGroup,
   joinGroupExternal,
+  mlsExporter,
   processPrivateMessage,
   processPublicMessage,
 } from 'ts-mls';
@@ -44,7 +45,7 @@ import type {
   PublicMessage,
   Welcome,
 } from 'ts-mls';
-import { defaultClientConfig } from 'ts-mls/clientConfig.js';
+import { defaultClientConfig as tsmlsClientConfig } from 'ts-mls/clientConfig.js';
 import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js';
 import { makeKeyPackageRef } from 'ts-mls/keyPackage.js';
 import { decryptSenderData } from 'ts-mls/privateMessage.js';
@@ -157,6 +158,16 @@ export function parseIdentity(id: string): { user: string; device: string } | nu
 /** Checks a member's credential (identity and signature key) during MLS
  * processing: false refuses the message that brings it. */
 export type CredentialCheck = (identity: string, key: Uint8Array) => Promise<boolean>;
+
+/** The client configuration of every group. Calls' signals are MLS
+ * application messages that the node relays without storing, so a device
+ * offline during calls finds the senders' ratchets moved on by their
+ * signals: it may skip up to 2000 generations (ts-mls' default, 200, is a
+ * few dozen calls), at a cost of microseconds each. */
+const defaultClientConfig: ClientConfig = {
+  ...tsmlsClientConfig,
+  keyRetentionConfig: { ...tsmlsClientConfig.keyRetentionConfig, maximumForwardRatchetSteps: 2000 },
+};
 
 function config(check: CredentialCheck): ClientConfig {
   return {
@@ -424,6 +435,13 @@ export async function processCommit(g: Group, b: Uint8Array, check: CredentialCh
   if (external && joiner) added.push(joiner);
   const by = committer !== undefined ? (before.find((x) => x.leaf === committer)?.identity ?? '') : joiner;
   return { group, by, external, added, removed, ad };
+}
+
+/** exporter derives a secret of the group's current epoch (RFC 9420
+ * MLS-Exporter): every member computes the same, nobody outside the
+ * epoch can. */
+export async function exporter(g: Group, label: string, context: Uint8Array, length: number): Promise<Uint8Array> {
+  return mlsExporter(g.state.keySchedule.exporterSecret, label, context, length, await suite(g.suite));
 }
 
 /** encrypt makes an application message. */

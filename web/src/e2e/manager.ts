@@ -399,6 +399,10 @@ class RoomCrypto {
    * their payload, never by the node's seq: a reference the node
    * re-numbered still reaches its message, or nothing. */
   apply(ev: Ev, p: Payload, author: string): void {
+    if (p.type === 'call') {
+      this.put(ev.seq, { ok: true, kind: 'call', from: author, call: p.call! });
+      return;
+    }
     if (p.type === 'text' || p.type === 'file') {
       const had = p.id ? seqOfId(this.id, p.id) : undefined;
       if (had !== undefined && had !== ev.seq) {
@@ -856,7 +860,7 @@ export class Manager {
       let full = this.sent.get(cid);
       if (!full) {
         full = { v: PAYLOAD_VERSION, ...payload } as Payload;
-        if (full.v === PAYLOAD_VERSION && (full.type === 'text' || full.type === 'file') && !full.id) full.id = newMessageID();
+        if (full.v === PAYLOAD_VERSION && (full.type === 'text' || full.type === 'file' || full.type === 'call') && !full.id) full.id = newMessageID();
         this.sent.set(cid, full);
         await ks.putJSON('s:' + cid, full);
       }
@@ -898,17 +902,25 @@ export class Manager {
    * node: encrypt, and on epoch_mismatch catch up, on remove_pending
    * commit the removals, on not_in_group join; then again. */
   async send(id: string, roomID: string, payload: Omit<Payload, 'v'>): Promise<Frame> {
-    for (let attempt = 0; ; attempt++) {
+    return this.underRules(roomID, async () => {
+      const data = await this.encrypt(roomID, id, payload);
+      const f: Record<string, unknown> = { t: 'send', room: roomID, type: 'encrypted', data };
+      // A file's id travels in clear, so that the node ties the file to
+      // the message (PROTOCOL.md, "Files"); its key and name do not.
+      if (payload.file) f.file = { id: payload.file.id };
+      return this.host.frame(f, id);
+    });
+  }
+
+  /** underRules runs attempt, an encryption and its frame, again after
+   * what the node's refusal asks: on epoch_mismatch catch up, on
+   * remove_pending commit the removals, on not_in_group join. */
+  private async underRules<T>(roomID: string, attempt: () => Promise<T>): Promise<T> {
+    for (let i = 0; ; i++) {
       try {
-        const data = await this.encrypt(roomID, id, payload);
-        const f: Record<string, unknown> = { t: 'send', room: roomID, type: 'encrypted', data };
-        // A file's id travels in clear, so that the node ties the file to
-        // the message (PROTOCOL.md, "Files"); its key and name do not.
-        if (payload.file) f.file = { id: payload.file.id };
-        const ack = await this.host.frame(f, id);
-        return ack;
+        return await attempt();
       } catch (e) {
-        if (!(e instanceof SendError) || attempt >= 4) throw e;
+        if (!(e instanceof SendError) || i >= 4) throw e;
         switch (e.code) {
           case 'epoch_mismatch':
             await this.catchUp(roomID, Number(e.frame.epoch ?? 0));
@@ -923,6 +935,70 @@ export class Manager {
         throw e;
       }
     }
+  }
+
+  // Calls (PROTOCOL.md, "Calls"): signals are application messages of
+  // the room's group, relayed by the node without being stored.
+
+  /** signal encrypts a call's signal for the room's group and sends it
+   * with a call frame, through the node's rules as send does. */
+  async signal(roomID: string, plaintext: Uint8Array): Promise<void> {
+    await this.start(this.host);
+    const r = this.room(roomID);
+    await this.underRules(roomID, async () => {
+      const data = await r.run(async () => {
+        await r.drain();
+        if (!r.group || r.lost || !mls.isActive(r.group)) throw new SendError('not_in_group');
+        const m = await mls.encrypt(r.group, plaintext);
+        r.group = m.group;
+        await r.save();
+        return b64.enc(m.message);
+      });
+      return this.host.frame({ t: 'call', room: roomID, data }, newID('k-'));
+    });
+  }
+
+  /** openSignal decrypts a call frame: the plaintext and the device that
+   * sent it as MLS says, which must be the one the node names. A frame
+   * that does not open (altered, replayed, from outside the group)
+   * throws. */
+  async openSignal(f: Frame): Promise<{ user: string; device: string; plaintext: Uint8Array }> {
+    await this.start(this.host);
+    const roomID = String(f.room);
+    const r = this.room(roomID);
+    return r.run(async () => {
+      await r.drain();
+      if (!r.group || r.lost) throw new Error('not in the room’s group');
+      const d = await mls.decrypt(r.group, b64.dec(String(f.data)));
+      r.group = d.group;
+      await r.save();
+      const who = mls.parseIdentity(d.sender);
+      if (!who || who.user !== f.from || who.device !== f.dev) throw new Error('a signal from another device than the node says: ' + d.sender);
+      return { ...who, plaintext: d.plaintext };
+    });
+  }
+
+  /** callKey is the media key of calls in a room for its group's current
+   * epoch (MLS exporter, label "relais call media v1", the room id as
+   * context): a new epoch — someone added or removed — is a new key, and
+   * a removed member cannot compute the next one. */
+  async callKey(roomID: string): Promise<{ epoch: number; key: Uint8Array }> {
+    await this.start(this.host);
+    const r = this.room(roomID);
+    return r.run(async () => {
+      await r.drain();
+      if (!r.group || r.lost || !mls.isActive(r.group)) throw new Error('not in the room’s group');
+      return { epoch: Number(mls.epochOf(r.group)), key: await mls.exporter(r.group, 'relais call media v1', enc.encode(roomID), 32) };
+    });
+  }
+
+  /** callSafety is what the call screen shows of a person: their devices
+   * in the room's group (its leaves), whether this device verified them,
+   * and whether their devices changed since. */
+  callSafety(roomID: string, user: string): { devices: number; verified: boolean; changed: boolean } {
+    const r = this.rooms.get(roomID);
+    const devices = r?.group ? mlsMembersOf(r.group).filter((m) => m.user === user).length : 0;
+    return { devices, verified: !!this.meta.verified[user], changed: e2eState.changed.has(user) };
   }
 
   // Group operations.

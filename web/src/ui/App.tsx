@@ -12,6 +12,7 @@ import { Avatar, Icon } from './common';
 import { useLang, useTopics } from './hooks';
 import { e2eState } from '../crypto';
 import { PictureViewer } from './Files';
+import { CallScreen, GroupCallScreen } from './Call';
 import { Forums, NewDM, NewGroup, ProfileView, RecoveryKeyView, RecoveryView, RoomInfo, VerifyView } from './Panels';
 import { RoomList } from './RoomList';
 import { RoomView } from './Room';
@@ -116,6 +117,8 @@ function Messenger(): JSX.Element {
       <Sidebar active={roomID} />
       <main class="main">{pane}</main>
       <PictureViewer />
+      <CallScreen />
+      <GroupCallScreen />
     </div>
   );
 }

@@ -5,6 +5,7 @@ import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { decode, Ev, referable, removedByServer, shown } from '../codec';
 import { e2eState, Note, plainOf } from '../crypto';
+import { CallLine, callText } from './Call';
 import { formatTime, t } from '../i18n';
 import { plain } from '../markdown';
 import type { OutEntry } from '../outbox';
@@ -104,7 +105,7 @@ function ReplyQuote({ room, seq }: { room: Room; seq: number }): JSX.Element {
     <div class="reply-quote">
       <span class="reply-name">{store.name(target.from)}</span>
       <span class="reply-text">
-        {c.kind === 'text' ? plain(c.body).slice(0, 160) : c.kind === 'deleted' ? t('tl.deleted') : c.kind === 'file' ? t('tl.file', { name: c.file.name }) : t('rooms.encryptedPreview')}
+        {c.kind === 'text' ? plain(c.body).slice(0, 160) : c.kind === 'deleted' ? t('tl.deleted') : c.kind === 'file' ? t('tl.file', { name: c.file.name }) : c.kind === 'call' ? callText(c.call, c.from === store.me?.id) : t('rooms.encryptedPreview')}
       </span>
     </div>
   );
@@ -192,6 +193,7 @@ export function Message({ room, ev: raw, grouped, status, readers, selected, onS
         {ev.reply_to && !ev.deleted ? <ReplyQuote room={room} seq={ev.reply_to} /> : null}
         {c.kind === 'text' && <Markdown src={c.body} mentions={ev.mentions} />}
         {c.kind === 'deleted' && <p class="muted">{t('tl.deleted')}</p>}
+        {c.kind === 'call' && <CallLine c={c.call} mine={c.from === store.me?.id} />}
         {c.kind === 'unreadable' &&
           (c.reason === 'pending' ? (
             <p class="muted decrypting">{unreadableText(c.reason)}</p>

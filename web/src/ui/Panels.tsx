@@ -5,6 +5,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, Device } from '../api';
+import { calls } from '../call/call';
 import { e2e, e2eChunk, e2eState } from '../crypto';
 import { formatDateTime, lang, langs, t } from '../i18n';
 import { errorText, Profile, store } from '../store';
@@ -288,6 +289,15 @@ export function Forums(): JSX.Element {
   );
 }
 
+/** callMember calls a group's member from their row: in the direct
+ * conversation with them (opened if need be, its group founded first). */
+async function callMember(user: string): Promise<void> {
+  const dm = await store.openDM(user);
+  navigate('/room/' + dm);
+  for (let i = 0; i < 100 && !store.rooms.get(dm)?.epoch; i++) await new Promise((ok) => setTimeout(ok, 100));
+  await calls.start(dm, user, 'audio');
+}
+
 export function RoomInfo({ id }: { id: string }): JSX.Element {
   useTopics('room:' + id, 'profiles', 'rooms', 'e2e');
   useLang();
@@ -395,6 +405,11 @@ export function RoomInfo({ id }: { id: string }): JSX.Element {
                 {canKick && (
                   <button class="link-btn" onClick={() => void run({ t: 'kick', room: id, user: m.user })}>
                     {t('room.remove')}
+                  </button>
+                )}
+                {r.kind === 'group' && r.encrypted && m.user !== me && m.state === 'joined' && !store.me?.ext && (
+                  <button class="link-btn" data-call-member={m.user} aria-label={t('call.start') + ' ' + store.name(m.user)} onClick={() => void callMember(m.user)}>
+                    {t('call.member')}
                   </button>
                 )}
               </li>

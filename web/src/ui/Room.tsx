@@ -8,6 +8,7 @@ import { t } from '../i18n';
 import { errorText, store } from '../store';
 import { scansEncryptedFiles, sendFiles } from '../uploads';
 import { Avatar, ErrorBox, ExtBadge, Icon } from './common';
+import { CallButtons, GroupCallButton } from './Call';
 import { Composer } from './Composer';
 import { hasFiles } from './Files';
 import { useLang, useTopics } from './hooks';
@@ -187,6 +188,8 @@ export function RoomView({ id }: { id: string }): JSX.Element {
             )}
           </p>
         </div>
+        {r.state === 'joined' && r.kind === 'direct' && r.encrypted && peer && <CallButtons room={id} peer={peer} />}
+        {r.state === 'joined' && r.kind === 'group' && r.encrypted && <GroupCallButton room={id} members={r.count} />}
         {r.state === 'joined' && (
           <button class="icon-btn" onClick={() => navigate('/room/' + id + '/info')} aria-label={t('room.info')} title={t('room.info')}>
             <Icon name="info" />

@@ -11,6 +11,7 @@ import { Avatar, ExtBadge, Icon } from './common';
 import { focusComposer } from './Composer';
 import { fold, useLang, useTopics } from './hooks';
 import { navigate } from './router';
+import { callText } from './Call';
 
 let firstRender = true;
 
@@ -18,7 +19,7 @@ function preview(r: Room): string {
   const ev = store.lastMessage(r);
   if (!ev) return r.topic ?? '';
   const c = decode(ev);
-  const text = c.kind === 'text' ? plain(c.body) : c.kind === 'deleted' ? t('rooms.deletedPreview') : c.kind === 'file' ? (c.file.name ? t('tl.file', { name: c.file.name }) : t('rooms.filePreview')) : t('rooms.encryptedPreview');
+  const text = c.kind === 'text' ? plain(c.body) : c.kind === 'deleted' ? t('rooms.deletedPreview') : c.kind === 'file' ? (c.file.name ? t('tl.file', { name: c.file.name }) : t('rooms.filePreview')) : c.kind === 'call' ? callText(c.call, c.from === store.me?.id) : t('rooms.encryptedPreview');
   if (r.kind === 'direct' && ev.from !== store.me?.id) return text;
   const who = ev.from === store.me?.id ? t('common.you') : store.name(ev.from);
   return t('rooms.previewBy', { name: who, text });
