@@ -71,6 +71,20 @@ var depRules = []depRule{
 			func(imp string) bool { return under(imp, module+"/cluster") },
 			func(p string) bool { return !under(p, module+"/server") })
 	}},
+	{"the relais binary does not link nfpm", func(g depGraph) []string {
+		var bad []string
+		for _, p := range g.binary {
+			if under(p, "github.com/goreleaser/nfpm/v2") {
+				bad = append(bad, p)
+			}
+		}
+		return bad
+	}},
+	{"only packaging imports nfpm", func(g depGraph) []string {
+		return importers(g,
+			func(imp string) bool { return under(imp, "github.com/goreleaser/nfpm/v2") },
+			func(p string) bool { return p == module+"/packaging" })
+	}},
 	{"no test helper is linked into the relais binary", func(g depGraph) []string {
 		var bad []string
 		for _, p := range g.binary {
@@ -121,6 +135,8 @@ func TestDependencyRulesCatchForbiddenImports(t *testing.T) {
 		{"only cluster imports NATS", "relais/server/node", "github.com/nats-io/nats.go", false},
 		{"nothing under server imports cluster", "relais/server/node", "relais/cluster", false},
 		{"no test helper is linked into the relais binary", "", "relais/server/media/mediatest", true},
+		{"the relais binary does not link nfpm", "", "github.com/goreleaser/nfpm/v2/deb", true},
+		{"only packaging imports nfpm", "relais/server/node", "github.com/goreleaser/nfpm/v2", false},
 	}
 	for _, c := range cases {
 		t.Run(c.rule+": "+c.importer+" → "+c.imported, func(t *testing.T) {

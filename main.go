@@ -34,6 +34,7 @@ import (
 	"relais/server/bus"
 	"relais/server/config"
 	"relais/server/node"
+	"relais/server/sdnotify"
 	"relais/server/store"
 )
 
@@ -126,6 +127,11 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Under systemd (Type=notify) the unit is started only now that the
+	// node serves.
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("tell systemd the node is ready", "err", err)
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	for {
@@ -142,6 +148,9 @@ func serve(args []string) error {
 		break
 	}
 	log.Info("shutting down")
+	if _, err := sdnotify.Notify(sdnotify.Stopping); err != nil {
+		log.Warn("tell systemd the node is stopping", "err", err)
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	return n.Shutdown(sctx)
