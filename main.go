@@ -32,6 +32,7 @@ import (
 	"relais/server/bench"
 	"relais/server/buildinfo"
 	"relais/server/bus"
+	"relais/server/cli"
 	"relais/server/config"
 	"relais/server/node"
 	"relais/server/sdnotify"
@@ -52,8 +53,7 @@ usage:
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+		cli.Exit("relais", &cli.UsageError{Cmd: "relais", Err: errors.New("missing command")})
 	}
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
@@ -68,21 +68,31 @@ func main() {
 	case "bench":
 		err = bench.Main(args, startBenchNode)
 	case "version", "--version", "-v":
-		bi := buildinfo.Get()
-		fmt.Printf("relais %s (commit %s, built %s, %s)\n", bi.Version, bi.Commit, bi.Date, bi.GoVersion)
+		err = version(args)
 	case "help", "--help", "-h":
 		fmt.Print(usage)
 	default:
-		fmt.Fprintf(os.Stderr, "relais: unknown command %q\n\n%s", cmd, usage)
-		os.Exit(2)
+		err = &cli.UsageError{Cmd: "relais", Err: fmt.Errorf("unknown command %q", cmd)}
 	}
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "relais:", err)
-		os.Exit(1)
+	cli.Exit("relais", err)
+}
+
+// version prints the version, commit and build date: from the release
+// build's stamp, else from what Go recorded, else "unknown".
+func version(args []string) error {
+	fs := flag.NewFlagSet("relais version", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: relais version\n\nprints the version, the commit and the build date of this binary")
 	}
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef(fs, "unexpected argument %q", fs.Arg(0))
+	}
+	bi := buildinfo.Get()
+	fmt.Printf("relais %s (commit %s, built %s, %s)\n", bi.Version, bi.Commit, bi.Date, bi.GoVersion)
+	return nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -178,20 +188,23 @@ func adminCmd(args []string) error {
 	fs := flag.NewFlagSet("relais admin", flag.ContinueOnError)
 	data := fs.String("data", envOr("RELAIS_DATA", config.Defaults().Data), "data directory of the running node")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), adminUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	a := fs.Args()
+	if cli.WantsHelp(a) {
+		cli.PrintUsage(fs)
+		return flag.ErrHelp
+	}
 	if len(a) == 0 {
-		fs.Usage()
-		return errors.New("missing command")
+		return cli.Usagef(fs, "missing command")
 	}
 	c := admin.Dial(*data)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	one := func() (string, error) {
 		if len(a) != 3 {
-			return "", fmt.Errorf("%s %s takes one e-mail address", a[0], a[1])
+			return "", cli.Usagef(fs, "%s %s takes one e-mail address", a[0], a[1])
 		}
 		return a[2], nil
 	}
@@ -255,7 +268,7 @@ func adminCmd(args []string) error {
 			err = c.Do(ctx, "GET", "/domains", nil, &out)
 		} else {
 			if len(a) < 3 {
-				return fmt.Errorf("domains %s needs at least one domain", a[1])
+				return cli.Usagef(fs, "domains %s needs at least one domain", a[1])
 			}
 			err = c.Do(ctx, "POST", "/domains/"+a[1], map[string][]string{"domains": a[2:]}, &out)
 		}
@@ -289,8 +302,7 @@ func adminCmd(args []string) error {
 		}
 		fmt.Println(out.Link)
 	default:
-		fs.Usage()
-		return fmt.Errorf("unknown admin command %q", cmd)
+		return cli.Usagef(fs, "unknown command %q", cmd)
 	}
 	return nil
 }
@@ -306,12 +318,16 @@ func envOr(k, def string) string {
 // checks that the snapshot opens.
 func backup(args []string) error {
 	fs := flag.NewFlagSet("relais backup", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: relais backup [--data DIR] FILE\n\nsnapshot a running node's store into FILE")
+		fs.PrintDefaults()
+	}
 	data := fs.String("data", envOr("RELAIS_DATA", config.Defaults().Data), "data directory of the running node")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: relais backup [--data DIR] FILE")
+		return cli.Usagef(fs, "expected one FILE: relais backup [--data DIR] FILE")
 	}
 	out := fs.Arg(0)
 	tmp := out + ".partial"
@@ -346,12 +362,16 @@ func backup(args []string) error {
 // current one aside.
 func restore(args []string) error {
 	fs := flag.NewFlagSet("relais restore", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: relais restore [--data DIR] FILE\n\nput a snapshot back into a stopped node's data directory")
+		fs.PrintDefaults()
+	}
 	data := fs.String("data", envOr("RELAIS_DATA", config.Defaults().Data), "data directory of the stopped node")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		return errors.New("usage: relais restore [--data DIR] FILE")
+		return cli.Usagef(fs, "expected one FILE: relais restore [--data DIR] FILE")
 	}
 	src := fs.Arg(0)
 	if err := store.Check(src); err != nil {
