@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"relais/server/config"
 )
 
 // The test packages only the machine's architecture: the arm64 build is
@@ -527,4 +529,30 @@ func TestPackagingRpmInstallUpgradeErase(t *testing.T) {
 	}, v1, v2)
 	present(t, root, "var/lib/rpm")
 	t.Logf("rpm install, upgrade, erase: %s", time.Since(start).Round(time.Millisecond))
+}
+
+// TestPackagingDefaultConfigExamplesAreSettings uncomments every example
+// of the packaged relais.conf and loads it as relais serve does: a
+// misspelt or removed setting in the examples fails here.
+func TestPackagingDefaultConfigExamplesAreSettings(t *testing.T) {
+	conf, err := packagedFile("relais.conf")
+	must(t, err)
+	var lines []string
+	for _, l := range strings.Split(string(conf), "\n") {
+		if ex, ok := strings.CutPrefix(l, "#RELAIS_"); ok {
+			lines = append(lines, "RELAIS_"+ex)
+		}
+	}
+	if len(lines) < 10 {
+		t.Fatalf("only %d examples in relais.conf", len(lines))
+	}
+	file := filepath.Join(t.TempDir(), "relais.conf")
+	must(t, os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600))
+	cfg := config.Defaults()
+	if err := config.Load(cfg.Flags("relais serve"), []string{"--config", file}, nil); err != nil {
+		t.Fatalf("the examples of relais.conf do not load: %v", err)
+	}
+	if cfg.SMTPHost != "smtp.mairie.example" || cfg.Listen != ":443" {
+		t.Fatalf("the examples loaded as %+v", cfg)
+	}
 }
