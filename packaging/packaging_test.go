@@ -556,3 +556,71 @@ func TestPackagingDefaultConfigExamplesAreSettings(t *testing.T) {
 		t.Fatalf("the examples loaded as %+v", cfg)
 	}
 }
+
+// TestPackagingScriptsDriveSystemdWhenItRuns: where systemd runs
+// (/run/systemd/system exists), installing starts the service, upgrading
+// restarts it and removing stops it, with the .deb and the .rpm. systemd
+// cannot be PID 1 on the test machines, so the root's systemctl is a
+// stand-in that records its arguments; the scripts are the packaged ones,
+// run chrooted into the root by dpkg (without --force-script-chrootless,
+// so DPKG_ROOT is empty as on a real system) and by rpm.
+func TestPackagingScriptsDriveSystemdWhenItRuns(t *testing.T) {
+	for _, format := range []string{"deb", "rpm"} {
+		t.Run(format, func(t *testing.T) {
+			v1, v2 := artifact(t, build(t, "1.0.0"), "."+format), artifact(t, build(t, "1.0.1"), "."+format)
+			root := newRoot(t)
+			must(t, os.MkdirAll(filepath.Join(root, "run/systemd/system"), 0o755))
+			must(t, os.WriteFile(filepath.Join(root, "usr/bin/systemctl"), []byte("#!/bin/sh\necho \"$*\" >>/var/log/systemctl.calls\n"), 0o755))
+			var install, upgrade func(string) string
+			var remove func() string
+			switch format {
+			case "deb":
+				for _, d := range []string{"var/lib/dpkg/updates", "var/lib/dpkg/info"} {
+					must(t, os.MkdirAll(filepath.Join(root, d), 0o755))
+				}
+				must(t, os.WriteFile(filepath.Join(root, "var/lib/dpkg/status"), nil, 0o644))
+				dpkg := func(args ...string) string {
+					return run(t, "dpkg", append([]string{"--root=" + root, "--force-unsafe-io"}, args...)...)
+				}
+				install = func(p string) string { return dpkg("--install", p) }
+				upgrade = install
+				remove = func() string { return dpkg("--remove", "relais") }
+			case "rpm":
+				rpm := func(args ...string) string {
+					return run(t, "rpm", append([]string{"--root", root, "--dbpath", "/var/lib/rpm"}, args...)...)
+				}
+				rpm("--initdb")
+				install = func(p string) string { return rpm("--install", "--nodeps", p) }
+				upgrade = func(p string) string { return rpm("--upgrade", "--nodeps", p) }
+				remove = func() string { return rpm("--erase", "--nodeps", "relais") }
+			}
+			calls := func() []string {
+				b, err := os.ReadFile(filepath.Join(root, "var/log/systemctl.calls"))
+				if errors.Is(err, os.ErrNotExist) {
+					return nil
+				}
+				must(t, err)
+				must(t, os.Remove(filepath.Join(root, "var/log/systemctl.calls")))
+				return strings.Split(strings.TrimSpace(string(b)), "\n")
+			}
+			steps := []struct {
+				name string
+				do   func() string
+				want []string
+			}{
+				{"install", func() string { return install(v1) }, []string{"daemon-reload", "start relais.service"}},
+				{"upgrade", func() string { return upgrade(v2) }, []string{"daemon-reload", "try-restart relais.service"}},
+				{"remove", remove, []string{"stop relais.service", "daemon-reload"}},
+			}
+			for _, s := range steps {
+				out := s.do()
+				if strings.Contains(out, "systemd is not running") || strings.Contains(out, "Warning") {
+					t.Errorf("%s says:\n%s", s.name, out)
+				}
+				if got := calls(); !slices.Equal(got, s.want) {
+					t.Errorf("%s: systemctl was called with %q, want %q", s.name, got, s.want)
+				}
+			}
+		})
+	}
+}

@@ -15,7 +15,7 @@ import (
 // Debian or RHEL system has: the clean roots get the host's copies (with
 // their libraries), as rpm runs scriptlets chrooted into the root and
 // systemd-analyze checks the unit's commands inside it.
-var baseTools = []string{"sh", "kill", "getent", "useradd", "userdel", "groupdel", "chown", "chmod", "mkdir", "ln", "rm", "rmdir", "cat"}
+var baseTools = []string{"sh", "kill", "getent", "useradd", "userdel", "groupdel", "chown", "chmod", "mkdir", "ln", "rm", "rmdir", "cat", "nologin"}
 
 // newRoot makes an empty system root: merged /usr, an account database
 // with root alone, /dev/null, and baseTools.
