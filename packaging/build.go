@@ -268,7 +268,7 @@ func tarball(arch string, st stamp, bin, src, out string) (string, error) {
 	dir := "relais-" + st.Version + "-linux-" + arch
 	name := dir + ".tar.gz"
 	var b bytes.Buffer
-	gz, err := gzip.NewWriterLevel(&b, gzip.BestCompression)
+	gz, err := gzip.NewWriterLevel(&b, gzip.DefaultCompression)
 	if err != nil {
 		return "", err
 	}
