@@ -445,7 +445,7 @@ func lifecycle(t *testing.T, root string, m manager, v1, v2 string) string {
 	}
 
 	m.remove()
-	gone(t, root, "usr/bin/relais", "usr/lib/systemd/system/relais.service", "etc/systemd/system/multi-user.target.wants/relais.service")
+	gone(t, root, "usr/bin/relais", "usr/lib/systemd/system/relais.service")
 	if fileHash(t, db) != data {
 		t.Error("removal changed the store")
 	}
@@ -485,9 +485,15 @@ func TestPackagingDebInstallUpgradeRemovePurge(t *testing.T) {
 		conffiles:       func() string { return run(t, "dpkg-query", admindir, "-W", "-f=${Conffiles}", "relais") },
 		confAfterRemove: "etc/relais/relais.conf",
 	}, v1, v2)
+	// As with Debian's own services, removal keeps whether the service is
+	// enabled: installing again after a removal serves again.
+	present(t, root, "etc/systemd/system/multi-user.target.wants/relais.service")
+	dpkg("--install", v2)
+	checkInstalled(t, root)
+	dpkg("--remove", "relais")
 
 	dpkg("--purge", "relais")
-	gone(t, root, "var/lib/relais", "etc/relais")
+	gone(t, root, "var/lib/relais", "etc/relais", "etc/systemd/system/multi-user.target.wants/relais.service")
 	if _, ok := lookup(t, root, "passwd", "relais"); ok {
 		t.Error("purge left the relais user")
 	}
@@ -527,6 +533,8 @@ func TestPackagingRpmInstallUpgradeErase(t *testing.T) {
 		conffiles:       func() string { return rpm("--query", "--configfiles", "relais") },
 		confAfterRemove: "etc/relais/relais.conf.rpmsave",
 	}, v1, v2)
+	// rpm's convention: erasing disables; installing again enables.
+	gone(t, root, "etc/systemd/system/multi-user.target.wants/relais.service")
 	present(t, root, "var/lib/rpm")
 	t.Logf("rpm install, upgrade, erase: %s", time.Since(start).Round(time.Millisecond))
 }
