@@ -76,6 +76,20 @@ var depRules = []depRule{
 			func(imp string) bool { return under(imp, "net/http") },
 			func(p string) bool { return p != module+"/server/account" })
 	}},
+	{"the relais binary does not link nfpm", func(g depGraph) []string {
+		var bad []string
+		for _, p := range g.binary {
+			if under(p, "github.com/goreleaser/nfpm/v2") {
+				bad = append(bad, p)
+			}
+		}
+		return bad
+	}},
+	{"only packaging imports nfpm", func(g depGraph) []string {
+		return importers(g,
+			func(imp string) bool { return under(imp, "github.com/goreleaser/nfpm/v2") },
+			func(p string) bool { return p == module+"/packaging" })
+	}},
 	{"no test helper is linked into the relais binary", func(g depGraph) []string {
 		var bad []string
 		for _, p := range g.binary {
@@ -129,6 +143,8 @@ func TestDependencyRulesCatchForbiddenImports(t *testing.T) {
 		{"account knows no HTTP", "relais/server/account", "net/http", false},
 		{"account knows no HTTP", "relais/server/account", "net/http/cookiejar", false},
 		{"no test helper is linked into the relais binary", "", "relais/server/media/mediatest", true},
+		{"the relais binary does not link nfpm", "", "github.com/goreleaser/nfpm/v2/deb", true},
+		{"only packaging imports nfpm", "relais/server/node", "github.com/goreleaser/nfpm/v2", false},
 	}
 	for _, c := range cases {
 		t.Run(c.rule+": "+c.importer+" → "+c.imported, func(t *testing.T) {

@@ -35,9 +35,11 @@ import (
 	"relais/server/bench"
 	"relais/server/buildinfo"
 	"relais/server/bus"
+	"relais/server/cli"
 	"relais/server/config"
 	"relais/server/doctor"
 	"relais/server/node"
+	"relais/server/sdnotify"
 )
 
 const usage = `relais — messagerie instantanée souveraine et chiffrée de bout en bout
@@ -56,8 +58,7 @@ usage:
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprint(os.Stderr, usage)
-		os.Exit(2)
+		cli.Exit("relais", &cli.UsageError{Cmd: "relais", Err: errors.New("missing command")})
 	}
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
@@ -76,21 +77,31 @@ func main() {
 	case "doctor":
 		os.Exit(doctor.Main(context.Background(), args, os.Environ(), os.Stdout, os.Stderr, doctor.Options{}))
 	case "version", "--version", "-v":
-		bi := buildinfo.Get()
-		fmt.Printf("relais %s (commit %s, built %s, %s)\n", bi.Version, bi.Commit, bi.Date, bi.GoVersion)
+		err = version(args)
 	case "help", "--help", "-h":
 		fmt.Print(usage)
 	default:
-		fmt.Fprintf(os.Stderr, "relais: unknown command %q\n\n%s", cmd, usage)
-		os.Exit(2)
+		err = &cli.UsageError{Cmd: "relais", Err: fmt.Errorf("unknown command %q", cmd)}
 	}
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			os.Exit(0)
-		}
-		fmt.Fprintln(os.Stderr, "relais:", err)
-		os.Exit(1)
+	cli.Exit("relais", err)
+}
+
+// version prints the version, commit and build date: from the release
+// build's stamp, else from what Go recorded, else "unknown".
+func version(args []string) error {
+	fs := flag.NewFlagSet("relais version", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: relais version\n\nprints the version, the commit and the build date of this binary")
 	}
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return cli.Usagef(fs, "unexpected argument %q", fs.Arg(0))
+	}
+	bi := buildinfo.Get()
+	fmt.Printf("relais %s (commit %s, built %s, %s)\n", bi.Version, bi.Commit, bi.Date, bi.GoVersion)
+	return nil
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
@@ -144,6 +155,11 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Under systemd (Type=notify) the unit is started only now that the
+	// node serves.
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("tell systemd the node is ready", "err", err)
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	for {
@@ -160,6 +176,9 @@ func serve(args []string) error {
 		break
 	}
 	log.Info("shutting down")
+	if _, err := sdnotify.Notify(sdnotify.Stopping); err != nil {
+		log.Warn("tell systemd the node is stopping", "err", err)
+	}
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer scancel()
 	return n.Shutdown(sctx)
@@ -189,20 +208,23 @@ func adminCmd(args []string) error {
 	fs := flag.NewFlagSet("relais admin", flag.ContinueOnError)
 	data := fs.String("data", envOr("RELAIS_DATA", config.Defaults().Data), "data directory of the running node")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), adminUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	a := fs.Args()
+	if cli.WantsHelp(a) {
+		cli.PrintUsage(fs)
+		return flag.ErrHelp
+	}
 	if len(a) == 0 {
-		fs.Usage()
-		return errors.New("missing command")
+		return cli.Usagef(fs, "missing command")
 	}
 	c := admin.Dial(*data)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	one := func() (string, error) {
 		if len(a) != 3 {
-			return "", fmt.Errorf("%s %s takes one e-mail address", a[0], a[1])
+			return "", cli.Usagef(fs, "%s %s takes one e-mail address", a[0], a[1])
 		}
 		return a[2], nil
 	}
@@ -269,7 +291,7 @@ func adminCmd(args []string) error {
 			err = c.Do(ctx, "GET", "/domains", nil, &out)
 		} else {
 			if len(a) < 3 {
-				return fmt.Errorf("domains %s needs at least one domain", a[1])
+				return cli.Usagef(fs, "domains %s needs at least one domain", a[1])
 			}
 			err = c.Do(ctx, "POST", "/domains/"+a[1], map[string][]string{"domains": a[2:]}, &out)
 		}
@@ -303,8 +325,7 @@ func adminCmd(args []string) error {
 		}
 		fmt.Println(out.Link)
 	default:
-		fs.Usage()
-		return fmt.Errorf("unknown admin command %q", cmd)
+		return cli.Usagef(fs, "unknown command %q", cmd)
 	}
 	return nil
 }
@@ -317,11 +338,11 @@ func auditCmd(ctx context.Context, c *admin.Client, args []string) error {
 		fs.Func(name, "filter: "+name, func(v string) error { q.Set(name, v); return nil })
 	}
 	asCSV := fs.Bool("csv", false, "print CSV, as the admin page exports it")
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("audit takes no argument, only flags (%q)", fs.Arg(0))
+		return cli.Usagef(fs, "audit takes no argument, only flags (%q)", fs.Arg(0))
 	}
 	var entries []adminops.Entry
 	if err := c.Do(ctx, "GET", "/audit?"+q.Encode(), nil, &entries); err != nil {
@@ -373,12 +394,11 @@ func backupCmd(args []string) error {
 	passFile := fs.String("passphrase-file", "", "encrypt to the passphrase on the first line of this file")
 	work := fs.Int("work-factor", backup.DefaultWorkFactor, "scrypt cost of the encryption, log2(N), 10 to 20")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), backupUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("relais backup takes one FILE")
+		return cli.Usagef(fs, "expected one FILE: relais backup [--data DIR] FILE")
 	}
 	pass := backup.Passphrase{File: *passFile, Env: os.Getenv(backup.EnvPassphrase), Prompt: *encrypt}
 	var key []byte
@@ -423,12 +443,11 @@ func restoreCmd(args []string) error {
 	check := fs.Bool("check", false, "only check the archive as a restore would; change nothing")
 	passFile := fs.String("passphrase-file", "", "the passphrase of an encrypted archive, on the first line of this file")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), restoreUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 {
-		fs.Usage()
-		return errors.New("relais restore takes one FILE")
+		return cli.Usagef(fs, "expected one FILE: relais restore [--data DIR] FILE")
 	}
 	pass := backup.Passphrase{File: *passFile, Env: os.Getenv(backup.EnvPassphrase), Prompt: true}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

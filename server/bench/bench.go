@@ -9,7 +9,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"relais/server/cli"
 	"relais/server/config"
 	"relais/server/node"
 )
@@ -145,7 +145,7 @@ func parseArgs(args []string, errw io.Writer) (settings, []string, error) {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	var names []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := cli.Parse(fs, args); err != nil {
 			return s, nil, err
 		}
 		if fs.NArg() == 0 {
@@ -155,8 +155,7 @@ func parseArgs(args []string, errw io.Writer) (settings, []string, error) {
 		args = fs.Args()[1:]
 	}
 	if len(names) == 0 {
-		fs.Usage()
-		return s, nil, errors.New("bench: name at least one scenario, or all")
+		return s, nil, cli.Usagef(fs, "name at least one scenario, or all")
 	}
 	var out []string
 	for _, n := range names {
@@ -166,13 +165,13 @@ func parseArgs(args []string, errw io.Writer) (settings, []string, error) {
 		case slices.Contains(scenarioNames, n):
 			out = append(out, n)
 		default:
-			return s, nil, fmt.Errorf("bench: unknown scenario %q (known: %s, all)", n, strings.Join(scenarioNames, ", "))
+			return s, nil, cli.Usagef(fs, "unknown scenario %q (known: %s, all)", n, strings.Join(scenarioNames, ", "))
 		}
 	}
 	if s.duration <= 0 || s.duration > 24*time.Hour || s.scale < 1 || s.clients < 1 || s.members < 2 ||
 		s.senders < 1 || s.senders > s.members || s.pairs < 1 || s.rooms < 1 || s.messages < 1 || s.runs < 1 ||
 		s.size < 16 || s.size > 256<<10 || s.storeMessages < 0 || s.rate < 0 {
-		return s, nil, errors.New("bench: a count or duration is out of range (see relais bench --help)")
+		return s, nil, cli.Usagef(fs, "a count or duration is out of range")
 	}
 	return s, out, nil
 }

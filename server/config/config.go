@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"relais/server/cli"
 )
 
 // Config is everything `relais serve` can be told.
@@ -101,7 +103,7 @@ func Defaults() Config {
 // file and, upper-cased with RELAIS_ and '_' for '-', of the environment.
 func (c *Config) Flags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.String("config", "", "read settings from this file (lines of `key = value`, keys as the flag names)")
+	fs.String("config", "", "read settings from this file (lines of `key = value`, keys as the flag names, or `RELAIS_KEY=value` as in the environment)")
 	fs.StringVar(&c.Data, "data", c.Data, "data directory (created with mode 0700): store, certificates, files")
 	fs.StringVar(&c.Listen, "listen", c.Listen, "address of the HTTPS (or, with --tls off, HTTP) listener")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address of the plain HTTP listener that redirects to HTTPS and answers ACME challenges (default :80 with --domain, none otherwise)")
@@ -151,11 +153,11 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 // command line did not set from the environment and from the --config
 // file, in that order.
 func Load(fs *flag.FlagSet, args []string, env []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return cli.Usagef(fs, "unexpected argument %q", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -178,8 +180,7 @@ func Load(fs *flag.FlagSet, args []string, env []string) error {
 		if !ok || !isOurs {
 			continue
 		}
-		name = strings.ReplaceAll(strings.ToLower(name), "_", "-")
-		if err := apply("environment", name, v); err != nil {
+		if err := apply("environment", EnvToKey(name), v); err != nil {
 			return err
 		}
 	}
@@ -207,8 +208,10 @@ func Load(fs *flag.FlagSet, args []string, env []string) error {
 	return nil
 }
 
-// parseFile reads `key = value` lines; blank lines and lines starting
-// with # are skipped; values may be quoted.
+// parseFile reads `key = value` lines, keys as the flag names, and also
+// `RELAIS_KEY=value` lines as the environment names them, so that one file
+// serves both as --config and as a systemd EnvironmentFile; blank lines and
+// lines starting with # are skipped; values may be quoted.
 func parseFile(r io.Reader) (map[string]string, error) {
 	out := map[string]string{}
 	sc := bufio.NewScanner(r)
@@ -218,16 +221,25 @@ func parseFile(r io.Reader) (map[string]string, error) {
 			continue
 		}
 		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("line %d: expected key = value", n)
-		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("line %d: expected key = value or RELAIS_KEY=value", n)
+		}
+		if name, env := strings.CutPrefix(k, "RELAIS_"); env {
+			k = EnvToKey(name)
+		}
+		if !isSettingName(k) {
+			return nil, fmt.Errorf("line %d: %q is not a setting's name", n, k)
+		}
 		if len(v) >= 2 && (v[0] == '"' && v[len(v)-1] == '"') {
 			uq, err := strconv.Unquote(v)
 			if err != nil {
 				return nil, fmt.Errorf("line %d: %w", n, err)
 			}
 			v = uq
+		} else if len(v) >= 2 && v[0] == '\'' && v[len(v)-1] == '\'' {
+			// systemd takes single quotes literally, as a shell does.
+			v = v[1 : len(v)-1]
 		}
 		if _, dup := out[k]; dup {
 			return nil, fmt.Errorf("line %d: %s set twice", n, k)
@@ -235,6 +247,26 @@ func parseFile(r io.Reader) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, sc.Err()
+}
+
+// isSettingName reports whether k can name a flag: lower-case letters,
+// digits and dashes.
+func isSettingName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for _, r := range k {
+		if (r < 'a' || r > 'z') && (r < '0' || r > '9') && r != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// EnvToKey turns the part of an environment variable after RELAIS_
+// (SMTP_HOST) into the setting's name (smtp-host).
+func EnvToKey(name string) string {
+	return strings.ReplaceAll(strings.ToLower(name), "_", "-")
 }
 
 // List is a comma-separated flag that may also be repeated.
