@@ -121,6 +121,12 @@ func TestCLIUsageErrorsExit2WithOneLine(t *testing.T) {
 		{"bench: unknown scenario", []string{"bench", "nope"}, 2},
 		{"bench: unknown flag", []string{"bench", "--nope", "dm"}, 2},
 		{"version: stray argument", []string{"version", "extra"}, 2},
+		{"federation: no command", []string{"federation", "--data", data}, 2},
+		{"federation: unknown command", []string{"federation", "--data", data, "frob"}, 2},
+		{"federation: add without a token", []string{"federation", "--data", data, "add"}, 2},
+		{"federation: no node running is not a usage error", []string{"federation", "--data", data, "list"}, 1},
+		{"doctor: unknown flag", []string{"doctor", "--nope"}, 2},
+		{"doctor: stray argument", []string{"doctor", "extra"}, 2},
 	}
 	covered := map[string]bool{}
 	for _, c := range cases {

@@ -449,6 +449,9 @@ func restoreCmd(args []string) error {
 	if fs.NArg() != 1 {
 		return cli.Usagef(fs, "expected one FILE: relais restore [--data DIR] FILE")
 	}
+	if _, err := os.Stat(fs.Arg(0)); err != nil {
+		return fmt.Errorf("the archive: %w", err)
+	}
 	pass := backup.Passphrase{File: *passFile, Env: os.Getenv(backup.EnvPassphrase), Prompt: true}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()

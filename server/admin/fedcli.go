@@ -2,10 +2,10 @@ package admin
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"relais/server/cli"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,16 +28,18 @@ Peering two administrations takes three commands, each token good once:
 // whose data directory --data names (default dataDir).
 func FederationCommand(args []string, dataDir string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("relais federation", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	data := fs.String("data", dataDir, "data directory of the running node")
 	fs.Usage = func() { fmt.Fprint(fs.Output(), federationUsage); fs.PrintDefaults() }
-	if err := fs.Parse(args); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	a := fs.Args()
+	if cli.WantsHelp(a) {
+		cli.PrintUsage(fs)
+		return flag.ErrHelp
+	}
 	if len(a) == 0 {
-		fs.Usage()
-		return errors.New("missing command")
+		return cli.Usagef(fs, "missing command")
 	}
 	c := Dial(*data)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -91,8 +93,7 @@ func FederationCommand(args []string, dataDir string, stdout, stderr io.Writer) 
 		}
 		fmt.Fprintln(stdout, "ok: link closed, peer unpinned")
 	default:
-		fs.Usage()
-		return fmt.Errorf("unknown federation command %q", strings.Join(a, " "))
+		return cli.Usagef(fs, "unknown command or arguments %q", strings.Join(a, " "))
 	}
 	return nil
 }

@@ -7,12 +7,11 @@ package doctor
 import (
 	"context"
 	"crypto/tls"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"relais/server/cli"
 	"strings"
 	"time"
 
@@ -164,11 +163,9 @@ func Main(ctx context.Context, args, environ []string, stdout, stderr io.Writer,
 	fs := cfg.Flags("relais doctor")
 	fs.SetOutput(stderr)
 	if err := config.Load(fs, args, environ); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "relais doctor:", err)
-		return 2
+		// The conventions of every command: help exits 0, a usage error 2
+		// with one line, a bad setting 1.
+		return cli.Report(stderr, "relais doctor", err)
 	}
 	if Print(stdout, Run(ctx, cfg, opts)) > 0 {
 		return 1
