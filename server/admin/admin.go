@@ -22,6 +22,7 @@ import (
 
 	"relais/server/adminops"
 	"relais/server/fed"
+	"relais/server/httpx"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -120,7 +121,9 @@ func (s *Server) handle(fn func(w http.ResponseWriter, r *http.Request) (any, er
 				s.log.Error("admin request failed", "path", r.URL.Path, "err", err)
 				pe = proto.Errorf(proto.CodeInternal, "%v", err)
 			}
-			w.WriteHeader(http.StatusBadRequest)
+			// The same table as the HTTP API: a script that calls the
+			// socket can tell "no such user" from "already done".
+			w.WriteHeader(httpx.StatusOf(pe.Code))
 			json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": pe.Code, "message": pe.Message}})
 			return
 		}
@@ -244,6 +247,15 @@ var ErrNotRunning = errors.New("no running node answers on the admin socket of t
 
 // Do calls an admin endpoint with a JSON body (nil for GET) and decodes the
 // JSON answer into out.
+// Error is a refusal of the admin socket: the HTTP status, the stable code
+// (server/proto) and the node's message.
+type Error struct {
+	Status        int
+	Code, Message string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s (%s)", e.Message, e.Code) }
+
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -267,7 +279,7 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 			Error struct{ Code, Message string } `json:"error"`
 		}
 		json.NewDecoder(resp.Body).Decode(&e)
-		return fmt.Errorf("%s (%s)", e.Error.Message, e.Error.Code)
+		return &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 	}
 	if out == nil {
 		return nil

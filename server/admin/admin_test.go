@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"os/user"
 	"strings"
 	"testing"
@@ -98,5 +99,44 @@ func TestCLIActionsAudited(t *testing.T) {
 	}
 	if r := rows[len(rows)-1]; r[1] != "cli" || r[4] != "admin.sock" || r[5] != adminops.ActApprove || r[6] != id || r[7] != email || r[8] != "ok" {
 		t.Fatalf("CSV row of the first approval: %q", r)
+	}
+}
+
+// TestAdminSocketStatusFollowsTheCode: the admin socket answers a refusal
+// with the status the HTTP API gives its code, not 400 for everything.
+func TestAdminSocketStatusFollowsTheCode(t *testing.T) {
+	data := t.TempDir()
+	n := nodetest.Start(t, nodetest.WithConfig(func(c *config.Config) { c.Data = data }))
+	ctx := context.Background()
+	const email = "agent.statut@agents.gouv.fr"
+	if _, err := n.Client().Register(ctx, email, nodetest.Password, "Agent Statut"); err != nil {
+		t.Fatal(err)
+	}
+	c := admin.Dial(data)
+	for _, tc := range []struct {
+		name   string
+		path   string
+		body   any
+		status int
+		code   string
+	}{
+		{"approve", "/users/approve", map[string]string{"email": email}, 200, ""},
+		{"approve again", "/users/approve", map[string]string{"email": email}, 409, proto.CodeConflict},
+		{"no such account", "/users/promote", map[string]string{"email": "personne@agents.gouv.fr"}, 404, proto.CodeNotFound},
+		{"no address", "/users/approve", map[string]string{}, 400, proto.CodeBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := c.Do(ctx, "POST", tc.path, tc.body, nil)
+			if tc.status == 200 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			var ae *admin.Error
+			if !errors.As(err, &ae) || ae.Status != tc.status || ae.Code != tc.code {
+				t.Fatalf("got %v (%+v), want status %d code %s", err, ae, tc.status, tc.code)
+			}
+		})
 	}
 }
