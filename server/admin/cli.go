@@ -36,24 +36,34 @@ const adminUsage = `usage: relais admin [--data DIR] COMMAND
                                 the audit log of administrative actions, newest first
 `
 
-// Command is `relais admin`: it parses args and calls the running node's
-// admin socket in dataDir (or --data), printing answers on stdout.
-func Command(args []string, dataDir string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("relais admin", flag.ContinueOnError)
+// subcommand parses the flags of a command of the admin socket (`relais
+// admin`, `relais federation`) and its words: help, a missing command and
+// bad flags are answered as every command does (server/cli).
+func subcommand(name, usage, dataDir string, args []string) (*flag.FlagSet, *Client, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	data := fs.String("data", dataDir, "data directory of the running node")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), adminUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), usage); fs.PrintDefaults() }
 	if err := cli.Parse(fs, args); err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	a := fs.Args()
 	if cli.WantsHelp(a) {
 		cli.PrintUsage(fs)
-		return flag.ErrHelp
+		return nil, nil, nil, flag.ErrHelp
 	}
 	if len(a) == 0 {
-		return cli.Usagef(fs, "missing command")
+		return nil, nil, nil, cli.Usagef(fs, "missing command")
 	}
-	c := Dial(*data)
+	return fs, Dial(*data), a, nil
+}
+
+// Command is `relais admin`: it parses args and calls the running node's
+// admin socket in dataDir (or --data), printing answers on stdout.
+func Command(args []string, dataDir string, stdout io.Writer) error {
+	fs, c, a, err := subcommand("relais admin", adminUsage, dataDir, args)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	one := func() (string, error) {

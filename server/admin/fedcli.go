@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"relais/server/cli"
@@ -27,21 +26,10 @@ Peering two administrations takes three commands, each token good once:
 // FederationCommand runs `relais federation …` against the running node
 // whose data directory --data names (default dataDir).
 func FederationCommand(args []string, dataDir string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("relais federation", flag.ContinueOnError)
-	data := fs.String("data", dataDir, "data directory of the running node")
-	fs.Usage = func() { fmt.Fprint(fs.Output(), federationUsage); fs.PrintDefaults() }
-	if err := cli.Parse(fs, args); err != nil {
+	fs, c, a, err := subcommand("relais federation", federationUsage, dataDir, args)
+	if err != nil {
 		return err
 	}
-	a := fs.Args()
-	if cli.WantsHelp(a) {
-		cli.PrintUsage(fs)
-		return flag.ErrHelp
-	}
-	if len(a) == 0 {
-		return cli.Usagef(fs, "missing command")
-	}
-	c := Dial(*data)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	switch {
