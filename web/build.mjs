@@ -82,6 +82,9 @@ async function build() {
     logLevel: 'warning',
     plugins: [optionalDeps],
   });
+  // A warning is a defect that would ship (a CSS rule left open by a
+  // merge swallowed the rules after it): the release build refuses it.
+  if (!watch && res.warnings.length > 0) throw new Error(`esbuild: ${res.warnings.length} warning(s), see above`);
   const outputs = Object.entries(res.metafile.outputs);
   const entry = outputs.find(([, o]) => o.entryPoint === 'src/main.tsx');
   const js = '/' + relative(dist, join(here, entry[0])).split('\\').join('/');
