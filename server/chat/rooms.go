@@ -95,9 +95,12 @@ func (s *Service) OpenDM(ctx context.Context, a Actor, other string, encrypted b
 	}
 	var roomID string
 	err := s.update(ctx, func(tx *store.Tx) error {
-		u, err := tx.User(other)
-		if err != nil || u.State != store.UserActive || u.External {
-			return proto.Errorf(proto.CodeNotFound, "no such person")
+		var err error
+		if !s.remoteUser(other) {
+			u, err := tx.User(other)
+			if err != nil || u.State != store.UserActive || u.External {
+				return proto.Errorf(proto.CodeNotFound, "no such person")
+			}
 		}
 		roomID, err = tx.DM(a.User, other)
 		if errors.Is(err, store.ErrNotFound) {
@@ -177,8 +180,14 @@ func (s *Service) changeMember(tx *store.Tx, a Actor, roomID, userID, action str
 
 // invite invites userID to room on behalf of a, inside a transaction.
 func (s *Service) invite(tx *store.Tx, a Actor, room store.Room, userID string) error {
-	u, err := tx.User(userID)
-	if err != nil || (u.State != store.UserActive && u.State != store.UserInvited) {
+	// A user of a peered administration is an agent that administration
+	// vouches for; this node has no record of them.
+	var u store.User
+	var err error
+	if !s.remoteUser(userID) {
+		u, err = tx.User(userID)
+	}
+	if err != nil || !s.remoteUser(userID) && u.State != store.UserActive && u.State != store.UserInvited {
 		return proto.Errorf(proto.CodeNotFound, "no such person")
 	}
 	if u.External && !room.Externals {

@@ -86,6 +86,9 @@ type Service struct {
 
 	// published is the feed position of the last event handed to the bus.
 	published atomic.Uint64
+
+	// fed shares rooms with other administrations (nil: none; federation.go).
+	fed *federation
 }
 
 // New returns a Service over db publishing on b.
@@ -191,21 +194,30 @@ func (s *Service) appendEvent(tx *store.Tx, ev *proto.Event, flags byte, memberO
 	if err != nil {
 		return store.Event{}, err
 	}
-	// Let the outbox shrink as publication progresses, a little per write.
+	if err := s.ordered(tx, ev, se); err != nil {
+		return store.Event{}, err
+	}
+	return se, s.publishCommitted(tx, ev.Room, se, gseq, memberOp, member)
+}
+
+// publishCommitted publishes an appended event once its transaction
+// commits, and lets the outbox shrink as publication progresses.
+func (s *Service) publishCommitted(tx *store.Tx, roomID string, se store.Event, gseq uint64, memberOp byte, member string) error {
+	// A little per write.
 	if p := s.published.Load(); p > tx.FeedPublished()+128 {
 		if err := tx.MarkFeedPublished(p, 256); err != nil {
-			return store.Event{}, err
+			return err
 		}
 	}
 	env := proto.AppendEnvelope(make([]byte, 0, len(se.Frame)+12+len(member)), proto.Envelope{
 		Kind: proto.EnvEvent, Seq: se.Seq, MemberOp: memberOp, Member: member, Frame: se.Frame,
 	})
-	subject := proto.SubjectEvents(ev.Room)
+	subject := proto.SubjectEvents(roomID)
 	tx.OnCommit(func() {
 		s.publish(subject, env)
 		s.published.Store(gseq)
 	})
-	return se, nil
+	return nil
 }
 
 func (s *Service) publish(subject string, data []byte) {

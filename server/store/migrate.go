@@ -23,6 +23,7 @@ var migrations = []migration{
 	{"initial schema", migrateInitial},
 	{"end-to-end encryption and files", migrateE2EEFiles},
 	{"client ids in two generations", migrateIdemGenerations},
+	{"rooms shared with other administrations", migrateFederation},
 }
 
 // SchemaVersion is the version a store has after Open.
@@ -65,6 +66,16 @@ func migrateE2EEFiles(tx *bolt.Tx) error {
 func migrateIdemGenerations(tx *bolt.Tx) error {
 	_, err := tx.CreateBucketIfNotExists(bIdemB)
 	return err
+}
+
+// migrateFederation adds the buckets of shared rooms (fed.go).
+func migrateFederation(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bFedLog, bFedHead, bFedPeers} {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func migrate(b *bolt.DB, ms []migration, log *slog.Logger) error {

@@ -27,6 +27,9 @@ package store
 //	reads       room id \x00 user id → seq (8) ord (8)
 //	mentions    user id \x00 room id \x00 seq (8) → nil
 //	feed        gseq (8) → seq (8) room id               (transactional outbox, in commit order)
+//	fedlog      room id \x00 seq (8) → signed record      (rooms shared with other administrations, fed.go)
+//	fedhead     room id → seq (8) hash (32)              (the end of the room's hash chain)
+//	fedpeers    room id \x00 admin id → JSON FedPeer     (at the home: who may pull the room, from where)
 var (
 	bMeta      = []byte("meta")
 	bUsers     = []byte("users")
@@ -46,6 +49,9 @@ var (
 	bReads     = []byte("reads")
 	bMentions  = []byte("mentions")
 	bFeed      = []byte("feed")
+	bFedLog    = []byte("fedlog")
+	bFedHead   = []byte("fedhead")
+	bFedPeers  = []byte("fedpeers")
 )
 
 var (

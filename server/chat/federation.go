@@ -1,0 +1,974 @@
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"relais/server/fed"
+	"relais/server/id"
+	"relais/server/proto"
+	"relais/server/store"
+)
+
+// Rooms shared across administrations.
+//
+// A room's home is the administration of the node its id names; the
+// home's store is the room's truth and orders its events. A member homed
+// elsewhere writes through their own node, which signs the request and
+// forwards it to the home (fed.OpRoomSend); the user's ack comes only once
+// the home committed. The home pushes each committed record to every
+// administration with members in the room (fed.OpRoomEvent); a node
+// applies a record if it follows the end of its chain, and otherwise pulls
+// (fed.OpRoomSync), as it also does when a link comes up and on a timer.
+// A node holds a room only from the moment one of its users was invited
+// or joined: the home gives it a signed snapshot of the room's state then,
+// and events from there on.
+
+// Federation configures rooms shared with peered administrations.
+type Federation struct {
+	Transport fed.Transport
+	Self      fed.Identity
+	// SendTimeout bounds a write forwarded to a room's home (default 5 s).
+	SendTimeout time.Duration
+	// SyncEvery is the period of the catch-up pull (default 30 s).
+	SyncEvery time.Duration
+}
+
+// originSkew is how far the signed time of a forwarded request may be from
+// the home's clock: an older request is a replay.
+const originSkew = 10 * time.Minute
+
+type federation struct {
+	Federation
+	dir  fed.Directory
+	stop chan struct{}
+
+	// senders serialises the forwarded requests of each sender, so that
+	// the event being appended for a remote sender is always the one
+	// whose origin is in origins.
+	senders [64]sync.Mutex
+
+	mu      sync.Mutex
+	origins map[string]*signedOrigin // remote sender → request being carried out
+	pulling map[string]bool          // rooms being pulled
+}
+
+type signedOrigin struct {
+	o   fed.Origin
+	sig []byte
+	seq uint64 // the event it became
+}
+
+// SetFederation turns on rooms shared with the peers of f.Transport. Call
+// it once, before serving.
+func (s *Service) SetFederation(f Federation) {
+	if f.SendTimeout == 0 {
+		f.SendTimeout = 5 * time.Second
+	}
+	if f.SyncEvery == 0 {
+		f.SyncEvery = 30 * time.Second
+	}
+	s.fed = &federation{
+		Federation: f, dir: fed.Directory{Self: f.Self, Peers: f.Transport}, stop: make(chan struct{}),
+		origins: map[string]*signedOrigin{}, pulling: map[string]bool{},
+	}
+	f.Transport.Handle(fed.OpRoomSend, s.handleRoomSend)
+	f.Transport.Handle(fed.OpRoomSync, s.handleRoomSync)
+	f.Transport.Handle(fed.OpRoomEvent, s.handleRoomEvent)
+	f.Transport.OnLinkUp(func(a fed.AdminID) { go s.linkUp(a) })
+	go s.syncLoop()
+}
+
+// StopFederation stops the catch-up timer.
+func (s *Service) StopFederation() {
+	if s.fed != nil {
+		select {
+		case <-s.fed.stop:
+		default:
+			close(s.fed.stop)
+		}
+	}
+}
+
+// remoteUser reports whether userID is homed in a peered administration.
+func (s *Service) remoteUser(userID string) bool {
+	if s.fed == nil || id.Home(userID) == s.node {
+		return false
+	}
+	a, ok := s.fed.dir.AdminOf(userID)
+	return ok && a != s.fed.Self.ID
+}
+
+// Remote reports whether roomID is homed in another administration: its
+// writes are forwarded there (Forward).
+func (s *Service) Remote(roomID string) bool {
+	return s.fed != nil && id.Valid(id.Room, roomID) && id.Home(roomID) != s.node
+}
+
+// content is what an origin signs the hash of: what the sender asked
+// for, without what the home adds (sequence, time, filtered mentions, a
+// file's metadata, the role a joiner gets).
+type content struct {
+	Type      string  `json:"type"`
+	Body      string  `json:"body,omitempty"`
+	ReplyTo   uint64  `json:"reply_to,omitempty"`
+	Target    uint64  `json:"target,omitempty"`
+	Key       string  `json:"key,omitempty"`
+	Data      string  `json:"data,omitempty"`
+	File      string  `json:"file,omitempty"`
+	User      string  `json:"user,omitempty"`
+	Action    string  `json:"action,omitempty"`
+	Role      string  `json:"role,omitempty"`
+	Name      *string `json:"name,omitempty"`
+	Topic     *string `json:"topic,omitempty"`
+	Externals *bool   `json:"externals,omitempty"`
+}
+
+func (c content) hash() fed.Hash { return fed.HashOf(proto.Encode(c)) }
+
+// eventContent is the content of a committed event.
+func eventContent(ev *proto.Event) content {
+	c := content{Type: ev.Type, Body: ev.Body, ReplyTo: ev.ReplyTo, Target: ev.Target, Key: ev.Key, Data: ev.Data,
+		User: ev.User, Action: ev.Action, Name: ev.Name, Topic: ev.Topic, Externals: ev.Externals}
+	if ev.File != nil {
+		c.File = ev.File.ID
+	}
+	if ev.Action == proto.ActRole {
+		c.Role = ev.Role
+	}
+	return c
+}
+
+// frameContent is the content of the event a client frame asks for, the
+// same as eventContent of the event the home makes of it.
+func frameContent(f *proto.ClientFrame, sender string) (content, error) {
+	member := func(user, action string) content {
+		return content{Type: proto.EvMember, User: user, Action: action}
+	}
+	switch f.T {
+	case proto.TSend:
+		c := content{Type: f.Type}
+		switch f.Type {
+		case proto.EvText, proto.EvFile:
+			c.Body, c.ReplyTo = f.Body, f.ReplyTo
+		case proto.EvEdit:
+			c.Target, c.Body = f.Target, f.Body
+		case proto.EvDelete:
+			c.Target = f.Target
+		case proto.EvReact, proto.EvUnreact:
+			c.Target, c.Key = f.Target, f.Key
+		case proto.EvEncrypted:
+			c.Data = f.Data
+		default:
+			return c, proto.Errorf(proto.CodeUnknownType, "unknown event type %q", f.Type)
+		}
+		if f.File != nil && (f.Type == proto.EvFile || f.Type == proto.EvEncrypted) {
+			c.File = f.File.ID
+		}
+		return c, nil
+	case proto.TJoin:
+		return member(sender, proto.ActJoin), nil
+	case proto.TLeave:
+		return member(sender, proto.ActLeave), nil
+	case proto.TInvite:
+		return member(f.User, proto.ActInvite), nil
+	case proto.TKick:
+		return member(f.User, proto.ActKick), nil
+	case proto.TBan:
+		return member(f.User, proto.ActBan), nil
+	case proto.TUnban:
+		return member(f.User, proto.ActUnban), nil
+	case proto.TSetRole:
+		c := member(f.User, proto.ActRole)
+		c.Role = f.Role
+		return c, nil
+	}
+	return content{}, proto.Errorf(proto.CodeBadRequest, "%s is not carried to a room's home", f.T)
+}
+
+// Forwardable reports whether a frame for a room homed elsewhere is
+// carried to its home by Forward.
+func Forwardable(t string) bool {
+	_, err := frameContent(&proto.ClientFrame{T: t, Type: proto.EvText}, "")
+	return err == nil
+}
+
+// Forward carries a client's frame for a room homed in another
+// administration to that home, signed by this one, and returns once the
+// home committed it (with the ack of a send). It never acks what the home
+// did not confirm: an unreachable home is proto.CodeHomeUnreachable, and a
+// retry with the same client id is deduplicated at the home.
+func (s *Service) Forward(ctx context.Context, a Actor, f *proto.ClientFrame) (proto.Ack, error) {
+	fd := s.fed
+	home, ok := fd.dir.AdminOf(f.Room)
+	if !ok || home == fd.Self.ID {
+		return proto.Ack{}, errNotFound()
+	}
+	if a.External {
+		return proto.Ack{}, proto.Errorf(proto.CodeExternalForbidden, "external correspondents stay in their administration's rooms")
+	}
+	c, err := frameContent(f, a.User)
+	if err != nil {
+		return proto.Ack{}, err
+	}
+	// No local check of membership: the home decides, and a replica may
+	// lag behind it (an invitation not pulled yet).
+	cid := f.ID
+	if cid == "" {
+		var b [8]byte
+		rand.Read(b[:])
+		cid = "f-" + hex.EncodeToString(b[:])
+	}
+	o := fed.Origin{Room: f.Room, Sender: a.User, Admin: fd.Self.ID, CID: cid, TS: s.nowMS(), Type: c.Type, Content: c.hash()}
+	frame, err := json.Marshal(f)
+	if err != nil {
+		return proto.Ack{}, fmt.Errorf("chat: encode forwarded frame: %w", err)
+	}
+	body := fed.AppendSendRequest(nil, &fed.SendRequest{Origin: o, OriginSig: fed.SignOrigin(fd.Self.Key, o), Device: a.Device, Frame: frame})
+	rctx, cancel := context.WithTimeout(ctx, fd.SendTimeout)
+	defer cancel()
+	ans, err := fd.Transport.Request(rctx, home, fed.OpRoomSend, body)
+	if err != nil {
+		var re *fed.RemoteError
+		if errors.As(err, &re) {
+			return proto.Ack{}, proto.Errorf(re.Code, "%s", re.Reason)
+		}
+		s.log.Warn("room home unreachable", "room", f.Room, "home", home, "err", err)
+		return proto.Ack{}, proto.Errorf(proto.CodeHomeUnreachable, "the room's home administration does not answer; nothing was sent, retry later")
+	}
+	b, err := fed.ParseBatchFrame(ans)
+	if err != nil {
+		s.log.Warn("room home answered a malformed batch", "room", f.Room, "home", home, "err", err)
+		return proto.Ack{}, proto.Errorf(proto.CodeInternal, "the room's home answered something this node cannot read")
+	}
+	ack := proto.Ack{T: proto.TAck, ID: f.ID, Room: f.Room}
+	if len(b.Records) > 0 {
+		var ev proto.Event
+		if err := json.Unmarshal(b.Records[len(b.Records)-1].Frame, &ev); err == nil {
+			ack.Seq, ack.TS = ev.Seq, ev.TS
+		}
+		// The home committed: acking now is true whatever happens here.
+		// Applying first lets the sender's devices see the event at once,
+		// and the sender's next request find what this one changed.
+		err := s.applyBatch(ctx, home, f.Room, b)
+		switch {
+		case errors.Is(err, errGap), errors.Is(err, errUnknownRoom):
+			s.pull(home, f.Room)
+		case err != nil:
+			s.log.Warn("federation message refused", "peer", home, "op", "room_send", "room", f.Room, "err", err)
+		}
+	}
+	return ack, nil
+}
+
+// handleRoomSend carries out, at the room's home, a request forwarded by
+// the sender's administration.
+func (s *Service) handleRoomSend(ctx context.Context, from fed.AdminID, body []byte) ([]byte, error) {
+	fd := s.fed
+	q, err := fed.ParseSendRequest(body)
+	if err != nil {
+		return nil, s.refuse(from, "room_send", proto.CodeBadRequest, err)
+	}
+	o := q.Origin
+	if o.Admin != from {
+		return nil, s.refuse(from, "room_send", proto.CodeForbidden, fmt.Errorf("%w: request of %s came over the link of %s", fed.ErrAuthority, o.Admin, from))
+	}
+	if err := fd.dir.VerifyOrigin(o, q.OriginSig); err != nil {
+		return nil, s.refuse(from, "room_send", proto.CodeForbidden, err)
+	}
+	if id.Home(o.Room) != s.node {
+		return nil, &fed.RemoteError{Code: proto.CodeNotFound, Reason: "no such room here"}
+	}
+	if d := time.Duration(s.nowMS()-o.TS) * time.Millisecond; d > originSkew || d < -originSkew {
+		return nil, s.refuse(from, "room_send", proto.CodeForbidden, fmt.Errorf("request signed %v away from now", d))
+	}
+	f, err := proto.DecodeClient(q.Frame)
+	if err != nil {
+		return nil, s.refuse(from, "room_send", proto.CodeBadRequest, err)
+	}
+	c, err := frameContent(f, o.Sender)
+	switch {
+	case err != nil:
+		return nil, s.refuse(from, "room_send", proto.CodeBadRequest, err)
+	case f.Room != o.Room || c.Type != o.Type || c.hash() != o.Content || f.T == proto.TSend && f.ID != o.CID:
+		return nil, s.refuse(from, "room_send", proto.CodeForbidden, errors.New("the frame is not what the origin signed"))
+	}
+	lock := &fd.senders[shard(o.Sender)]
+	lock.Lock()
+	defer lock.Unlock()
+	so := &signedOrigin{o: o, sig: q.OriginSig}
+	fd.mu.Lock()
+	fd.origins[o.Sender] = so
+	fd.mu.Unlock()
+	defer func() {
+		fd.mu.Lock()
+		delete(fd.origins, o.Sender)
+		fd.mu.Unlock()
+	}()
+	a := Actor{User: o.Sender, Device: q.Device}
+	switch f.T {
+	case proto.TSend:
+		var ack proto.Ack
+		if ack, err = s.Send(ctx, a, f); err == nil {
+			so.seq = ack.Seq // also for a replayed send
+		}
+	case proto.TJoin:
+		err = s.Join(ctx, a, f.Room)
+	case proto.TLeave:
+		err = s.Leave(ctx, a, f.Room)
+	case proto.TInvite:
+		err = s.Invite(ctx, a, f.Room, f.User)
+	case proto.TKick:
+		err = s.Kick(ctx, a, f.Room, f.User)
+	case proto.TBan:
+		err = s.Ban(ctx, a, f.Room, f.User)
+	case proto.TUnban:
+		err = s.Unban(ctx, a, f.Room, f.User)
+	case proto.TSetRole:
+		err = s.SetRole(ctx, a, f.Room, f.User, store.Role(f.Role))
+	}
+	if err != nil {
+		if pe := proto.AsError(err); pe != nil {
+			return nil, &fed.RemoteError{Code: pe.Code, Reason: pe.Message}
+		}
+		return nil, err
+	}
+	var b fed.Batch
+	if so.seq != 0 {
+		if err := s.db.View(func(tx *store.Tx) error {
+			raw, err := tx.FedRecord(o.Room, so.seq)
+			if err != nil {
+				return err
+			}
+			rec, err := fed.ParseRecord(raw)
+			b.Records = []fed.Record{rec}
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("chat: read committed record: %w", err)
+		}
+	}
+	return fed.AppendBatchFrame(nil, &b), nil
+}
+
+func shard(s string) int {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return int(h.Sum32() % 64)
+}
+
+// refuse logs a refused federation message and returns the refusal for
+// the peer.
+func (s *Service) refuse(from fed.AdminID, op, code string, err error) error {
+	s.log.Warn("federation message refused", "peer", from, "op", op, "code", code, "err", err)
+	return &fed.RemoteError{Code: code, Reason: err.Error()}
+}
+
+// ordered runs inside the writer's transaction for each event appended at
+// the home: for a room shared with other administrations, it signs the
+// event's place in the chain, keeps the record for catch-up and pushes it
+// once committed to every administration with members in the room.
+func (s *Service) ordered(tx *store.Tx, ev *proto.Event, se store.Event) error {
+	fd := s.fed
+	if fd == nil || id.Home(ev.Room) != s.node {
+		return nil
+	}
+	head, shared := tx.FedHead(ev.Room)
+	var newPeer fed.AdminID
+	if ev.Type == proto.EvMember && s.remoteUser(ev.User) {
+		a, _ := fd.dir.AdminOf(ev.User)
+		if _, has, err := tx.FedPeer(ev.Room, string(a)); err != nil {
+			return err
+		} else if !has {
+			newPeer = a
+		}
+	}
+	if !shared && newPeer == "" {
+		return nil
+	}
+	rec := fed.Record{Frame: se.Frame}
+	fd.mu.Lock()
+	so := fd.origins[ev.From]
+	fd.mu.Unlock()
+	c := eventContent(ev)
+	switch {
+	case so != nil:
+		if so.o.Type != ev.Type || so.o.Content != c.hash() || so.o.Room != ev.Room {
+			return proto.Errorf(proto.CodeForbidden, "this request would make an event its administration did not sign")
+		}
+		rec.Origin, rec.OriginSig = so.o, so.sig
+		so.seq = se.Seq
+	case s.remoteUser(ev.From):
+		return proto.Errorf(proto.CodeInternal, "an event of a remote user without their administration's signature")
+	default:
+		rec.Origin = fed.Origin{Room: ev.Room, Sender: ev.From, Admin: fd.Self.ID, CID: ev.CID, TS: ev.TS, Type: ev.Type, Content: c.hash()}
+		rec.OriginSig = fed.SignOrigin(fd.Self.Key, rec.Origin)
+	}
+	rec.Order = fed.Order{Room: ev.Room, Seq: se.Seq, EventHash: fed.HashOf(se.Frame)}
+	if shared {
+		rec.Order.Prev = head.Hash
+	}
+	rec.OrderSig = fed.SignOrder(fd.Self.Key, rec.Order)
+	if err := tx.PutFedRecord(ev.Room, se.Seq, rec.Order.EventHash, fed.AppendRecord(nil, &rec)); err != nil {
+		return err
+	}
+	var snap *fed.Snapshot
+	if newPeer != "" {
+		var err error
+		if snap, err = s.snapshot(tx, ev.Room, se.Seq-1); err != nil {
+			return err
+		}
+		if err := tx.PutFedPeer(ev.Room, string(newPeer), store.FedPeer{Since: se.Seq, Snapshot: fed.AppendBatchFrame(nil, &fed.Batch{Snapshot: snap})}); err != nil {
+			return err
+		}
+	}
+	peers, err := s.peersIn(tx, ev.Room)
+	if err != nil {
+		return err
+	}
+	if ev.Type == proto.EvMember && s.remoteUser(ev.User) {
+		// One who loses access still sees the event that removes them.
+		a, _ := fd.dir.AdminOf(ev.User)
+		peers[a] = true
+	}
+	one := fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}})
+	var first []byte
+	if snap != nil {
+		first = fed.AppendBatchFrame(nil, &fed.Batch{Snapshot: snap, Records: []fed.Record{rec}})
+	}
+	tx.OnCommit(func() {
+		for p := range peers {
+			body := one
+			if p == newPeer {
+				body = first
+			}
+			if err := fd.Transport.Push(p, fed.OpRoomEvent, body); err != nil {
+				// Best effort: the peer pulls on its timer and on link-up.
+				s.log.Debug("push to peer failed", "peer", p, "room", ev.Room, "err", err)
+			}
+		}
+	})
+	return nil
+}
+
+// peersIn returns the administrations other than this one with members
+// (joined or invited) in a room.
+func (s *Service) peersIn(tx *store.Tx, roomID string) (map[fed.AdminID]bool, error) {
+	members, err := tx.Members(roomID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[fed.AdminID]bool{}
+	for _, m := range members {
+		if (m.State == store.Joined || m.State == store.Invited) && s.remoteUser(m.UserID) {
+			a, _ := s.fed.dir.AdminOf(m.UserID)
+			out[a] = true
+		}
+	}
+	return out, nil
+}
+
+// roomState is the JSON of a snapshot's state.
+type roomState struct {
+	Room    store.Room          `json:"room"`
+	Members []store.MemberEntry `json:"members"`
+}
+
+func (s *Service) snapshot(tx *store.Tx, roomID string, seq uint64) (*fed.Snapshot, error) {
+	r, err := tx.Room(roomID)
+	if err != nil {
+		return nil, err
+	}
+	members, err := tx.Members(roomID)
+	if err != nil {
+		return nil, err
+	}
+	state, err := json.Marshal(roomState{Room: r, Members: members})
+	if err != nil {
+		return nil, err
+	}
+	snap := &fed.Snapshot{Room: roomID, Seq: seq, State: state}
+	fed.SignSnapshot(s.fed.Self.Key, snap)
+	return snap, nil
+}
+
+// handleRoomSync answers, at the home, a peer's pull: only for rooms that
+// peer has a right to, and only from the event its first user came in at.
+func (s *Service) handleRoomSync(_ context.Context, from fed.AdminID, body []byte) ([]byte, error) {
+	q, err := fed.ParseSyncRequest(body)
+	if err != nil {
+		return nil, s.refuse(from, "room_sync", proto.CodeBadRequest, err)
+	}
+	var b fed.Batch
+	err = s.db.View(func(tx *store.Tx) error {
+		p, ok, err := tx.FedPeer(q.Room, string(from))
+		if err != nil {
+			return err
+		}
+		if !ok || id.Home(q.Room) != s.node {
+			return &fed.RemoteError{Code: proto.CodeNotFound, Reason: "no such room for you"}
+		}
+		after := q.After
+		if after+1 < p.Since {
+			first, err := fed.ParseBatchFrame(p.Snapshot)
+			if err != nil {
+				return fmt.Errorf("chat: stored snapshot of %s: %w", q.Room, err)
+			}
+			b.Snapshot, after = first.Snapshot, p.Since-1
+		}
+		return tx.FedRecords(q.Room, after, func(_ uint64, raw []byte) bool {
+			rec, perr := fed.ParseRecord(raw)
+			if perr != nil {
+				err = perr
+				return false
+			}
+			b.Records = append(b.Records, rec)
+			return len(b.Records) < q.Max
+		})
+	})
+	if err != nil {
+		var re *fed.RemoteError
+		if errors.As(err, &re) {
+			return nil, re
+		}
+		return nil, err
+	}
+	return fed.AppendBatchFrame(nil, &b), nil
+}
+
+// handleRoomEvent takes records the home pushes.
+func (s *Service) handleRoomEvent(ctx context.Context, from fed.AdminID, body []byte) ([]byte, error) {
+	b, err := fed.ParseBatchFrame(body)
+	if err != nil {
+		return nil, s.refuse(from, "room_event", proto.CodeBadRequest, err)
+	}
+	if err := s.apply(ctx, from, b); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+// errGap says a batch does not follow the end of the chain: pull.
+var errGap = errors.New("chat: records after a gap")
+
+// errUnknownRoom says records came for a room this node holds no
+// replica of, without the snapshot to start one: pull from the start.
+var errUnknownRoom = errors.New("chat: records of a room not held here")
+
+// apply verifies a batch from a room's home and stores it; a gap or an
+// unknown room starts a pull instead. Anything that fails a check is
+// refused, logged, and nothing of the batch is stored.
+func (s *Service) apply(ctx context.Context, from fed.AdminID, b fed.Batch) error {
+	room := ""
+	if b.Snapshot != nil {
+		room = b.Snapshot.Room
+	} else if len(b.Records) > 0 {
+		room = b.Records[0].Order.Room
+	} else {
+		return nil
+	}
+	err := s.applyBatch(ctx, from, room, b)
+	switch {
+	case errors.Is(err, errGap), errors.Is(err, errUnknownRoom):
+		go s.pull(from, room)
+		return nil
+	case err != nil:
+		return s.refuse(from, "room_event", proto.CodeForbidden, err)
+	}
+	return nil
+}
+
+func (s *Service) applyBatch(ctx context.Context, from fed.AdminID, room string, b fed.Batch) error {
+	fd := s.fed
+	if home, ok := fd.dir.AdminOf(room); !ok || home != from || id.Home(room) == s.node {
+		return fmt.Errorf("%w: %s sent events of %s, which it is not the home of", fed.ErrAuthority, from, room)
+	}
+	return s.update(ctx, func(tx *store.Tx) error {
+		head, held := tx.FedHead(room)
+		chained := held
+		if b.Snapshot != nil && (!held || b.Snapshot.Seq > head.Seq) {
+			if err := fd.dir.VerifySnapshot(b.Snapshot); err != nil {
+				return err
+			}
+			if err := s.applySnapshot(tx, b.Snapshot); err != nil {
+				return err
+			}
+			head, held, chained = store.FedHead{Seq: b.Snapshot.Seq}, true, false
+		}
+		if !held {
+			return errUnknownRoom
+		}
+		for i := range b.Records {
+			rec := &b.Records[i]
+			seq := rec.Order.Seq
+			if seq <= head.Seq {
+				if err := s.same(tx, rec); err != nil {
+					return err
+				}
+				continue
+			}
+			if seq != head.Seq+1 {
+				return errGap
+			}
+			var prev *fed.Hash
+			if chained {
+				prev = (*fed.Hash)(&head.Hash)
+			}
+			if err := fd.dir.Verify(rec, prev); err != nil {
+				return err
+			}
+			if err := s.applyRecord(tx, rec); err != nil {
+				return err
+			}
+			head, chained = store.FedHead{Seq: seq, Hash: rec.Order.EventHash}, true
+		}
+		return nil
+	})
+}
+
+// same checks that a record this node already holds is the one it
+// received before: a home that rewrites a past sequence is refused.
+func (s *Service) same(tx *store.Tx, rec *fed.Record) error {
+	raw, err := tx.FedRecord(rec.Order.Room, rec.Order.Seq)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // before this node's first event of the room
+	}
+	if err != nil {
+		return err
+	}
+	held, err := fed.ParseRecord(raw)
+	if err != nil {
+		return err
+	}
+	if held.Order.EventHash != rec.Order.EventHash {
+		return fmt.Errorf("%w: the home rewrote event %d of %s", fed.ErrChain, rec.Order.Seq, rec.Order.Room)
+	}
+	return nil
+}
+
+func (s *Service) applySnapshot(tx *store.Tx, snap *fed.Snapshot) error {
+	var st roomState
+	if err := json.Unmarshal(snap.State, &st); err != nil {
+		return fmt.Errorf("%w: snapshot state: %v", fed.ErrMalformed, err)
+	}
+	if st.Room.ID != snap.Room {
+		return fmt.Errorf("%w: snapshot of another room", fed.ErrMalformed)
+	}
+	if _, err := tx.Room(snap.Room); errors.Is(err, store.ErrNotFound) {
+		if err := tx.CreateRoom(st.Room); err != nil {
+			return err
+		}
+	} else if err != nil {
+		return err
+	} else if err := tx.PutRoom(st.Room); err != nil {
+		return err
+	}
+	var direct []string
+	for _, m := range st.Members {
+		if !id.Valid(id.User, m.UserID) {
+			return fmt.Errorf("%w: snapshot member %q", fed.ErrMalformed, m.UserID)
+		}
+		if err := tx.PutMember(snap.Room, m.UserID, m.Membership); err != nil {
+			return err
+		}
+		direct = append(direct, m.UserID)
+	}
+	if st.Room.Kind == store.Direct && len(direct) == 2 {
+		// Unless the two already have a direct room (one homed here).
+		if _, err := tx.DM(direct[0], direct[1]); errors.Is(err, store.ErrNotFound) {
+			return tx.PutDM(direct[0], direct[1], snap.Room)
+		}
+	}
+	return nil
+}
+
+// applyRecord stores one verified record in the replica: the checks that
+// need the room's state, then the event and its effects, as the home made
+// them.
+func (s *Service) applyRecord(tx *store.Tx, rec *fed.Record) error {
+	var ev proto.Event
+	if err := json.Unmarshal(rec.Frame, &ev); err != nil {
+		return fmt.Errorf("%w: event frame: %v", fed.ErrMalformed, err)
+	}
+	o := rec.Origin
+	switch {
+	case ev.T != proto.TEvent || ev.Room != o.Room || ev.Seq != rec.Order.Seq || ev.From != o.Sender || ev.Type != o.Type ||
+		ev.CID != "" && ev.CID != o.CID || eventContent(&ev).hash() != o.Content:
+		return fmt.Errorf("%w: the event is not what its origin signed", fed.ErrSignature)
+	}
+	m, err := tx.Member(ev.Room, ev.From)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	selfJoin := ev.Type == proto.EvMember && ev.Action == proto.ActJoin && ev.User == ev.From
+	if ev.Type != proto.EvCreate && !selfJoin && !m.Active() {
+		return fmt.Errorf("%w: %s is not a member of %s", fed.ErrAuthority, ev.From, ev.Room)
+	}
+	flags, memberOp, member := byte(0), proto.MemberNone, ""
+	switch ev.Type {
+	case proto.EvText, proto.EvFile, proto.EvEncrypted:
+		flags = store.Countable
+	case proto.EvEdit, proto.EvDelete, proto.EvReact, proto.EvUnreact:
+		if err := s.mutate(tx, &ev); err != nil {
+			return err
+		}
+	case proto.EvSettings:
+		r, err := tx.Room(ev.Room)
+		if err != nil {
+			return err
+		}
+		if ev.Name != nil {
+			r.Name = *ev.Name
+		}
+		if ev.Topic != nil {
+			r.Topic = *ev.Topic
+		}
+		if ev.Externals != nil {
+			r.Externals = *ev.Externals
+		}
+		if err := tx.PutRoom(r); err != nil {
+			return err
+		}
+	case proto.EvMember:
+		memberOp, member = memberOpOf(ev.Action), ev.User
+	}
+	last, err := tx.LastEvent(ev.Room)
+	if err != nil {
+		return err
+	}
+	se := store.Event{Seq: ev.Seq, Ord: last.Ord, TS: ev.TS, Flags: flags, Frame: rec.Frame}
+	if flags&store.Countable != 0 {
+		se.Ord++
+	}
+	var announce func() error
+	if memberOp == proto.MemberAdd && !s.remoteUser(ev.User) {
+		announce = s.notifyUserFirst(tx, ev.User, ev.Room)
+	}
+	gseq, err := tx.AppendReplica(ev.Room, se)
+	if err != nil {
+		return err
+	}
+	if err := tx.PutFedRecord(ev.Room, ev.Seq, rec.Order.EventHash, fed.AppendRecord(nil, rec)); err != nil {
+		return err
+	}
+	if err := s.publishCommitted(tx, ev.Room, se, gseq, memberOp, member); err != nil {
+		return err
+	}
+	if ev.Type == proto.EvMember {
+		if err := s.applyMember(tx, &ev, se); err != nil {
+			return err
+		}
+		if announce != nil {
+			return announce()
+		}
+		if !s.remoteUser(ev.User) {
+			return s.notifyUser(tx, ev.User, ev.Room)
+		}
+	}
+	if flags&store.Countable != 0 {
+		for _, u := range ev.Mentions {
+			if !s.remoteUser(u) {
+				if err := tx.AddMention(u, ev.Room, ev.Seq); err != nil {
+					return err
+				}
+			}
+		}
+		if !s.remoteUser(ev.From) {
+			if err := tx.PutRead(ev.Room, ev.From, se.Seq, se.Ord); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func memberOpOf(action string) byte {
+	switch action {
+	case proto.ActJoin:
+		return proto.MemberAdd
+	case proto.ActLeave, proto.ActKick, proto.ActBan:
+		return proto.MemberRemove
+	}
+	return proto.MemberNone
+}
+
+// applyMember stores the membership a member event states.
+func (s *Service) applyMember(tx *store.Tx, ev *proto.Event, at store.Event) error {
+	old, err := tx.Member(ev.Room, ev.User)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	m := store.Membership{Role: old.Role, State: old.State, By: ev.From, Since: time.UnixMilli(ev.TS)}
+	if m.Role == "" {
+		m.Role = store.Member
+	}
+	switch ev.Action {
+	case proto.ActInvite:
+		m.State = store.Invited
+	case proto.ActJoin:
+		m.State, m.By = store.Joined, old.By
+		if ev.Role != "" {
+			m.Role = store.Role(ev.Role)
+		}
+	case proto.ActLeave, proto.ActKick, proto.ActUnban:
+		m.State = store.Left
+	case proto.ActBan:
+		m.State = store.Banned
+	case proto.ActRole:
+		m.Role, m.By = store.Role(ev.Role), old.By
+	default:
+		return fmt.Errorf("%w: member action %q", fed.ErrMalformed, ev.Action)
+	}
+	return s.setMember(tx, ev.Room, ev.User, m, at)
+}
+
+// mutate applies an edit, deletion or reaction to the message it targets,
+// as the home did.
+func (s *Service) mutate(tx *store.Tx, ev *proto.Event) error {
+	t, err := target(tx, ev.Room, ev.Target)
+	if err != nil {
+		return fmt.Errorf("%w: %s/%d targets %d: %v", fed.ErrMalformed, ev.Room, ev.Seq, ev.Target, err)
+	}
+	switch ev.Type {
+	case proto.EvEdit:
+		t.ev.Body, t.ev.Edited = ev.Body, max(ev.TS, t.ev.TS)
+	case proto.EvDelete:
+		t.ev = proto.Event{T: t.ev.T, Room: t.ev.Room, Seq: t.ev.Seq, TS: t.ev.TS, From: t.ev.From, Dev: t.ev.Dev, Type: t.ev.Type, Deleted: true}
+		t.rec.Flags |= store.Redacted
+	case proto.EvReact:
+		if t.ev.Reactions == nil {
+			t.ev.Reactions = map[string][]string{}
+		}
+		t.ev.Reactions[ev.Key] = append(t.ev.Reactions[ev.Key], ev.From)
+	case proto.EvUnreact:
+		users := t.ev.Reactions[ev.Key][:0:0]
+		for _, u := range t.ev.Reactions[ev.Key] {
+			if u != ev.From {
+				users = append(users, u)
+			}
+		}
+		if len(users) == 0 {
+			delete(t.ev.Reactions, ev.Key)
+		} else {
+			t.ev.Reactions[ev.Key] = users
+		}
+	}
+	return t.save(tx)
+}
+
+// pull catches a replica up from its home, a batch at a time.
+func (s *Service) pull(home fed.AdminID, room string) {
+	fd := s.fed
+	fd.mu.Lock()
+	if fd.pulling[room] {
+		fd.mu.Unlock()
+		return
+	}
+	fd.pulling[room] = true
+	fd.mu.Unlock()
+	defer func() {
+		fd.mu.Lock()
+		delete(fd.pulling, room)
+		fd.mu.Unlock()
+	}()
+	for {
+		var after uint64
+		s.db.View(func(tx *store.Tx) error {
+			h, _ := tx.FedHead(room)
+			after = h.Seq
+			return nil
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*fd.SendTimeout)
+		ans, err := fd.Transport.Request(ctx, home, fed.OpRoomSync, fed.AppendSyncRequest(nil, fed.SyncRequest{Room: room, After: after, Max: fed.MaxBatch}))
+		cancel()
+		if err != nil {
+			s.log.Debug("pull failed", "room", room, "home", home, "err", err)
+			return
+		}
+		b, err := fed.ParseBatchFrame(ans)
+		if err != nil {
+			s.log.Warn("federation message refused", "peer", home, "op", "room_sync", "err", err)
+			return
+		}
+		if len(b.Records) == 0 && b.Snapshot == nil {
+			return
+		}
+		if err := s.applyBatch(context.Background(), home, room, b); err != nil {
+			s.log.Warn("federation message refused", "peer", home, "op", "room_sync", "room", room, "err", err)
+			return
+		}
+		if len(b.Records) < fed.MaxBatch {
+			return
+		}
+	}
+}
+
+// linkUp catches up with an administration whose link just came up: pull
+// every room it is the home of, and tell it of the rooms it is entitled
+// to here, so that it pulls those it missed.
+func (s *Service) linkUp(peer fed.AdminID) {
+	s.pullFrom(func(a fed.AdminID) bool { return a == peer })
+	var last [][]byte
+	s.db.View(func(tx *store.Tx) error {
+		rooms, err := tx.FedPeerRooms(string(peer))
+		if err != nil {
+			return err
+		}
+		for _, r := range rooms {
+			h, ok := tx.FedHead(r)
+			if !ok {
+				continue
+			}
+			if raw, err := tx.FedRecord(r, h.Seq); err == nil {
+				if rec, err := fed.ParseRecord(raw); err == nil {
+					last = append(last, fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}}))
+				}
+			}
+		}
+		return nil
+	})
+	for _, b := range last {
+		s.fed.Transport.Push(peer, fed.OpRoomEvent, b)
+	}
+}
+
+// pullFrom pulls every replica whose home's administration keep accepts.
+func (s *Service) pullFrom(keep func(fed.AdminID) bool) {
+	type held struct {
+		room string
+		home fed.AdminID
+	}
+	var rooms []held
+	s.db.View(func(tx *store.Tx) error {
+		return tx.FedHeads(func(room string, _ store.FedHead) bool {
+			if id.Home(room) != s.node {
+				if a, ok := s.fed.dir.AdminOf(room); ok && keep(a) {
+					rooms = append(rooms, held{room, a})
+				}
+			}
+			return true
+		})
+	})
+	for _, r := range rooms {
+		s.pull(r.home, r.room)
+	}
+}
+
+func (s *Service) syncLoop() {
+	t := time.NewTicker(s.fed.SyncEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.fed.stop:
+			return
+		case <-t.C:
+			s.pullFrom(func(fed.AdminID) bool { return true })
+		}
+	}
+}

@@ -1,0 +1,313 @@
+package chat_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"relais/cluster/nodetest"
+	"relais/server/chat"
+	"relais/server/fed"
+	"relais/server/fed/fedtest"
+	"relais/server/id"
+	"relais/server/proto"
+	"relais/server/store"
+)
+
+// admin is one administration of a federation test: a store, its chat
+// service and its end of an in-process hub.
+type admin struct {
+	name  string
+	ident fed.Identity
+	db    *store.DB
+	chat  *chat.Service
+	tr    *fedtest.Transport
+	logs  *nodetest.Logs
+}
+
+func newFederation(t *testing.T, names ...string) (*fedtest.Hub, []*admin) {
+	hub := fedtest.NewHub()
+	var out []*admin
+	var trs []*fedtest.Transport
+	for _, n := range names {
+		db, err := store.Open(filepath.Join(t.TempDir(), "relais.db"), store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs := &nodetest.Logs{}
+		a := &admin{name: n, ident: fedtest.NewIdentity(n, db.Node()), db: db, logs: logs}
+		a.chat = chat.New(db, nopBus{}, chat.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		a.tr = hub.Join(a.ident)
+		a.chat.SetFederation(chat.Federation{Transport: a.tr, Self: a.ident, SendTimeout: 2 * time.Second, SyncEvery: time.Hour})
+		t.Cleanup(func() { a.chat.StopFederation(); db.Close() })
+		out = append(out, a)
+		trs = append(trs, a.tr)
+	}
+	fedtest.Mesh(trs...)
+	return hub, out
+}
+
+func (a *admin) user() chat.Actor {
+	return chat.Actor{User: id.NewUser(a.db.Node()), Device: id.NewDevice()}
+}
+
+// send sends a text, through the home when the room is homed elsewhere
+// (what the websocket layer does).
+func (a *admin) send(ctx context.Context, u chat.Actor, room, cid, body string) (proto.Ack, error) {
+	f := &proto.ClientFrame{T: proto.TSend, ID: cid, Room: room, Type: proto.EvText, Body: body}
+	return a.do(ctx, u, f)
+}
+
+func (a *admin) do(ctx context.Context, u chat.Actor, f *proto.ClientFrame) (proto.Ack, error) {
+	if a.chat.Remote(f.Room) {
+		return a.chat.Forward(ctx, u, f)
+	}
+	switch f.T {
+	case proto.TSend:
+		return a.chat.Send(ctx, u, f)
+	case proto.TJoin:
+		return proto.Ack{}, a.chat.Join(ctx, u, f.Room)
+	case proto.TInvite:
+		return proto.Ack{}, a.chat.Invite(ctx, u, f.Room, f.User)
+	}
+	return proto.Ack{}, fmt.Errorf("test: %s", f.T)
+}
+
+// events returns the room's log as this administration stores it.
+func (a *admin) events(t *testing.T, room string) []proto.Event {
+	t.Helper()
+	var out []proto.Event
+	err := a.db.View(func(tx *store.Tx) error {
+		if _, err := tx.Room(room); errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return tx.Events(room, 0, false, func(e store.Event) bool {
+			var ev proto.Event
+			if err := json.Unmarshal(e.Frame, &ev); err != nil {
+				t.Errorf("stored frame: %v", err)
+			}
+			out = append(out, ev)
+			return true
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func texts(evs []proto.Event) []string {
+	var out []string
+	for _, e := range evs {
+		if e.Type == proto.EvText {
+			out = append(out, fmt.Sprintf("%d:%s", e.Seq, e.Body))
+		}
+	}
+	return out
+}
+
+// sameTail checks that b holds exactly a's events from b's first on, and
+// that b's first event is at or after from.
+func sameTail(t *testing.T, home, replica []proto.Event) error {
+	t.Helper()
+	if len(replica) == 0 {
+		return errors.New("replica holds nothing")
+	}
+	first := replica[0].Seq
+	var want []string
+	for _, e := range home {
+		if e.Seq >= first {
+			want = append(want, fmt.Sprintf("%d:%s:%s:%s", e.Seq, e.Type, e.From, e.Body))
+		}
+	}
+	var got []string
+	for _, e := range replica {
+		got = append(got, fmt.Sprintf("%d:%s:%s:%s", e.Seq, e.Type, e.From, e.Body))
+	}
+	if !slices.Equal(got, want) {
+		return fmt.Errorf("replica %v\nhome    %v", got, want)
+	}
+	return nil
+}
+
+// converge waits until every replica holds the home's log from its
+// first event on.
+func converge(t *testing.T, home *admin, room string, replicas ...*admin) {
+	t.Helper()
+	evs := home.events(t, room)
+	for _, r := range replicas {
+		nodetest.CheckFor(t, 20*time.Second, func() error { return sameTail(t, evs, r.events(t, room)) })
+	}
+}
+
+// group makes a group homed at home, owned by owner, with each member
+// invited and joined through their own administration.
+func group(t *testing.T, ctx context.Context, home *admin, owner chat.Actor, members map[*admin]chat.Actor) string {
+	t.Helper()
+	var invite []string
+	for _, u := range members {
+		invite = append(invite, u.User)
+	}
+	room, err := home.chat.CreateRoom(ctx, owner, chat.CreateRoomRequest{Kind: store.Group, Name: "Inter-administrations", Invite: invite})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for a, u := range members {
+		nodetest.CheckFor(t, 10*time.Second, func() error {
+			if _, err := a.do(ctx, u, &proto.ClientFrame{T: proto.TJoin, ID: "j-" + u.User[2:12], Room: room}); err != nil {
+				return fmt.Errorf("%s joins: %w", a.name, err)
+			}
+			return nil
+		})
+	}
+	return room
+}
+
+func TestFederationGroupKeepsTheHomesOrderEverywhere(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B", "C")
+	a, b, c := adm[0], adm[1], adm[2]
+	ua, ub, uc := a.user(), b.user(), c.user()
+	room := group(t, ctx, a, ua, map[*admin]chat.Actor{b: ub, c: uc})
+	var wg sync.WaitGroup
+	for _, s := range []struct {
+		a *admin
+		u chat.Actor
+	}{{a, ua}, {b, ub}, {c, uc}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				if _, err := s.a.send(ctx, s.u, room, fmt.Sprintf("%s-%d", s.a.name, i), fmt.Sprintf("%s %d", s.a.name, i)); err != nil {
+					t.Errorf("%s send %d: %v", s.a.name, i, err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(texts(a.events(t, room))); n != 60 {
+		t.Fatalf("home holds %d messages, want 60", n)
+	}
+	converge(t, a, room, b, c)
+	// A replica of the room where it was invited: its first event is
+	// the invitation of its user, nothing before.
+	if first := b.events(t, room)[0]; first.Type != proto.EvMember || first.Action != proto.ActInvite || first.User != ub.User {
+		t.Fatalf("B's first event of the room is %+v, want the invitation of its user", first)
+	}
+}
+
+func TestFederationRetryWithTheSameIDIsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B")
+	a, b := adm[0], adm[1]
+	ua, ub := a.user(), b.user()
+	room := group(t, ctx, a, ua, map[*admin]chat.Actor{b: ub})
+	first, err := b.send(ctx, ub, room, "c-1", "une fois")
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := b.send(ctx, ub, room, "c-1", "une fois")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Seq != first.Seq || first.Seq == 0 {
+		t.Fatalf("retry acked seq %d, first %d", again.Seq, first.Seq)
+	}
+	if got := texts(a.events(t, room)); len(got) != 1 {
+		t.Fatalf("home holds %v after a retry, want one message", got)
+	}
+}
+
+func TestFederationHomeUnreachableIsNeverAFalseAck(t *testing.T) {
+	ctx := context.Background()
+	hub, adm := newFederation(t, "A", "B", "C")
+	a, b, c := adm[0], adm[1], adm[2]
+	ua, ub, uc := a.user(), b.user(), c.user()
+	room := group(t, ctx, a, ua, map[*admin]chat.Actor{b: ub, c: uc})
+	hub.SetDown(a.ident.ID, true)
+	_, err := b.send(ctx, ub, room, "c-while-down", "pendant la coupure")
+	if pe := proto.AsError(err); pe == nil || pe.Code != proto.CodeHomeUnreachable {
+		t.Fatalf("send while the home is down: %v, want %s", err, proto.CodeHomeUnreachable)
+	}
+	if got := texts(a.events(t, room)); len(got) != 0 {
+		t.Fatalf("home holds %v after a refused send", got)
+	}
+	hub.SetDown(a.ident.ID, false)
+	ack, err := b.send(ctx, ub, room, "c-while-down", "pendant la coupure")
+	if err != nil {
+		t.Fatalf("retry after the home is back: %v", err)
+	}
+	if got := texts(a.events(t, room)); len(got) != 1 || got[0] != fmt.Sprintf("%d:pendant la coupure", ack.Seq) {
+		t.Fatalf("home holds %v, want the one message at %d", got, ack.Seq)
+	}
+	converge(t, a, room, b, c)
+}
+
+func TestFederationPeerCatchesUpAfterAnOutage(t *testing.T) {
+	ctx := context.Background()
+	hub, adm := newFederation(t, "A", "B", "C")
+	a, b, c := adm[0], adm[1], adm[2]
+	ua, ub, uc := a.user(), b.user(), c.user()
+	room := group(t, ctx, a, ua, map[*admin]chat.Actor{b: ub, c: uc})
+	hub.SetDown(b.ident.ID, true)
+	for i := range 700 { // more than one pull batch
+		s, u := a, ua
+		if i%2 == 1 {
+			s, u = c, uc
+		}
+		if _, err := s.send(ctx, u, room, fmt.Sprintf("m%d", i), fmt.Sprintf("m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(texts(b.events(t, room))); n != 0 {
+		t.Fatalf("B got %d messages while cut off", n)
+	}
+	hub.SetDown(b.ident.ID, false)
+	converge(t, a, room, b)
+}
+
+func TestFederationSovereigntyNoEventsWithoutAMember(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B", "C")
+	a, b, c := adm[0], adm[1], adm[2]
+	ua, ub, uc := a.user(), b.user(), c.user()
+	room := group(t, ctx, a, ua, map[*admin]chat.Actor{b: ub})
+	for i := range 5 {
+		if _, err := b.send(ctx, ub, room, fmt.Sprintf("s%d", i), "entre A et B"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if evs := c.events(t, room); len(evs) != 0 {
+		t.Fatalf("C, with no member in the room, holds %d of its events", len(evs))
+	}
+	if _, err := c.tr.Call(c.ident.ID, fed.OpRoomSync, nil); err == nil {
+		t.Fatal("a malformed sync was answered")
+	}
+	// C asks A for the room anyway: refused.
+	if _, err := a.tr.Call(c.ident.ID, fed.OpRoomSync, fed.AppendSyncRequest(nil, fed.SyncRequest{Room: room})); err == nil {
+		t.Fatal("the home answered a sync of a room C has no member in")
+	}
+	if _, err := a.send(ctx, ua, room, "inv", "avant l'invitation de C"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.do(ctx, ua, &proto.ClientFrame{T: proto.TInvite, Room: room, User: uc.User}); err != nil {
+		t.Fatal(err)
+	}
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		evs := c.events(t, room)
+		if len(evs) == 0 {
+			return errors.New("C holds nothing of the room its user was invited to")
+		}
+		if evs[0].Type != proto.EvMember || evs[0].User != uc.User {
+			return fmt.Errorf("C's first event is %+v, want its user's invitation", evs[0])
+		}
+		return nil
+	})
+}
