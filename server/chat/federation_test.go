@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -310,4 +311,131 @@ func TestFederationSovereigntyNoEventsWithoutAMember(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// forged builds a record of room at seq as the home would, with the given
+// origin signer and order signer.
+func forged(originKey, orderKey fed.Identity, o fed.Origin, seq uint64, prev fed.Hash, ev proto.Event) fed.Record {
+	ev.T, ev.Room, ev.Seq, ev.From, ev.CID, ev.Type = proto.TEvent, o.Room, seq, o.Sender, o.CID, o.Type
+	frame := proto.Encode(&ev)
+	rec := fed.Record{Origin: o, Frame: frame, Order: fed.Order{Room: o.Room, Seq: seq, EventHash: fed.HashOf(frame), Prev: prev}}
+	rec.OriginSig = fed.SignOrigin(originKey.Key, o)
+	rec.OrderSig = fed.SignOrder(orderKey.Key, rec.Order)
+	return rec
+}
+
+// textContent is the content hash of a text, as an origin computes it
+// (chat's content: type, then body).
+func textContent(body string) fed.Hash {
+	b, _ := json.Marshal(body)
+	return fed.HashOf([]byte(`{"type":"text","body":` + string(b) + `}`))
+}
+
+// TestFederationHostilePeersAreRefused: each forgery is refused, logged,
+// and nothing of it is stored.
+func TestFederationHostilePeersAreRefused(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B", "C")
+	a, b, c := adm[0], adm[1], adm[2]
+	ua, ub, uc := a.user(), b.user(), c.user()
+	room := group(t, ctx, a, ua, map[*admin]chat.Actor{b: ub, c: uc})
+	if _, err := a.send(ctx, ua, room, "base", "base"); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, room, b, c)
+	head := func(x *admin) (h store.FedHead) {
+		x.db.View(func(tx *store.Tx) error { h, _ = tx.FedHead(room); return nil })
+		return h
+	}
+	now := time.Now().UnixMilli()
+	sendReq := func(signer fed.Identity, sender, admin string, body string) []byte {
+		o := fed.Origin{Room: room, Sender: sender, Admin: fed.AdminID(admin), CID: "evil", TS: now, Type: proto.EvText, Content: textContent(body)}
+		f, _ := json.Marshal(proto.ClientFrame{T: proto.TSend, ID: "evil", Room: room, Type: proto.EvText, Body: body})
+		return fed.AppendSendRequest(nil, &fed.SendRequest{Origin: o, OriginSig: fed.SignOrigin(signer.Key, o), Frame: f})
+	}
+	h := head(c)
+	for _, tc := range []struct {
+		name   string
+		to     *admin
+		from   *admin
+		op     string
+		body   func() []byte
+		stores *admin // whose room log must not change
+		want   string // the reason of the refusal
+	}{
+		{"B signs a send for a user of C", a, b, fed.OpRoomSend,
+			func() []byte { return sendReq(b.ident, uc.User, string(b.ident.ID), "je suis C") }, a, "a user of"},
+		{"B signs a send in C's name", a, b, fed.OpRoomSend,
+			func() []byte { return sendReq(b.ident, uc.User, string(c.ident.ID), "je suis C") }, a, "came over the link of"},
+		{"B sends a frame other than the one signed", a, b, fed.OpRoomSend, func() []byte {
+			q, _ := fed.ParseSendRequest(sendReq(b.ident, ub.User, string(b.ident.ID), "signé"))
+			q.Frame, _ = json.Marshal(proto.ClientFrame{T: proto.TSend, ID: "evil", Room: room, Type: proto.EvText, Body: "autre chose"})
+			return fed.AppendSendRequest(nil, &q)
+		}, a, "not what the origin signed"},
+		{"a replayed request from long ago", a, b, fed.OpRoomSend, func() []byte {
+			o := fed.Origin{Room: room, Sender: ub.User, Admin: b.ident.ID, CID: "old", TS: now - int64(time.Hour/time.Millisecond), Type: proto.EvText, Content: textContent("vieux")}
+			f, _ := json.Marshal(proto.ClientFrame{T: proto.TSend, ID: "old", Room: room, Type: proto.EvText, Body: "vieux"})
+			return fed.AppendSendRequest(nil, &fed.SendRequest{Origin: o, OriginSig: fed.SignOrigin(b.ident.Key, o), Frame: f})
+		}, a, "away from now"},
+		{"B pushes events of A's room", c, b, fed.OpRoomEvent, func() []byte {
+			o := fed.Origin{Room: room, Sender: ub.User, Admin: b.ident.ID, TS: now, Type: proto.EvText, Content: textContent("x")}
+			rec := forged(b.ident, b.ident, o, h.Seq+1, h.Hash, proto.Event{Body: "x"})
+			return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}})
+		}, c, "which it is not the home of"},
+		{"the home relays an event signed by B for a user of C", c, a, fed.OpRoomEvent, func() []byte {
+			o := fed.Origin{Room: room, Sender: uc.User, Admin: b.ident.ID, TS: now, Type: proto.EvText, Content: textContent("x")}
+			rec := forged(b.ident, a.ident, o, h.Seq+1, h.Hash, proto.Event{Body: "x"})
+			return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}})
+		}, c, "a user of"},
+		{"the home rewrites a past sequence", c, a, fed.OpRoomEvent, func() []byte {
+			o := fed.Origin{Room: room, Sender: ua.User, Admin: a.ident.ID, TS: now, Type: proto.EvText, Content: textContent("réécrit")}
+			evs := c.events(t, room)
+			prev := evs[len(evs)-2]
+			var prevHash fed.Hash
+			c.db.View(func(tx *store.Tx) error {
+				raw, _ := tx.FedRecord(room, prev.Seq)
+				r, _ := fed.ParseRecord(raw)
+				prevHash = r.Order.EventHash
+				return nil
+			})
+			rec := forged(a.ident, a.ident, o, h.Seq, prevHash, proto.Event{Body: "réécrit"})
+			return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}})
+		}, c, "rewrote event"},
+		{"the home breaks the chain", c, a, fed.OpRoomEvent, func() []byte {
+			o := fed.Origin{Room: room, Sender: ua.User, Admin: a.ident.ID, TS: now, Type: proto.EvText, Content: textContent("x")}
+			rec := forged(a.ident, a.ident, o, h.Seq+1, fed.HashOf([]byte("another history")), proto.Event{Body: "x"})
+			return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}})
+		}, c, "does not follow"},
+		{"an event from a user who is not a member", c, a, fed.OpRoomEvent, func() []byte {
+			stranger := a.user()
+			o := fed.Origin{Room: room, Sender: stranger.User, Admin: a.ident.ID, TS: now, Type: proto.EvText, Content: textContent("x")}
+			rec := forged(a.ident, a.ident, o, h.Seq+1, h.Hash, proto.Event{Body: "x"})
+			return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}})
+		}, c, "is not a member"},
+		{"an event that says other than its origin signed", c, a, fed.OpRoomEvent, func() []byte {
+			o := fed.Origin{Room: room, Sender: ub.User, Admin: b.ident.ID, TS: now, Type: proto.EvText, Content: textContent("signé")}
+			rec := forged(b.ident, a.ident, o, h.Seq+1, h.Hash, proto.Event{Body: "pas signé"})
+			return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}})
+		}, c, "not what its origin signed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tc.stores.events(t, room)
+			logged := strings.Count(tc.to.logs.String(), "federation message refused")
+			_, err := tc.to.tr.Call(tc.from.ident.ID, tc.op, tc.body())
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("answer %v, want a refusal saying %q", err, tc.want)
+			}
+			if after := tc.stores.events(t, room); len(after) != len(before) {
+				t.Fatalf("%s stored %d events of a refused message", tc.stores.name, len(after)-len(before))
+			}
+			if strings.Count(tc.to.logs.String(), "federation message refused") == logged {
+				t.Fatalf("refused without a log line: %v", err)
+			}
+		})
+	}
+	// The honest traffic still flows after all that.
+	if _, err := b.send(ctx, ub, room, "after", "toujours là"); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, room, b, c)
 }
