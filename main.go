@@ -3,6 +3,7 @@
 //
 //	relais serve [flags]          run a node (relais serve --help lists every option)
 //	relais admin [--data DIR] …   manage a running node: users, domains, invitations
+//	relais federation [--data DIR] …  peer with other administrations
 //	relais backup [--data DIR] FILE
 //	relais restore [--data DIR] FILE
 //	relais bench [flags] SCENARIO…  measure a node (relais bench --help)
@@ -12,6 +13,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -33,6 +35,7 @@ import (
 	"relais/server/buildinfo"
 	"relais/server/bus"
 	"relais/server/config"
+	"relais/server/fed"
 	"relais/server/node"
 	"relais/server/store"
 )
@@ -43,6 +46,7 @@ relais — sovereign, end-to-end encrypted instant messenger
 usage:
   relais serve [flags]                  run a node (relais serve --help)
   relais admin [--data DIR] COMMAND     manage a running node (relais admin --help)
+  relais federation [--data DIR] …      peer with other administrations (relais federation --help)
   relais backup [--data DIR] FILE       snapshot a running node's store into FILE
   relais restore [--data DIR] FILE      put a snapshot back (node stopped)
   relais bench [flags] SCENARIO…        measure a node: startup idle dm fanout sync reconnect, or all
@@ -60,6 +64,8 @@ func main() {
 		err = serve(args)
 	case "admin":
 		err = adminCmd(args)
+	case "federation":
+		err = admin.FederationCommand(args, envOr("RELAIS_DATA", config.Defaults().Data), os.Stdout, os.Stderr)
 	case "backup":
 		err = backup(args)
 	case "restore":
@@ -104,6 +110,23 @@ func startBus(nodeID string, log *slog.Logger) (bus.Bus, error) {
 	return cluster.Start(cluster.Options{Name: nodeID, Logger: log})
 }
 
+// busFor is startBus with the links to peered administrations when cfg
+// turns federation on.
+func busFor(cfg config.Config) node.BusFunc {
+	if !cfg.Federation && cfg.FederationListen == "" && cfg.FederationEndpoint == "" {
+		return startBus
+	}
+	return func(nodeID string, log *slog.Logger) (bus.Bus, error) {
+		key, err := fed.LoadKey(cfg.Data)
+		if err != nil {
+			return nil, err
+		}
+		return cluster.Start(cluster.Options{Name: nodeID, Logger: log, Federation: &cluster.FedOptions{
+			Admin: fed.AdminIDOf(key.Public().(ed25519.PublicKey)), DataDir: cfg.Data,
+			Listen: cfg.FederationListen, Endpoint: cfg.FederationEndpoint}})
+	}
+}
+
 // startBenchNode starts a node in process for `relais bench`, with the
 // same bus as `relais serve`.
 func startBenchNode(ctx context.Context, cfg config.Config, log *slog.Logger) (*node.Node, error) {
@@ -122,7 +145,7 @@ func serve(args []string) error {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	n, err := node.Start(ctx, cfg, startBus, node.Options{Logger: log, Web: webembed.Web()})
+	n, err := node.Start(ctx, cfg, busFor(cfg), node.Options{Logger: log, Web: webembed.Web()})
 	if err != nil {
 		return err
 	}

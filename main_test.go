@@ -47,6 +47,13 @@ var startedURL = regexp.MustCompile(`msg="node started" url=(\S+)`)
 
 func startNode(t *testing.T, data string, args ...string) *proc {
 	t.Helper()
+	return startProc(t, data, append([]string{"--allowed-domains", "agents.gouv.fr"}, args...)...)
+}
+
+// startProc starts relais serve on data with args and no domain allowed
+// by default.
+func startProc(t *testing.T, data string, args ...string) *proc {
+	t.Helper()
 	bin, err := binary()
 	if err != nil {
 		t.Fatal(err)
@@ -54,8 +61,7 @@ func startNode(t *testing.T, data string, args ...string) *proc {
 	p := &proc{data: data, logs: &nodetest.Logs{}}
 	// The node picks its port and says which: no port is chosen here and
 	// then raced for.
-	p.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--tls", "off",
-		"--allowed-domains", "agents.gouv.fr"}, args...)...)
+	p.cmd = exec.Command(bin, append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--tls", "off"}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

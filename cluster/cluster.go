@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"relais/server/bus"
+	"relais/server/fed"
 )
 
 // Options configure Start.
@@ -26,6 +27,9 @@ type Options struct {
 	Name string
 	// Logger receives the NATS server's log lines.
 	Logger *slog.Logger
+	// Federation, when set, adds the links to peered administrations
+	// (fedlink.go) and moves the bus to an account of its own.
+	Federation *FedOptions
 }
 
 // Bus is a running embedded NATS server and the node's connection to it.
@@ -36,6 +40,8 @@ type Bus struct {
 
 	mu   sync.Mutex
 	subs map[*nats.Subscription]struct{}
+
+	fed *Link
 }
 
 var _ bus.Bus = (*Bus)(nil)
@@ -46,19 +52,29 @@ func Start(opts Options) (_ *Bus, err error) {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	log := opts.Logger.With("component", "nats")
-	ns, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		ServerName: opts.Name,
 		DontListen: true,
 		NoSigs:     true,
 		// The bus carries whole events; media never crosses it.
 		MaxPayload: 8 << 20,
 		MaxPending: 256 << 20,
-	})
+	}
+	var link *Link
+	var auth []nats.Option
+	if opts.Federation != nil {
+		var pass string
+		if link, pass, err = newLink(*opts.Federation, sopts, opts.Logger); err != nil {
+			return nil, err
+		}
+		auth = append(auth, nats.UserInfo("relais", pass))
+	}
+	ns, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: new nats server: %w", err)
 	}
 	ns.SetLoggerV2(natsLogger{log}, false, false, false)
-	n := &Bus{ns: ns, log: log, subs: map[*nats.Subscription]struct{}{}}
+	n := &Bus{ns: ns, log: log, subs: map[*nats.Subscription]struct{}{}, fed: link}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -68,7 +84,10 @@ func Start(opts Options) (_ *Bus, err error) {
 	if !ns.ReadyForConnections(10 * time.Second) {
 		return nil, errors.New("cluster: nats server not ready after 10s")
 	}
-	n.nc, err = nats.Connect("", nats.InProcessServer(ns), nats.Name("relais"),
+	if link != nil {
+		link.start(ns, sopts)
+	}
+	n.nc, err = nats.Connect("", append(auth, nats.InProcessServer(ns), nats.Name("relais"),
 		nats.MaxReconnects(-1),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
@@ -76,11 +95,20 @@ func Start(opts Options) (_ *Bus, err error) {
 				subject = sub.Subject
 			}
 			log.Error("bus error", "subject", subject, "err", err)
-		}))
+		}))...)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: connect in process: %w", err)
 	}
 	return n, nil
+}
+
+// Federation returns the links to peered administrations, nil when the
+// bus was started without federation.
+func (n *Bus) Federation() fed.Link {
+	if n.fed == nil {
+		return nil
+	}
+	return n.fed
 }
 
 // Publish implements bus.Bus.
@@ -148,6 +176,9 @@ func (n *Bus) Flush() error {
 // Close drains the connection and shuts the server down, in that order.
 // It is safe after a partial Start and more than once.
 func (n *Bus) Close() error {
+	if n.fed != nil {
+		n.fed.close()
+	}
 	if n.nc != nil && !n.nc.IsClosed() {
 		n.nc.Drain()
 		deadline := time.Now().Add(5 * time.Second)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"relais/server/account"
+	"relais/server/fed"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -36,6 +37,8 @@ type Server struct {
 	path string
 	// health fills GET /health; nil until ServeHealth.
 	health atomic.Pointer[func() map[string]any]
+	// fed serves /federation; nil until ServeFederation.
+	fed atomic.Pointer[fed.Service]
 }
 
 // Listen creates the socket in dataDir and serves it until Close.
@@ -68,6 +71,7 @@ func Listen(dataDir string, acc *account.Service, db *store.DB, log *slog.Logger
 	mux.HandleFunc("POST /setup-link", s.handle(s.setupLink))
 	mux.HandleFunc("GET /backup", s.backup)
 	mux.HandleFunc("GET /health", s.handle(s.healthDetails))
+	s.federationRoutes(mux)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go s.srv.Serve(l)
 	return s, nil

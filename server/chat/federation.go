@@ -383,7 +383,7 @@ func (s *Service) ordered(tx *store.Tx, ev *proto.Event, se store.Event) error {
 	var newPeer fed.AdminID
 	if ev.Type == proto.EvMember && s.remoteUser(ev.User) {
 		a, _ := fd.dir.AdminOf(ev.User)
-		if _, has, err := tx.FedPeer(ev.Room, string(a)); err != nil {
+		if _, has, err := tx.FedRoomPeer(ev.Room, string(a)); err != nil {
 			return err
 		} else if !has {
 			newPeer = a
@@ -424,7 +424,7 @@ func (s *Service) ordered(tx *store.Tx, ev *proto.Event, se store.Event) error {
 		if snap, err = s.snapshot(tx, ev.Room, se.Seq-1); err != nil {
 			return err
 		}
-		if err := tx.PutFedPeer(ev.Room, string(newPeer), store.FedPeer{Since: se.Seq, Snapshot: fed.AppendBatchFrame(nil, &fed.Batch{Snapshot: snap})}); err != nil {
+		if err := tx.PutFedRoomPeer(ev.Room, string(newPeer), store.FedRoomPeer{Since: se.Seq, Snapshot: fed.AppendBatchFrame(nil, &fed.Batch{Snapshot: snap})}); err != nil {
 			return err
 		}
 	}
@@ -507,7 +507,7 @@ func (s *Service) handleRoomSync(_ context.Context, from fed.AdminID, body []byt
 	}
 	var b fed.Batch
 	err = s.db.View(func(tx *store.Tx) error {
-		p, ok, err := tx.FedPeer(q.Room, string(from))
+		p, ok, err := tx.FedRoomPeer(q.Room, string(from))
 		if err != nil {
 			return err
 		}

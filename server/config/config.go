@@ -56,6 +56,12 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	// Federation turns on links to peered administrations; a listen or
+	// endpoint address implies it.
+	Federation         bool
+	FederationListen   string
+	FederationEndpoint string
 }
 
 // Defaults returns the built-in settings: a node that starts anywhere with
@@ -114,6 +120,9 @@ func (c *Config) Flags(name string) *flag.FlagSet {
 	fs.BoolVar(&c.ScanEncrypted, "scan-encrypted", c.ScanEncrypted, "ask clients of encrypted rooms to let the antivirus open their files (sealed to the node's scanner key)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json")
+	fs.Var(onOff{&c.Federation}, "federation", "on or off: links to peered administrations (relais federation …); on by itself with --federation-listen or --federation-endpoint, a node behind NAT sets only this and dials out")
+	fs.StringVar(&c.FederationListen, "federation-listen", c.FederationListen, "address of the federation link listener (mutual TLS, pinned keys), e.g. :7422; none by default: the node only dials its peers")
+	fs.StringVar(&c.FederationEndpoint, "federation-endpoint", c.FederationEndpoint, "host:port peers dial to reach the federation listener, as peering tokens advertise it (default: --federation-listen when it names a host)")
 	return fs
 }
 

@@ -27,6 +27,7 @@ import (
 	"relais/server/bus"
 	"relais/server/chat"
 	"relais/server/config"
+	"relais/server/fed"
 	"relais/server/files"
 	"relais/server/mail"
 	"relais/server/password"
@@ -79,6 +80,9 @@ type Node struct {
 	WS       *ws.Server
 	TLS      *tlsmgr.Manager
 	Files    *files.Service
+	// Fed is peering and the directory across administrations; nil when
+	// federation is off.
+	Fed *fed.Service
 
 	admin      *admin.Server
 	http       *http.Server
@@ -206,8 +210,14 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if err := n.Chat.Recover(ctx); err != nil {
 		return nil, err
 	}
+	if err := n.startFederation(cfg, b); err != nil {
+		return nil, err
+	}
 	wsOpts := opts.WS
 	wsOpts.Logger = log
+	if n.Fed != nil {
+		wsOpts.RemoteDirectory = n.Fed.SearchDirectory
+	}
 	// Tests may turn the websocket's limits on alone.
 	wsOpts.RateLimits = wsOpts.RateLimits || cfg.RateLimits
 	if n.WS, err = ws.New(n.Chat, b, ws.AuthFunc(n.authenticate), wsOpts); err != nil {
@@ -225,6 +235,9 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		return nil, err
 	}
 	n.admin.ServeHealth(n.health)
+	if n.Fed != nil {
+		n.admin.ServeFederation(n.Fed)
+	}
 	if cfg.MetricsListen != "" {
 		if err := n.serveMetrics(cfg.MetricsListen); err != nil {
 			return nil, err
@@ -382,6 +395,9 @@ func (n *Node) health() map[string]any {
 		"uptime_s":   int64(time.Since(n.started).Seconds()),
 		"store_size": n.DB.Size(),
 		"sessions":   n.WS.Sessions(),
+	}
+	if n.Fed != nil {
+		h["federation"] = n.Fed.Health()
 	}
 	if n.TLS != nil {
 		st := n.TLS.Status()

@@ -82,6 +82,11 @@ type Profile struct {
 	Tag      string `json:"tag"`
 	External bool   `json:"ext,omitempty"`
 	Active   bool   `json:"active"`
+	// Admin and AdminID name the administration of a person homed in
+	// another, peered administration (as pinned at peering); empty for
+	// people of this one.
+	Admin   string `json:"admin,omitempty"`
+	AdminID string `json:"admin_id,omitempty"`
 }
 
 // Member is one person in a room's member list.

@@ -3,127 +3,160 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
-	"fmt"
+	"time"
 )
 
-// Federation: what a node keeps of the rooms it shares with other
-// administrations (schema.go: fedlog, fedhead, fedpeers). The records are
-// opaque bytes here (their encoding is server/fed's).
+// Federation: the administrations this one peered with, pinned once at
+// peering and never fetched again, and the one-time peering invitations.
+//
+//	fedpeers    admin id → JSON FedPeer
+//	fedinvites  nonce → JSON FedInvite        (invitations waiting for their reply)
+//	fednonces   nonce → expiry, Unix s (8)    (tokens of peers already used once)
+var (
+	bFedPeers   = []byte("fedpeers")
+	bFedInvites = []byte("fedinvites")
+	bFedNonces  = []byte("fednonces")
+)
 
-// FedHead is the end of a room's hash chain as this node holds it.
-type FedHead struct {
-	Seq  uint64
-	Hash [32]byte
-}
+var fedBuckets = [][]byte{bFedPeers, bFedInvites, bFedNonces}
 
-// FedHead returns the end of a room's chain; ok is false for a room that
-// never crossed a link.
-func (tx *Tx) FedHead(roomID string) (h FedHead, ok bool) {
-	v := tx.bucket(bFedHead).Get([]byte(roomID))
-	if len(v) != 8+32 {
-		return FedHead{}, false
-	}
-	h.Seq = binary.BigEndian.Uint64(v)
-	copy(h.Hash[:], v[8:])
-	return h, true
-}
-
-// PutFedRecord stores the signed record of event seq and makes it the end
-// of the room's chain.
-func (tx *Tx) PutFedRecord(roomID string, seq uint64, hash [32]byte, rec []byte) error {
-	if err := tx.bucket(bFedLog).Put(fedKey(roomID, seq), rec); err != nil {
-		return err
-	}
-	return tx.bucket(bFedHead).Put([]byte(roomID), append(u64(seq), hash[:]...))
-}
-
-func fedKey(roomID string, seq uint64) []byte { return append(join(roomID, ""), u64(seq)...) }
-
-// FedRecord returns the stored record of one event, or ErrNotFound.
-func (tx *Tx) FedRecord(roomID string, seq uint64) ([]byte, error) {
-	v := tx.bucket(bFedLog).Get(fedKey(roomID, seq))
-	if v == nil {
-		return nil, ErrNotFound
-	}
-	return clone(v), nil
-}
-
-// FedRecords calls fn with the records of a room after seq, in order,
-// until fn returns false.
-func (tx *Tx) FedRecords(roomID string, after uint64, fn func(seq uint64, rec []byte) bool) error {
-	prefix := join(roomID, "")
-	c := tx.bucket(bFedLog).Cursor()
-	for k, v := c.Seek(fedKey(roomID, after+1)); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if len(k) != len(prefix)+8 {
-			return fmt.Errorf("store: fedlog key %q", k)
-		}
-		if !fn(binary.BigEndian.Uint64(k[len(prefix):]), clone(v)) {
-			return nil
-		}
-	}
-	return nil
-}
-
-// FedPeer is a peer administration's right to a room at its home: from
-// which event on, and the signed state it starts from.
+// FedPeer is a peered administration as pinned at peering.
 type FedPeer struct {
-	Since    uint64 `json:"since"`
-	Snapshot []byte `json:"snapshot"` // encoded by server/fed
+	ID       string   `json:"id"`
+	Name     string   `json:"name"`
+	Domains  []string `json:"domains"`
+	Nodes    []string `json:"nodes"`
+	EventKey []byte   `json:"event_key"`
+	// Endpoint is the host:port of its link listener, "" when it only
+	// dials out.
+	Endpoint string `json:"endpoint,omitempty"`
+	// TLSPin is the lower-case hex SHA-256 of its link certificate's
+	// SubjectPublicKeyInfo; Nkey the public NATS key its node dials with.
+	TLSPin string    `json:"tls_pin"`
+	Nkey   string    `json:"nkey"`
+	Added  time.Time `json:"added"`
 }
 
-// FedPeer returns the right of an administration to a room.
-func (tx *Tx) FedPeer(roomID, admin string) (p FedPeer, ok bool, err error) {
-	v := tx.bucket(bFedPeers).Get(join(roomID, admin))
-	if v == nil {
-		return p, false, nil
-	}
-	return p, true, decode(v, &p)
+// FedInvite is an invitation this administration issued and whose reply
+// it waits for.
+type FedInvite struct {
+	Nonce   string    `json:"nonce"`
+	Expires time.Time `json:"expires"`
 }
 
-// PutFedPeer records the right of an administration to a room.
-func (tx *Tx) PutFedPeer(roomID, admin string, p FedPeer) error {
-	return tx.bucket(bFedPeers).Put(join(roomID, admin), encode(p))
+// PutFedPeer pins a peer, replacing an earlier record of the same id.
+func (tx *Tx) PutFedPeer(p FedPeer) error {
+	return tx.bucket(bFedPeers).Put([]byte(p.ID), encode(p))
 }
 
-// AppendReplica appends an event a room's home ordered to this node's
-// replica of the room. Unlike AppendEvent, the first event of an empty
-// log may have any sequence: a node holds a room only from the moment one
-// of its users joined. It returns the event's place in the feed.
-func (tx *Tx) AppendReplica(roomID string, ev Event) (gseq uint64, err error) {
-	return tx.appendEvent(roomID, ev, true)
+// FedPeer returns the pinned peer with this id.
+func (tx *Tx) FedPeer(id string) (FedPeer, error) {
+	var p FedPeer
+	err := decode(tx.bucket(bFedPeers).Get([]byte(id)), &p)
+	return p, err
 }
 
-// FedHeads calls fn with every room this node holds a chain of, until fn
-// returns false.
-func (tx *Tx) FedHeads(fn func(roomID string, h FedHead) bool) error {
-	err := tx.bucket(bFedHead).ForEach(func(k, v []byte) error {
-		if len(v) != 8+32 {
-			return fmt.Errorf("store: fedhead %q: short record", k)
+// FedPeers returns every pinned peer, in id order.
+func (tx *Tx) FedPeers() ([]FedPeer, error) {
+	var out []FedPeer
+	err := tx.bucket(bFedPeers).ForEach(func(k, v []byte) error {
+		var p FedPeer
+		if err := decode(v, &p); err != nil {
+			return err
 		}
-		h := FedHead{Seq: binary.BigEndian.Uint64(v)}
-		copy(h.Hash[:], v[8:])
-		if !fn(string(k), h) {
-			return errStopFed
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+// DeleteFedPeer unpins a peer; ErrNotFound if it was not pinned.
+func (tx *Tx) DeleteFedPeer(id string) error {
+	b := tx.bucket(bFedPeers)
+	if b.Get([]byte(id)) == nil {
+		return ErrNotFound
+	}
+	return b.Delete([]byte(id))
+}
+
+// PutFedInvite records an issued invitation, dropping those that expired.
+func (tx *Tx) PutFedInvite(inv FedInvite, now time.Time) error {
+	b := tx.bucket(bFedInvites)
+	var stale [][]byte
+	b.ForEach(func(k, v []byte) error {
+		var i FedInvite
+		if decode(v, &i) != nil || !i.Expires.After(now) {
+			stale = append(stale, bytes.Clone(k))
 		}
 		return nil
 	})
-	if errors.Is(err, errStopFed) {
-		return nil
+	for _, k := range stale {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
 	}
-	return err
+	return b.Put([]byte(inv.Nonce), encode(inv))
 }
 
-var errStopFed = errors.New("stop")
+// TakeFedInvite consumes the invitation with this nonce: ErrNotFound if
+// there is none, it was consumed already or it expired.
+func (tx *Tx) TakeFedInvite(nonce string, now time.Time) (FedInvite, error) {
+	b := tx.bucket(bFedInvites)
+	var inv FedInvite
+	if err := decode(b.Get([]byte(nonce)), &inv); err != nil {
+		return inv, err
+	}
+	if err := b.Delete([]byte(nonce)); err != nil {
+		return inv, err
+	}
+	if !inv.Expires.After(now) {
+		return inv, ErrNotFound
+	}
+	return inv, nil
+}
 
-// FedPeerRooms returns the rooms an administration has a right to.
-func (tx *Tx) FedPeerRooms(admin string) ([]string, error) {
-	var out []string
-	err := tx.bucket(bFedPeers).ForEach(func(k, _ []byte) error {
-		if i := bytes.IndexByte(k, 0); i >= 0 && string(k[i+1:]) == admin {
-			out = append(out, string(k[:i]))
+// FedInvites returns the invitations still waiting for a reply.
+func (tx *Tx) FedInvites(now time.Time) ([]FedInvite, error) {
+	var out []FedInvite
+	err := tx.bucket(bFedInvites).ForEach(func(k, v []byte) error {
+		var i FedInvite
+		if err := decode(v, &i); err != nil {
+			return err
+		}
+		if i.Expires.After(now) {
+			out = append(out, i)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// UseFedNonce records that a peer's token with this nonce was used, until
+// it expires (after which the token is refused as expired anyway). It
+// returns false if the nonce was used already.
+func (tx *Tx) UseFedNonce(nonce string, expires, now time.Time) (bool, error) {
+	b := tx.bucket(bFedNonces)
+	if v := b.Get([]byte(nonce)); v != nil && fedExpiry(v) > now.Unix() {
+		return false, nil
+	}
+	var stale [][]byte
+	b.ForEach(func(k, v []byte) error {
+		if fedExpiry(v) <= now.Unix() {
+			stale = append(stale, bytes.Clone(k))
+		}
+		return nil
+	})
+	for _, k := range stale {
+		if err := b.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	return true, b.Put([]byte(nonce), u64(uint64(expires.Unix())))
+}
+
+func fedExpiry(v []byte) int64 {
+	if len(v) != 8 {
+		return 0
+	}
+	return int64(binary.BigEndian.Uint64(v))
 }

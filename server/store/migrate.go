@@ -23,6 +23,7 @@ var migrations = []migration{
 	{"initial schema", migrateInitial},
 	{"end-to-end encryption and files", migrateE2EEFiles},
 	{"client ids in two generations", migrateIdemGenerations},
+	{"federation peers", migrateFedPeers},
 	{"rooms shared with other administrations", migrateFederation},
 }
 
@@ -68,9 +69,19 @@ func migrateIdemGenerations(tx *bolt.Tx) error {
 	return err
 }
 
-// migrateFederation adds the buckets of shared rooms (fed.go).
+// migrateFedPeers adds the buckets of peering (fed.go).
+func migrateFedPeers(tx *bolt.Tx) error {
+	for _, name := range fedBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// migrateFederation adds the buckets of shared rooms (fedrooms.go).
 func migrateFederation(tx *bolt.Tx) error {
-	for _, name := range [][]byte{bFedLog, bFedHead, bFedPeers} {
+	for _, name := range [][]byte{bFedLog, bFedHead, bFedRooms} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

@@ -29,7 +29,7 @@ package store
 //	feed        gseq (8) → seq (8) room id               (transactional outbox, in commit order)
 //	fedlog      room id \x00 seq (8) → signed record      (rooms shared with other administrations, fed.go)
 //	fedhead     room id → seq (8) hash (32)              (the end of the room's hash chain)
-//	fedpeers    room id \x00 admin id → JSON FedPeer     (at the home: who may pull the room, from where)
+//	fedrooms    room id \x00 admin id → JSON FedRoomPeer (at the home: who may pull the room, from where)
 var (
 	bMeta      = []byte("meta")
 	bUsers     = []byte("users")
@@ -51,7 +51,7 @@ var (
 	bFeed      = []byte("feed")
 	bFedLog    = []byte("fedlog")
 	bFedHead   = []byte("fedhead")
-	bFedPeers  = []byte("fedpeers")
+	bFedRooms  = []byte("fedrooms")
 )
 
 var (

@@ -148,7 +148,11 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 		if err != nil {
 			return err
 		}
-		s.result(f.ID, map[string]any{"users": users})
+		if s.srv.opts.RemoteDirectory == nil {
+			s.result(f.ID, map[string]any{"users": users})
+			break
+		}
+		s.directoryAcrossMesh(f.ID, f.Q, users)
 	case proto.TForums:
 		forums, err := c.Forums(a, f.Q, 50)
 		if err != nil {
@@ -297,4 +301,28 @@ func (s *session) sync(f *proto.ClientFrame) error {
 		return err
 	}
 	return flush()
+}
+
+// directoryAcrossMesh adds the peered administrations' answers to a
+// directory search. The wait for the peers (bounded) does not hold the
+// session's other frames, except while an earlier search still waits:
+// then this one waits in line, so a client cannot start searches without
+// bound.
+func (s *session) directoryAcrossMesh(id, q string, local []proto.Profile) {
+	search := func() {
+		remote, partial := s.srv.opts.RemoteDirectory(s.srv.ctx, q, 20)
+		res := map[string]any{"users": append(local, remote...)}
+		if partial {
+			res["partial"] = true
+		}
+		s.result(id, res)
+	}
+	if !s.remoteDir.CompareAndSwap(false, true) {
+		search()
+		return
+	}
+	go func() {
+		defer s.remoteDir.Store(false)
+		search()
+	}()
 }

@@ -57,6 +57,10 @@ type Options struct {
 	// MaxUserSockets caps the open websockets of one user on this node
 	// (default 40: 20 devices with two tabs each); negative: no cap.
 	MaxUserSockets int
+	// RemoteDirectory, when set, extends directory searches to the peered
+	// administrations (fed.Service.SearchDirectory); partial says one did
+	// not answer in time.
+	RemoteDirectory func(ctx context.Context, q string, limit int) (users []proto.Profile, partial bool)
 }
 
 func (o *Options) defaults() {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -59,6 +60,9 @@ type session struct {
 	pendingReads    map[string]uint64
 	pendingPresence string
 	flushTimer      *time.Timer
+
+	// remoteDir is held while a directory search waits for the peers.
+	remoteDir atomic.Bool
 
 	refused  int // consecutive refused frames
 	lastRead time.Time
