@@ -159,6 +159,7 @@ func (s *Service) Recover(ctx context.Context) error {
 // so that a clean restart republishes nothing and says nothing of a
 // crash. The outbox otherwise trails publication by up to 128 events.
 func (s *Service) Close(ctx context.Context) error {
+	s.StopFederation()
 	p := s.published.Load()
 	var behind bool
 	if err := s.db.View(func(tx *store.Tx) error {
