@@ -2,15 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"relais/cluster/fedtest"
 	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/fed"
@@ -333,4 +336,109 @@ func TestFederationSurvivesKillAndStopOfNodes(t *testing.T) {
 	}
 	bruno.sameAs(t, room, home, 20*time.Second)
 	chloe.sameAs(t, room, home, 20*time.Second)
+}
+
+// TestFederationRefusesForgedEventsOverTheRealLink: B's node is replaced
+// by a raw leaf client with B's keys, which asks A to post in the shared
+// group as C's agent; then A's node is replaced likewise and pushes C a
+// rewritten past event and an event off the chain. Each is refused,
+// logged, and no node stores anything of it.
+func TestFederationRefusesForgedEventsOverTheRealLink(t *testing.T) {
+	m := startMesh(t)
+	helene, bruno, chloe, room := m.group(t)
+	helene.sendAll(t, room, "vrai", 2)
+	want, _ := helene.texts(t, room)
+	bruno.sameAs(t, room, want, 20*time.Second)
+	chloe.sameAs(t, room, want, 20*time.Second)
+	aid, bid, cid := m.ids[m.a], m.ids[m.b], m.ids[m.c]
+
+	// B signs a send for a user of C.
+	m.b.cmd.Process.Signal(syscall.SIGKILL)
+	m.b.cmd.Wait()
+	waitLink(t, m.a, bid, fed.LinkDown, 20*time.Second)
+	keyB, err := fed.LoadKey(m.b.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := fed.Origin{Room: room, Sender: chloe.id, Admin: bid, CID: "forge-1", TS: time.Now().UnixMilli(), Type: proto.EvText, Content: textHash("je suis Chloé")}
+	frame, _ := json.Marshal(map[string]any{"t": "send", "id": "forge-1", "room": room, "type": "text", "body": "je suis Chloé"})
+	forged := fed.AppendSendRequest(nil, &fed.SendRequest{Origin: o, OriginSig: fed.SignOrigin(keyB, o), Frame: frame})
+	asB := rawPeer(t, m.a, m.b, bid)
+	asB.Publish("fed."+string(aid)+".req."+fed.OpRoomSend, "_INBOX_"+string(bid)+".forge", forged)
+	if _, err := asB.Next(10 * time.Second); err != nil {
+		t.Fatalf("A did not answer the forged send: %v", err)
+	}
+	refused(t, m.a, "signed for "+chloe.id)
+	helene.sameAs(t, room, want, time.Second)
+
+	// A, as a hostile home, rewrites a past event and breaks the chain.
+	m.a.cmd.Process.Signal(syscall.SIGKILL)
+	m.a.cmd.Wait()
+	waitLink(t, m.c, aid, fed.LinkDown, 20*time.Second)
+	keyA, err := fed.LoadKey(m.a.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(filepath.Join(m.a.data, "relais.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var head store.FedHead
+	var prevOfHead fed.Hash
+	db.View(func(tx *store.Tx) error {
+		head, _ = tx.FedHead(room)
+		raw, _ := tx.FedRecord(room, head.Seq-1)
+		r, _ := fed.ParseRecord(raw)
+		prevOfHead = r.Order.EventHash
+		return nil
+	})
+	db.Close()
+	record := func(seq uint64, prev fed.Hash, body string) []byte {
+		o := fed.Origin{Room: room, Sender: helene.id, Admin: aid, TS: time.Now().UnixMilli(), Type: proto.EvText, Content: textHash(body)}
+		fr := proto.Encode(&proto.Event{T: proto.TEvent, Room: room, Seq: seq, TS: o.TS, From: helene.id, Type: proto.EvText, Body: body})
+		r := fed.Record{Origin: o, OriginSig: fed.SignOrigin(keyA, o), Frame: fr,
+			Order: fed.Order{Room: room, Seq: seq, EventHash: fed.HashOf(fr), Prev: prev}}
+		r.OrderSig = fed.SignOrder(keyA, r.Order)
+		return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{r}})
+	}
+	asA := rawPeer(t, m.c, m.a, aid)
+	asA.Publish("fed."+string(cid)+".push."+fed.OpRoomEvent, "", record(head.Seq, prevOfHead, "réécrit"))
+	refused(t, m.c, "rewrote event")
+	asA.Publish("fed."+string(cid)+".push."+fed.OpRoomEvent, "", record(head.Seq+1, fed.HashOf([]byte("une autre histoire")), "hors chaîne"))
+	refused(t, m.c, "does not follow")
+	chloe.sameAs(t, room, want, time.Second)
+}
+
+// rawPeer dials to's link listener as the (stopped) node of peer.
+func rawPeer(t *testing.T, to, peer *proc, id fed.AdminID) *fedtest.RawLeaf {
+	t.Helper()
+	var raw *fedtest.RawLeaf
+	nodetest.CheckFor(t, 20*time.Second, func() error {
+		var err error
+		raw, err = fedtest.DialRaw(leafEndpoint(t, to), peer.data)
+		return err
+	})
+	t.Cleanup(func() { raw.Close() })
+	raw.Subscribe("_INBOX_" + string(id) + ".>")
+	return raw
+}
+
+// refused waits for p to log that it refused a federation message for
+// the given reason.
+func refused(t *testing.T, p *proc, reason string) {
+	t.Helper()
+	re := regexp.MustCompile(`msg="federation message refused"[^\n]*` + regexp.QuoteMeta(reason))
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		if !re.MatchString(p.logs.String()) {
+			return fmt.Errorf("no log of a refusal saying %q", reason)
+		}
+		return nil
+	})
+}
+
+// textHash is the content hash a node signs for a text (server/chat:
+// type, then body).
+func textHash(body string) fed.Hash {
+	b, _ := json.Marshal(body)
+	return fed.HashOf([]byte(`{"type":"text","body":` + string(b) + `}`))
 }

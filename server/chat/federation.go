@@ -522,7 +522,14 @@ func (s *Service) handleRoomSync(_ context.Context, from fed.AdminID, body []byt
 			}
 			b.Snapshot, after = first.Snapshot, p.Since-1
 		}
+		size := 0
+		if b.Snapshot != nil {
+			size = len(b.Snapshot.State)
+		}
 		return tx.FedRecords(q.Room, after, func(_ uint64, raw []byte) bool {
+			if size += len(raw) + 8; len(b.Records) > 0 && size > fed.MaxBatchBytes {
+				return false // the rest in the next pull
+			}
 			rec, perr := fed.ParseRecord(raw)
 			if perr != nil {
 				err = perr
@@ -877,13 +884,15 @@ func (s *Service) pull(home fed.AdminID, room string) {
 		delete(fd.pulling, room)
 		fd.mu.Unlock()
 	}()
-	for {
-		var after uint64
+	head := func() (seq uint64) {
 		s.db.View(func(tx *store.Tx) error {
 			h, _ := tx.FedHead(room)
-			after = h.Seq
+			seq = h.Seq
 			return nil
 		})
+		return seq
+	}
+	for after := head(); ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*fd.SendTimeout)
 		ans, err := fd.Transport.Request(ctx, home, fed.OpRoomSync, fed.AppendSyncRequest(nil, fed.SyncRequest{Room: room, After: after, Max: fed.MaxBatch}))
 		cancel()
@@ -903,9 +912,13 @@ func (s *Service) pull(home fed.AdminID, room string) {
 			s.log.Warn("federation message refused", "peer", home, "op", "room_sync", "room", room, "err", err)
 			return
 		}
-		if len(b.Records) < fed.MaxBatch {
+		// A batch may stop short of MaxBatch by weight: ask again until
+		// the home has nothing more, or sends nothing new.
+		next := head()
+		if next <= after {
 			return
 		}
+		after = next
 	}
 }
 

@@ -33,8 +33,12 @@ const (
 
 // Limits of the encoding.
 const (
-	// MaxFrame is the largest event frame a record may carry.
-	MaxFrame = 96 << 10
+	// MaxFrame is the largest event frame a record may carry (an
+	// encrypted event of server/proto.MaxCiphertext, with room to spare).
+	MaxFrame = 600 << 10
+	// MaxBatchBytes is what a batch may weigh: below the link's largest
+	// message (1 MiB), whatever the records.
+	MaxBatchBytes = 900 << 10
 	// MaxBatch is the most records one batch may carry.
 	MaxBatch = 512
 	// maxShort bounds identifiers, client ids and types.

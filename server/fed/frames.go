@@ -26,7 +26,7 @@ const (
 
 const (
 	snapshotPrefix = "relais-state-v1\x00"
-	// MaxState bounds a room's state snapshot.
+	// MaxState bounds a room's state snapshot (some 3,000 members).
 	MaxState = 256 << 10
 )
 
