@@ -82,6 +82,7 @@ func (s *Service) SetFederation(f Federation) {
 	f.Transport.Handle(fed.OpRoomSend, s.handleRoomSend)
 	f.Transport.Handle(fed.OpRoomSync, s.handleRoomSync)
 	f.Transport.Handle(fed.OpRoomEvent, s.handleRoomEvent)
+	f.Transport.Handle(fed.OpRoomEphemeral, s.handleRoomEphemeral)
 	f.Transport.OnLinkUp(func(a fed.AdminID) { go s.linkUp(a) })
 	go s.syncLoop()
 }
@@ -380,17 +381,41 @@ func (s *Service) ordered(tx *store.Tx, ev *proto.Event, se store.Event) error {
 		return nil
 	}
 	head, shared := tx.FedHead(ev.Room)
-	var newPeer fed.AdminID
+	// The administration of a member this event adds or removes: it
+	// gains a right to the room from here (with a snapshot of the state
+	// before), or loses it after here.
+	var newPeer, lostPeer fed.AdminID
+	var right store.FedRoomPeer
 	if ev.Type == proto.EvMember && s.remoteUser(ev.User) {
 		a, _ := fd.dir.AdminOf(ev.User)
-		if _, has, err := tx.FedRoomPeer(ev.Room, string(a)); err != nil {
+		var has bool
+		var err error
+		if right, has, err = tx.FedRoomPeer(ev.Room, string(a)); err != nil {
 			return err
-		} else if !has {
-			newPeer = a
+		}
+		switch memberOpOf(ev.Action) {
+		case proto.MemberRemove:
+			if has && right.Until == 0 {
+				if others, err := s.othersOf(tx, ev.Room, a, ev.User); err != nil {
+					return err
+				} else if !others {
+					lostPeer = a
+				}
+			}
+		default:
+			if !has || right.Until != 0 {
+				newPeer = a
+			}
 		}
 	}
 	if !shared && newPeer == "" {
 		return nil
+	}
+	if lostPeer != "" {
+		right.Until = se.Seq
+		if err := tx.PutFedRoomPeer(ev.Room, string(lostPeer), right); err != nil {
+			return err
+		}
 	}
 	rec := fed.Record{Frame: se.Frame}
 	fd.mu.Lock()
@@ -474,6 +499,23 @@ func (s *Service) peersIn(tx *store.Tx, roomID string) (map[fed.AdminID]bool, er
 	return out, nil
 }
 
+// othersOf reports whether administration a has members (joined or
+// invited) in a room other than user.
+func (s *Service) othersOf(tx *store.Tx, roomID string, a fed.AdminID, user string) (bool, error) {
+	members, err := tx.Members(roomID)
+	if err != nil {
+		return false, err
+	}
+	for _, m := range members {
+		if m.UserID != user && (m.State == store.Joined || m.State == store.Invited) {
+			if ma, _ := s.fed.dir.AdminOf(m.UserID); ma == a {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
 // roomState is the JSON of a snapshot's state.
 type roomState struct {
 	Room    store.Room          `json:"room"`
@@ -515,6 +557,9 @@ func (s *Service) handleRoomSync(_ context.Context, from fed.AdminID, body []byt
 			return &fed.RemoteError{Code: proto.CodeNotFound, Reason: "no such room for you"}
 		}
 		after := q.After
+		if p.Until != 0 && after >= p.Until {
+			return nil // none of its users is in the room any more
+		}
 		if after+1 < p.Since {
 			first, err := fed.ParseBatchFrame(p.Snapshot)
 			if err != nil {
@@ -536,7 +581,7 @@ func (s *Service) handleRoomSync(_ context.Context, from fed.AdminID, body []byt
 				return false
 			}
 			b.Records = append(b.Records, rec)
-			return len(b.Records) < q.Max
+			return len(b.Records) < q.Max && (p.Until == 0 || rec.Order.Seq < p.Until)
 		})
 	})
 	if err != nil {
@@ -984,4 +1029,86 @@ func (s *Service) syncLoop() {
 			s.pullFrom(func(fed.AdminID) bool { return true })
 		}
 	}
+}
+
+// shareEphemeral sends a member's receipt or typing notice of a shared
+// room across: to the home for a room homed elsewhere, to every
+// administration with members for a room homed here (but back to the one
+// it came from). Best effort, as on one node.
+func (s *Service) shareEphemeral(e fed.Ephemeral, except fed.AdminID) {
+	fd := s.fed
+	if fd == nil {
+		return
+	}
+	var to []fed.AdminID
+	s.db.View(func(tx *store.Tx) error {
+		if _, shared := tx.FedHead(e.Room); !shared {
+			return nil
+		}
+		if id.Home(e.Room) != s.node {
+			if home, ok := fd.dir.AdminOf(e.Room); ok {
+				to = append(to, home)
+			}
+			return nil
+		}
+		peers, err := s.peersIn(tx, e.Room)
+		for p := range peers {
+			if p != except {
+				to = append(to, p)
+			}
+		}
+		return err
+	})
+	body := fed.AppendEphemeral(nil, e)
+	for _, p := range to {
+		if err := fd.Transport.Push(p, fed.OpRoomEphemeral, body); err != nil {
+			s.log.Debug("ephemeral push failed", "peer", p, "err", err)
+		}
+	}
+}
+
+// handleRoomEphemeral takes a receipt or typing notice from the member's
+// administration, or from the room's home relaying it.
+func (s *Service) handleRoomEphemeral(ctx context.Context, from fed.AdminID, body []byte) ([]byte, error) {
+	fd := s.fed
+	e, err := fed.ParseEphemeral(body)
+	if err != nil {
+		return nil, s.refuse(from, fed.OpRoomEphemeral, proto.CodeBadRequest, err)
+	}
+	userAdmin, _ := fd.dir.AdminOf(e.User)
+	home, _ := fd.dir.AdminOf(e.Room)
+	if userAdmin != from && (home != from || userAdmin == fd.Self.ID) {
+		return nil, s.refuse(from, fed.OpRoomEphemeral, proto.CodeForbidden,
+			fmt.Errorf("%w: %s spoke for %s in %s", fed.ErrAuthority, from, e.User, e.Room))
+	}
+	a := Actor{User: e.User}
+	if e.Kind == fed.EphTyping {
+		if err := s.db.View(func(tx *store.Tx) error { _, _, err := access(tx, a, e.Room, ActSend); return err }); err != nil {
+			return nil, s.refuse(from, fed.OpRoomEphemeral, proto.CodeForbidden, err)
+		}
+		s.publishEphemeral(e.Room, proto.Encode(proto.Typing{T: proto.TTypingEv, Room: e.Room, User: e.User, On: e.On}))
+	} else if err := s.update(ctx, func(tx *store.Tx) error {
+		if _, _, err := access(tx, a, e.Room, ActRead); err != nil {
+			return err
+		}
+		ev, err := tx.Event(e.Room, e.Seq)
+		if err != nil {
+			return nil // before this node's first event of the room: nothing to mark
+		}
+		if cur, _ := tx.Read(e.Room, e.User); e.Seq <= cur {
+			return nil
+		}
+		if err := tx.PutRead(e.Room, e.User, e.Seq, ev.Ord); err != nil {
+			return err
+		}
+		receipt := proto.Encode(proto.Receipt{T: proto.TReceipt, Room: e.Room, User: e.User, Seq: e.Seq})
+		tx.OnCommit(func() { s.publishEphemeral(e.Room, receipt) })
+		return nil
+	}); err != nil {
+		return nil, s.refuse(from, fed.OpRoomEphemeral, proto.CodeForbidden, err)
+	}
+	if id.Home(e.Room) == s.node {
+		s.shareEphemeral(e, from)
+	}
+	return nil, nil
 }

@@ -31,6 +31,36 @@ type admin struct {
 	chat  *chat.Service
 	tr    *fedtest.Transport
 	logs  *nodetest.Logs
+	bus   *recBus
+}
+
+// recBus keeps what is published on rooms' ephemeral subjects.
+type recBus struct {
+	nopBus
+	mu  sync.Mutex
+	eph []string
+}
+
+func (b *recBus) Publish(subject string, data []byte) error {
+	if strings.HasPrefix(subject, proto.SubjectEphemeral("")) {
+		if e, err := proto.ParseEnvelope(data); err == nil {
+			b.mu.Lock()
+			b.eph = append(b.eph, string(e.Frame))
+			b.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+func (b *recBus) saw(s string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, f := range b.eph {
+		if strings.Contains(f, s) {
+			return nil
+		}
+	}
+	return fmt.Errorf("no ephemeral frame with %s among %d", s, len(b.eph))
 }
 
 func newFederation(t *testing.T, names ...string) (*fedtest.Hub, []*admin) {
@@ -43,8 +73,8 @@ func newFederation(t *testing.T, names ...string) (*fedtest.Hub, []*admin) {
 			t.Fatal(err)
 		}
 		logs := &nodetest.Logs{}
-		a := &admin{name: n, ident: fedtest.NewIdentity(n, db.Node()), db: db, logs: logs}
-		a.chat = chat.New(db, nopBus{}, chat.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
+		a := &admin{name: n, ident: fedtest.NewIdentity(n, db.Node()), db: db, logs: logs, bus: &recBus{}}
+		a.chat = chat.New(db, a.bus, chat.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		a.tr = hub.Join(a.ident)
 		a.chat.SetFederation(chat.Federation{Transport: a.tr, Self: a.ident, SendTimeout: 2 * time.Second, SyncEvery: time.Hour})
 		t.Cleanup(func() { a.chat.StopFederation(); db.Close() })
@@ -77,6 +107,10 @@ func (a *admin) do(ctx context.Context, u chat.Actor, f *proto.ClientFrame) (pro
 		return proto.Ack{}, a.chat.Join(ctx, u, f.Room)
 	case proto.TInvite:
 		return proto.Ack{}, a.chat.Invite(ctx, u, f.Room, f.User)
+	case proto.TKick:
+		return proto.Ack{}, a.chat.Kick(ctx, u, f.Room, f.User)
+	case proto.TSetRole:
+		return proto.Ack{}, a.chat.SetRole(ctx, u, f.Room, f.User, store.Role(f.Role))
 	}
 	return proto.Ack{}, fmt.Errorf("test: %s", f.T)
 }
@@ -438,4 +472,127 @@ func TestFederationHostilePeersAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	converge(t, a, room, b, c)
+}
+
+// frameOf returns the stored event seq of a room, as this administration
+// serves it.
+func (a *admin) frameOf(t *testing.T, room string, seq uint64) proto.Event {
+	t.Helper()
+	for _, e := range a.events(t, room) {
+		if e.Seq == seq {
+			return e
+		}
+	}
+	return proto.Event{}
+}
+
+// TestFederationEditsDeletesReactionsRepliesReceiptsAndRoles: what members
+// homed elsewhere do to messages, read markers and memberships shows the
+// same on every node.
+func TestFederationEditsDeletesReactionsRepliesReceiptsAndRoles(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B", "C")
+	a, b, c := adm[0], adm[1], adm[2]
+	ua, ub, uc := a.user(), b.user(), c.user()
+	room := group(t, ctx, a, ua, map[*admin]chat.Actor{b: ub, c: uc})
+	first, err := b.send(ctx, ub, room, "t1", "première version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := c.send(ctx, uc, room, "t2", "à supprimer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		who *admin
+		u   chat.Actor
+		f   proto.ClientFrame
+	}{
+		{a, ua, proto.ClientFrame{T: proto.TSend, ID: "r1", Room: room, Type: proto.EvText, Body: "une réponse", ReplyTo: first.Seq}},
+		{b, ub, proto.ClientFrame{T: proto.TSend, ID: "e1", Room: room, Type: proto.EvEdit, Target: first.Seq, Body: "seconde version"}},
+		{c, uc, proto.ClientFrame{T: proto.TSend, ID: "k1", Room: room, Type: proto.EvReact, Target: first.Seq, Key: "👍"}},
+		{a, ua, proto.ClientFrame{T: proto.TSend, ID: "k2", Room: room, Type: proto.EvReact, Target: first.Seq, Key: "👍"}},
+		{c, uc, proto.ClientFrame{T: proto.TSend, ID: "k3", Room: room, Type: proto.EvUnreact, Target: first.Seq, Key: "👍"}},
+		{a, ua, proto.ClientFrame{T: proto.TSend, ID: "d1", Room: room, Type: proto.EvDelete, Target: other.Seq}},
+		{a, ua, proto.ClientFrame{T: proto.TSetRole, Room: room, User: ub.User, Role: string(store.Moderator)}},
+	}
+	for _, st := range steps {
+		if _, err := st.who.do(ctx, st.u, &st.f); err != nil {
+			t.Fatalf("%s %s %s: %v", st.who.name, st.f.T, st.f.Type, err)
+		}
+	}
+	converge(t, a, room, b, c)
+	for _, seq := range []uint64{first.Seq, other.Seq, other.Seq + 1} {
+		want := a.frameOf(t, room, seq)
+		for _, r := range []*admin{b, c} {
+			got := r.frameOf(t, room, seq)
+			if got.Body != want.Body || got.Deleted != want.Deleted || got.ReplyTo != want.ReplyTo ||
+				fmt.Sprint(got.Reactions) != fmt.Sprint(want.Reactions) || (got.Edited == 0) != (want.Edited == 0) {
+				t.Errorf("%s serves event %d as %+v, the home as %+v", r.name, seq, got, want)
+			}
+		}
+	}
+	if got := a.frameOf(t, room, first.Seq); got.Body != "seconde version" || fmt.Sprint(got.Reactions) != fmt.Sprintf("map[👍:[%s]]", ua.User) {
+		t.Fatalf("the home serves the edited message as %+v", got)
+	}
+	for _, r := range []*admin{b, c} {
+		nodetest.CheckFor(t, 10*time.Second, func() error {
+			var m store.Membership
+			r.db.View(func(tx *store.Tx) (err error) { m, err = tx.Member(room, ub.User); return err })
+			if m.Role != store.Moderator {
+				return fmt.Errorf("%s has B's agent as %q", r.name, m.Role)
+			}
+			return nil
+		})
+	}
+
+	// A receipt of B's agent reaches the home and, through it, C; typing
+	// likewise.
+	last := a.events(t, room)
+	seq := last[len(last)-1].Seq
+	if err := b.chat.MarkRead(ctx, ub, room, seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.chat.Typing(ub, room, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*admin{a, c} {
+		nodetest.CheckFor(t, 10*time.Second, func() error {
+			reads, err := r.chat.Receipts(chat.Actor{User: map[*admin]string{a: ua.User, c: uc.User}[r]}, room)
+			if err != nil {
+				return err
+			}
+			if reads[ub.User] != seq {
+				return fmt.Errorf("%s has B's agent read up to %d, want %d", r.name, reads[ub.User], seq)
+			}
+			return r.bus.saw(`"t":"typing","room":"` + room + `","user":"` + ub.User + `","on":true`)
+		})
+	}
+
+	// Kicked, C's agent sees its removal and nothing after it.
+	if _, err := a.do(ctx, ua, &proto.ClientFrame{T: proto.TKick, Room: room, User: uc.User}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, room, c)
+	if _, err := a.send(ctx, ua, room, "after-kick", "sans C"); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, room, b)
+	evs := c.events(t, room)
+	kick := evs[len(evs)-1]
+	if kick.Type != proto.EvMember || kick.Action != proto.ActKick || kick.User != uc.User {
+		t.Fatalf("C's last event is %+v, want its agent's removal", kick)
+	}
+	// Nor does the home give C anything after it when asked.
+	ans, err := a.tr.Call(c.ident.ID, fed.OpRoomSync, fed.AppendSyncRequest(nil, fed.SyncRequest{Room: room}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := fed.ParseBatchFrame(ans)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(got.Records); n == 0 || got.Records[n-1].Order.Seq != kick.Seq {
+		t.Fatalf("the home answers C's pull with %d records, the last not the removal at %d", n, kick.Seq)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"relais/server/fed"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -322,6 +323,7 @@ func (s *Service) MarkRead(ctx context.Context, a Actor, roomID string, seq uint
 		tx.OnCommit(func() {
 			s.publishEphemeral(roomID, receipt)
 			s.PublishUser(a.User, unread)
+			s.shareEphemeral(fed.Ephemeral{Room: roomID, User: a.User, Kind: fed.EphReceipt, Seq: seq}, "")
 		})
 		return nil
 	})
@@ -352,6 +354,7 @@ func (s *Service) Typing(a Actor, roomID string, on bool) error {
 		return err
 	}
 	s.publishEphemeral(roomID, proto.Encode(proto.Typing{T: proto.TTypingEv, Room: roomID, User: a.User, On: on}))
+	s.shareEphemeral(fed.Ephemeral{Room: roomID, User: a.User, Kind: fed.EphTyping, On: on}, "")
 	return nil
 }
 

@@ -207,3 +207,67 @@ func ParseBatchFrame(b []byte) (Batch, error) {
 	f.Records = recs
 	return f, nil
 }
+
+// OpRoomEphemeral carries what a room's members see but nobody stores
+// (typing) or what is not part of the log (read receipts): from a
+// member's administration to the home, and from the home to the other
+// administrations with members. Body an Ephemeral; no answer.
+const OpRoomEphemeral = "room_ephemeral"
+
+// Ephemeral kinds.
+const (
+	EphTyping  byte = 't'
+	EphReceipt byte = 'r'
+)
+
+// Ephemeral is a receipt or a typing notice of one member.
+type Ephemeral struct {
+	Room string
+	User string
+	Kind byte
+	Seq  uint64 // EphReceipt: read up to
+	On   bool   // EphTyping
+}
+
+// AppendEphemeral appends the encoding of e.
+func AppendEphemeral(b []byte, e Ephemeral) []byte {
+	b = appendShort(b, e.Room)
+	b = appendShort(b, e.User)
+	b = append(b, e.Kind)
+	b = binary.BigEndian.AppendUint64(b, e.Seq)
+	on := byte(0)
+	if e.On {
+		on = 1
+	}
+	return append(b, on)
+}
+
+// ParseEphemeral decodes an Ephemeral.
+func ParseEphemeral(b []byte) (Ephemeral, error) {
+	r := reader{b: b}
+	e := Ephemeral{Room: r.short("room"), User: r.short("user")}
+	if k := r.bytes(1, "kind"); k != nil {
+		e.Kind = k[0]
+	}
+	e.Seq = r.u64("seq")
+	if on := r.bytes(1, "on"); on != nil {
+		if on[0] > 1 {
+			r.fail("bad on flag")
+		}
+		e.On = on[0] == 1
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("trailing bytes")
+	}
+	if r.err == nil {
+		switch {
+		case !id.Valid(id.Room, e.Room), !id.Valid(id.User, e.User):
+			r.fail("bad identifiers")
+		case e.Kind != EphTyping && e.Kind != EphReceipt:
+			r.fail("unknown kind")
+		case e.Kind == EphTyping && e.Seq != 0, e.Kind == EphReceipt && e.On:
+			r.fail("fields of another kind")
+		}
+	}
+	return e, r.err
+}

@@ -39,14 +39,20 @@ func FuzzParseRecord(f *testing.F) {
 }
 
 // FuzzParseFrames: the decoders of the federation frames (batches, send
-// and sync requests) never panic, and what they accept re-encodes the same.
+// and sync requests, ephemerals) never panic, and what they accept re-encodes the same.
 func FuzzParseFrames(f *testing.F) {
 	recs := seedRecords(f)
 	f.Add(byte(0), AppendBatchFrame(nil, &Batch{Records: recs}))
 	f.Add(byte(1), AppendSendRequest(nil, &SendRequest{Origin: recs[0].Origin, OriginSig: recs[0].OriginSig, Device: id.NewDevice(), Frame: []byte(`{"t":"send"}`)}))
 	f.Add(byte(2), AppendSyncRequest(nil, SyncRequest{Room: recs[0].Order.Room, After: 3, Max: 10}))
+	f.Add(byte(3), AppendEphemeral(nil, Ephemeral{Room: recs[0].Order.Room, User: recs[0].Origin.Sender, Kind: EphReceipt, Seq: 9}))
 	f.Fuzz(func(t *testing.T, kind byte, b []byte) {
-		switch kind % 3 {
+		switch kind % 4 {
+		case 3:
+			e, err := ParseEphemeral(b)
+			if err == nil && !bytes.Equal(AppendEphemeral(nil, e), b) {
+				t.Fatal("ephemeral does not re-encode the same")
+			}
 		case 0:
 			fr, err := ParseBatchFrame(b)
 			if err == nil && !bytes.Equal(AppendBatchFrame(nil, &fr), b) {

@@ -70,6 +70,9 @@ func (tx *Tx) FedRecords(roomID string, after uint64, fn func(seq uint64, rec []
 type FedRoomPeer struct {
 	Since    uint64 `json:"since"`
 	Snapshot []byte `json:"snapshot"` // encoded by server/fed
+	// Until, when not 0, is the event that removed the administration's
+	// last member: nothing after it is theirs.
+	Until uint64 `json:"until,omitempty"`
 }
 
 // FedRoomPeer returns the right of an administration to a room.
