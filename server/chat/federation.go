@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 
 	"relais/server/fed"
 	"relais/server/id"
+	"relais/server/mailaddr"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -83,6 +85,7 @@ func (s *Service) SetFederation(f Federation) {
 	f.Transport.Handle(fed.OpRoomSync, s.handleRoomSync)
 	f.Transport.Handle(fed.OpRoomEvent, s.handleRoomEvent)
 	f.Transport.Handle(fed.OpRoomEphemeral, s.handleRoomEphemeral)
+	f.Transport.Handle(OpResolveUser, s.handleResolveUser)
 	f.Transport.OnLinkUp(func(a fed.AdminID) { go s.linkUp(a) })
 	go s.syncLoop()
 }
@@ -1111,4 +1114,86 @@ func (s *Service) handleRoomEphemeral(ctx context.Context, from fed.AdminID, bod
 		s.shareEphemeral(e, from)
 	}
 	return nil, nil
+}
+
+// OpResolveUser asks a peer for the agent behind an address of one of its
+// domains: body {"email"}, answer {"id","name"}. The address goes only to
+// the administration that serves its domain; the answer never carries it.
+const OpResolveUser = "resolve_user"
+
+type resolveQuery struct {
+	Email string `json:"email"`
+}
+
+type resolveAnswer struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// resolvePeerAddress returns the id of the agent of a peered
+// administration behind email; ok is false when no peer serves the
+// address's domain (then it is an external's).
+func (s *Service) resolvePeerAddress(ctx context.Context, email string) (userID string, ok bool, err error) {
+	fd := s.fed
+	if fd == nil {
+		return "", false, nil
+	}
+	addr, perr := mailaddr.Parse(email)
+	if perr != nil {
+		return "", false, nil // the external path reports the malformed address
+	}
+	p, served := fd.Transport.ByDomain(addr.Domain)
+	if !served || p.ID == fd.Self.ID {
+		return "", false, nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, fd.SendTimeout)
+	defer cancel()
+	ans, err := fd.Transport.Request(rctx, p.ID, OpResolveUser, proto.Encode(resolveQuery{Email: addr.String()}))
+	if err != nil {
+		var re *fed.RemoteError
+		if errors.As(err, &re) {
+			return "", true, proto.Errorf(re.Code, "%s", re.Reason)
+		}
+		return "", true, proto.Errorf(proto.CodeHomeUnreachable, "the administration of this address does not answer; retry later")
+	}
+	var r resolveAnswer
+	if err := decodeStrict(ans, &r); err != nil || !id.Valid(id.User, r.ID) {
+		return "", true, s.refuse(p.ID, OpResolveUser, proto.CodeInternal, fmt.Errorf("answer: %v", err))
+	}
+	if a, _ := fd.dir.AdminOf(r.ID); a != p.ID {
+		return "", true, s.refuse(p.ID, OpResolveUser, proto.CodeForbidden, fmt.Errorf("%w: %s answered with a user of %s", fed.ErrAuthority, p.ID, a))
+	}
+	return r.ID, true, nil
+}
+
+// handleResolveUser answers a peer's question for the agent behind an
+// address: only active agents, never externals, never the address back.
+func (s *Service) handleResolveUser(_ context.Context, from fed.AdminID, body []byte) ([]byte, error) {
+	var q resolveQuery
+	if len(body) > 512 || decodeStrict(body, &q) != nil {
+		return nil, s.refuse(from, OpResolveUser, proto.CodeBadRequest, errors.New("malformed query"))
+	}
+	addr, err := mailaddr.Parse(q.Email)
+	if err != nil {
+		return nil, &fed.RemoteError{Code: proto.CodeEmailInvalid, Reason: "not a well-formed address"}
+	}
+	var u store.User
+	err = s.db.View(func(tx *store.Tx) (err error) { u, err = tx.UserByEmail(addr.String()); return err })
+	if err != nil || u.State != store.UserActive || u.External {
+		return nil, &fed.RemoteError{Code: proto.CodeNotFound, Reason: "no agent with this address"}
+	}
+	return proto.Encode(resolveAnswer{ID: u.ID, Name: u.Name}), nil
+}
+
+// decodeStrict decodes one JSON object with no unknown fields.
+func decodeStrict(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("trailing data")
+	}
+	return nil
 }

@@ -73,7 +73,7 @@ func newFederation(t *testing.T, names ...string) (*fedtest.Hub, []*admin) {
 			t.Fatal(err)
 		}
 		logs := &nodetest.Logs{}
-		a := &admin{name: n, ident: fedtest.NewIdentity(n, db.Node()), db: db, logs: logs, bus: &recBus{}}
+		a := &admin{name: n, ident: fedtest.NewIdentity(n, db.Node(), strings.ToLower(n)+".gouv.fr"), db: db, logs: logs, bus: &recBus{}}
 		a.chat = chat.New(db, a.bus, chat.Options{Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		a.tr = hub.Join(a.ident)
 		a.chat.SetFederation(chat.Federation{Transport: a.tr, Self: a.ident, SendTimeout: 2 * time.Second, SyncEvery: time.Hour})
@@ -594,5 +594,46 @@ func TestFederationEditsDeletesReactionsRepliesReceiptsAndRoles(t *testing.T) {
 	}
 	if n := len(got.Records); n == 0 || got.Records[n-1].Order.Seq != kick.Seq {
 		t.Fatalf("the home answers C's pull with %d records, the last not the removal at %d", n, kick.Seq)
+	}
+}
+
+// TestFederationInviteByAddressRoutesToThePeer: inviting an address of a
+// domain a peer serves asks that peer for its agent and invites them as
+// an agent (no mail, no external account); an unknown address there is
+// not found; a domain no peer serves stays an external invitation.
+func TestFederationInviteByAddressRoutesToThePeer(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B")
+	a, b := adm[0], adm[1]
+	ua := a.user()
+	bruno := store.User{ID: id.NewUser(b.db.Node()), Email: "bruno.martin@b.gouv.fr", Name: "Bruno Martin", State: store.UserActive, Created: time.Now()}
+	if err := b.db.Update(ctx, func(tx *store.Tx) error { return tx.CreateUser(bruno) }); err != nil {
+		t.Fatal(err)
+	}
+	room, err := a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Group, Name: "Adresse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, outcome, err := a.chat.InviteExternal(ctx, ua, room, "Bruno.Martin@B.gouv.fr")
+	if err != nil || uid != bruno.ID || outcome != proto.InvitationPeer {
+		t.Fatalf("invite by address: %q %q %v, want %s invited as an agent of B", uid, outcome, err, bruno.ID)
+	}
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		var m store.Membership
+		err := b.db.View(func(tx *store.Tx) (err error) { m, err = tx.Member(room, bruno.ID); return err })
+		if err != nil || m.State != store.Invited {
+			return fmt.Errorf("B has its agent's membership as %+v (%v)", m, err)
+		}
+		return nil
+	})
+	if strings.Contains(a.logs.String(), "bruno.martin") {
+		t.Fatal("A logged the address")
+	}
+	if _, _, err := a.chat.InviteExternal(ctx, ua, room, "personne@b.gouv.fr"); proto.AsError(err) == nil || proto.AsError(err).Code != proto.CodeNotFound {
+		t.Fatalf("unknown address at B: %v, want not_found", err)
+	}
+	// No peer serves this domain: the external path (no inviter here).
+	if _, _, err := a.chat.InviteExternal(ctx, ua, room, "x@ailleurs.fr"); proto.AsError(err) == nil || proto.AsError(err).Code != proto.CodeUnavailable {
+		t.Fatalf("address of no peer: %v, want the external invitation's answer", err)
 	}
 }

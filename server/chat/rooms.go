@@ -224,6 +224,22 @@ func (s *Service) InviteExternal(ctx context.Context, a Actor, roomID, email str
 	if a.External {
 		return "", "", proto.Errorf(proto.CodeExternalForbidden, "external correspondents cannot invite")
 	}
+	// An agent of a peered administration is invited as an agent, by
+	// the id their administration gives for the address.
+	if uid, ok, err := s.resolvePeerAddress(ctx, email); ok || err != nil {
+		if err != nil {
+			return "", "", err
+		}
+		if s.Remote(roomID) {
+			_, err = s.Forward(ctx, a, &proto.ClientFrame{T: proto.TInvite, Room: roomID, User: uid})
+		} else {
+			err = s.Invite(ctx, a, roomID, uid)
+		}
+		return uid, proto.InvitationPeer, err
+	}
+	if s.Remote(roomID) {
+		return "", "", proto.Errorf(proto.CodeExternalForbidden, "external correspondents of a room homed in another administration are invited there")
+	}
 	if s.inviter == nil {
 		return "", "", proto.Errorf(proto.CodeUnavailable, "invitations are not available on this node")
 	}
