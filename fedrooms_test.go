@@ -338,28 +338,33 @@ func TestFederationSurvivesKillAndStopOfNodes(t *testing.T) {
 	chloe.sameAs(t, room, home, 20*time.Second)
 }
 
-// TestFederationRefusesForgedEventsOverTheRealLink: B's node is replaced
-// by a raw leaf client with B's keys, which asks A to post in the shared
-// group as C's agent; then A's node is replaced likewise and pushes C a
-// rewritten past event and an event off the chain. Each is refused,
-// logged, and no node stores anything of it.
+// TestFederationRefusesForgedEventsOverTheRealLink: B's node (which only
+// dials, so a raw leaf client with its keys can stand in for it) is
+// replaced by one that asks A to post in A's group as C's agent, then, as
+// the home of a group of its own, pushes C a rewritten past event and an
+// event off the chain. Each is refused, logged, and nothing is stored.
 func TestFederationRefusesForgedEventsOverTheRealLink(t *testing.T) {
 	m := startMesh(t)
 	helene, bruno, chloe, room := m.group(t)
 	helene.sendAll(t, room, "vrai", 2)
 	want, _ := helene.texts(t, room)
-	bruno.sameAs(t, room, want, 20*time.Second)
 	chloe.sameAs(t, room, want, 20*time.Second)
+	roomB := sharedGroup(t, bruno, helene, chloe)
+	bruno.sendAll(t, roomB, "chez-b", 2)
+	wantB, _ := bruno.texts(t, roomB)
+	chloe.sameAs(t, roomB, wantB, 20*time.Second)
 	aid, bid, cid := m.ids[m.a], m.ids[m.b], m.ids[m.c]
 
-	// B signs a send for a user of C.
 	m.b.cmd.Process.Signal(syscall.SIGKILL)
 	m.b.cmd.Wait()
 	waitLink(t, m.a, bid, fed.LinkDown, 20*time.Second)
+	waitLink(t, m.c, bid, fed.LinkDown, 20*time.Second)
 	keyB, err := fed.LoadKey(m.b.data)
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	// B signs a send for a user of C.
 	o := fed.Origin{Room: room, Sender: chloe.id, Admin: bid, CID: "forge-1", TS: time.Now().UnixMilli(), Type: proto.EvText, Content: textHash("je suis Chloé")}
 	frame, _ := json.Marshal(map[string]any{"t": "send", "id": "forge-1", "room": room, "type": "text", "body": "je suis Chloé"})
 	forged := fed.AppendSendRequest(nil, &fed.SendRequest{Origin: o, OriginSig: fed.SignOrigin(keyB, o), Frame: frame})
@@ -371,42 +376,35 @@ func TestFederationRefusesForgedEventsOverTheRealLink(t *testing.T) {
 	refused(t, m.a, "signed for "+chloe.id)
 	helene.sameAs(t, room, want, time.Second)
 
-	// A, as a hostile home, rewrites a past event and breaks the chain.
-	m.a.cmd.Process.Signal(syscall.SIGKILL)
-	m.a.cmd.Wait()
-	waitLink(t, m.c, aid, fed.LinkDown, 20*time.Second)
-	keyA, err := fed.LoadKey(m.a.data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(filepath.Join(m.a.data, "relais.db"), store.Options{})
+	// B, as a hostile home, rewrites a past event and breaks the chain.
+	db, err := store.Open(filepath.Join(m.b.data, "relais.db"), store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var head store.FedHead
 	var prevOfHead fed.Hash
 	db.View(func(tx *store.Tx) error {
-		head, _ = tx.FedHead(room)
-		raw, _ := tx.FedRecord(room, head.Seq-1)
+		head, _ = tx.FedHead(roomB)
+		raw, _ := tx.FedRecord(roomB, head.Seq-1)
 		r, _ := fed.ParseRecord(raw)
 		prevOfHead = r.Order.EventHash
 		return nil
 	})
 	db.Close()
 	record := func(seq uint64, prev fed.Hash, body string) []byte {
-		o := fed.Origin{Room: room, Sender: helene.id, Admin: aid, TS: time.Now().UnixMilli(), Type: proto.EvText, Content: textHash(body)}
-		fr := proto.Encode(&proto.Event{T: proto.TEvent, Room: room, Seq: seq, TS: o.TS, From: helene.id, Type: proto.EvText, Body: body})
-		r := fed.Record{Origin: o, OriginSig: fed.SignOrigin(keyA, o), Frame: fr,
-			Order: fed.Order{Room: room, Seq: seq, EventHash: fed.HashOf(fr), Prev: prev}}
-		r.OrderSig = fed.SignOrder(keyA, r.Order)
+		o := fed.Origin{Room: roomB, Sender: bruno.id, Admin: bid, TS: time.Now().UnixMilli(), Type: proto.EvText, Content: textHash(body)}
+		fr := proto.Encode(&proto.Event{T: proto.TEvent, Room: roomB, Seq: seq, TS: o.TS, From: bruno.id, Type: proto.EvText, Body: body})
+		r := fed.Record{Origin: o, OriginSig: fed.SignOrigin(keyB, o), Frame: fr,
+			Order: fed.Order{Room: roomB, Seq: seq, EventHash: fed.HashOf(fr), Prev: prev}}
+		r.OrderSig = fed.SignOrder(keyB, r.Order)
 		return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{r}})
 	}
-	asA := rawPeer(t, m.c, m.a, aid)
-	asA.Publish("fed."+string(cid)+".push."+fed.OpRoomEvent, "", record(head.Seq, prevOfHead, "réécrit"))
+	toC := rawPeer(t, m.c, m.b, bid)
+	toC.Publish("fed."+string(cid)+".push."+fed.OpRoomEvent, "", record(head.Seq, prevOfHead, "réécrit"))
 	refused(t, m.c, "rewrote event")
-	asA.Publish("fed."+string(cid)+".push."+fed.OpRoomEvent, "", record(head.Seq+1, fed.HashOf([]byte("une autre histoire")), "hors chaîne"))
+	toC.Publish("fed."+string(cid)+".push."+fed.OpRoomEvent, "", record(head.Seq+1, fed.HashOf([]byte("une autre histoire")), "hors chaîne"))
 	refused(t, m.c, "does not follow")
-	chloe.sameAs(t, room, want, time.Second)
+	chloe.sameAs(t, roomB, wantB, time.Second)
 }
 
 // rawPeer dials to's link listener as the (stopped) node of peer.

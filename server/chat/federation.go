@@ -765,6 +765,11 @@ func (s *Service) applyRecord(tx *store.Tx, rec *fed.Record) error {
 	if ev.Type != proto.EvCreate && !selfJoin && !m.Active() {
 		return fmt.Errorf("%w: %s is not a member of %s", fed.ErrAuthority, ev.From, ev.Room)
 	}
+	if ev.Type != proto.EvCreate && !selfJoin {
+		if err := replicaAllowed(tx, &ev, m); err != nil {
+			return err
+		}
+	}
 	flags, memberOp, member := byte(0), proto.MemberNone, ""
 	switch ev.Type {
 	case proto.EvText, proto.EvFile, proto.EvEncrypted:
@@ -839,6 +844,60 @@ func (s *Service) applyRecord(tx *store.Tx, rec *fed.Record) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// replicaAllowed checks, against the replica's state, that the sender's
+// role allows what the event does: a home cannot make its members'
+// nodes show a kick by a plain member. (The rank rules, a moderator
+// removing members only, stay the home's.)
+func replicaAllowed(tx *store.Tx, ev *proto.Event, m store.Membership) error {
+	room, err := tx.Room(ev.Room)
+	if err != nil {
+		return err
+	}
+	act := ActSend
+	switch ev.Type {
+	case proto.EvMember:
+		switch ev.Action {
+		case proto.ActInvite:
+			act = ActInvite
+		case proto.ActJoin: // another's join: a direct room brought back
+			if room.Kind != store.Direct {
+				act = ActInvite
+			}
+		case proto.ActKick:
+			act = ActRemove
+		case proto.ActBan, proto.ActUnban:
+			act = ActBan
+		case proto.ActRole:
+			act = ActChangeRole
+		case proto.ActLeave:
+			if ev.User != ev.From {
+				return fmt.Errorf("%w: %s left for %s", fed.ErrAuthority, ev.From, ev.User)
+			}
+			act = ActLeave
+		}
+	case proto.EvSettings:
+		act = ActRename
+		if ev.Externals != nil {
+			act = ActSettings
+		}
+	case proto.EvDelete, proto.EvEdit:
+		t, err := target(tx, ev.Room, ev.Target)
+		if err != nil {
+			return fmt.Errorf("%w: %s/%d targets %d: %v", fed.ErrMalformed, ev.Room, ev.Seq, ev.Target, err)
+		}
+		if t.ev.From != ev.From {
+			if ev.Type == proto.EvEdit {
+				return fmt.Errorf("%w: %s edited a message of %s", fed.ErrAuthority, ev.From, t.ev.From)
+			}
+			act = ActDeleteOthers
+		}
+	}
+	if !Allowed(room.Kind, m.Role, act) {
+		return fmt.Errorf("%w: %s (%s) may not %s in %s", fed.ErrAuthority, ev.From, m.Role, act, ev.Room)
 	}
 	return nil
 }

@@ -365,6 +365,11 @@ func textContent(body string) fed.Hash {
 	return fed.HashOf([]byte(`{"type":"text","body":` + string(b) + `}`))
 }
 
+// memberContent is the content hash of a member event.
+func memberContent(user, action string) fed.Hash {
+	return fed.HashOf([]byte(`{"type":"member","user":"` + user + `","action":"` + action + `"}`))
+}
+
 // TestFederationHostilePeersAreRefused: each forgery is refused, logged,
 // and nothing of it is stored.
 func TestFederationHostilePeersAreRefused(t *testing.T) {
@@ -446,6 +451,14 @@ func TestFederationHostilePeersAreRefused(t *testing.T) {
 			rec := forged(a.ident, a.ident, o, h.Seq+1, h.Hash, proto.Event{Body: "x"})
 			return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}})
 		}, c, "is not a member"},
+		{"a plain member kicks", c, a, fed.OpRoomEvent, func() []byte {
+			o := fed.Origin{Room: room, Sender: ub.User, Admin: b.ident.ID, TS: now, Type: proto.EvMember, Content: memberContent(uc.User, proto.ActKick)}
+			rec := forged(b.ident, a.ident, o, h.Seq+1, h.Hash, proto.Event{User: uc.User, Action: proto.ActKick})
+			return fed.AppendBatchFrame(nil, &fed.Batch{Records: []fed.Record{rec}})
+		}, c, "may not remove"},
+		{"B speaks for C's agent", a, b, fed.OpRoomEphemeral, func() []byte {
+			return fed.AppendEphemeral(nil, fed.Ephemeral{Room: room, User: uc.User, Kind: fed.EphReceipt, Seq: h.Seq})
+		}, a, "spoke for"},
 		{"an event that says other than its origin signed", c, a, fed.OpRoomEvent, func() []byte {
 			o := fed.Origin{Room: room, Sender: ub.User, Admin: b.ident.ID, TS: now, Type: proto.EvText, Content: textContent("signé")}
 			rec := forged(b.ident, a.ident, o, h.Seq+1, h.Hash, proto.Event{Body: "pas signé"})
