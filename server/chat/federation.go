@@ -11,6 +11,7 @@ import (
 	"hash/fnv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"relais/server/fed"
 	"relais/server/id"
@@ -86,6 +87,7 @@ func (s *Service) SetFederation(f Federation) {
 	f.Transport.Handle(fed.OpRoomEvent, s.handleRoomEvent)
 	f.Transport.Handle(fed.OpRoomEphemeral, s.handleRoomEphemeral)
 	f.Transport.Handle(OpResolveUser, s.handleResolveUser)
+	f.Transport.Handle(OpForumSearch, s.handleForumSearch)
 	f.Transport.OnLinkUp(func(a fed.AdminID) { go s.linkUp(a) })
 	go s.syncLoop()
 }
@@ -231,7 +233,9 @@ func (s *Service) Forward(ctx context.Context, a Actor, f *proto.ClientFrame) (p
 		cid = "f-" + hex.EncodeToString(b[:])
 	}
 	o := fed.Origin{Room: f.Room, Sender: a.User, Admin: fd.Self.ID, CID: cid, TS: s.nowMS(), Type: c.Type, Content: c.hash()}
-	frame, err := json.Marshal(f)
+	carried := *f
+	carried.ID = cid // the home decodes the frame as a client's, which needs one
+	frame, err := json.Marshal(&carried)
 	if err != nil {
 		return proto.Ack{}, fmt.Errorf("chat: encode forwarded frame: %w", err)
 	}
@@ -1255,4 +1259,100 @@ func decodeStrict(b []byte, v any) error {
 		return errors.New("trailing data")
 	}
 	return nil
+}
+
+// OpForumSearch lists the forums of an administration whose name matches:
+// body {"q","limit"}, answer {"forums":[ForumInfo]}. Forums are open to
+// every agent by design; the listing spans the mesh.
+const OpForumSearch = "forum_search"
+
+// forumTimeout bounds how long a forum listing waits for the peers.
+const forumTimeout = 1500 * time.Millisecond
+
+type forumQuery struct {
+	Q     string `json:"q"`
+	Limit int    `json:"limit"`
+}
+
+type forumAnswer struct {
+	Forums []ForumInfo `json:"forums"`
+}
+
+// peerForums asks every peer for its forums matching query, for at most
+// forumTimeout; a peer that does not answer in time is left out.
+func (s *Service) peerForums(a Actor, query string, limit int, local []ForumInfo) []ForumInfo {
+	fd := s.fed
+	if fd == nil {
+		return nil
+	}
+	peers := fd.Transport.List()
+	ctx, cancel := context.WithTimeout(context.Background(), forumTimeout)
+	defer cancel()
+	body := proto.Encode(forumQuery{Q: query, Limit: limit})
+	results := make([][]ForumInfo, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ans, err := fd.Transport.Request(ctx, p.ID, OpForumSearch, body)
+			if err != nil {
+				s.log.Debug("forum listing: a peer did not answer", "peer", p.ID, "err", err)
+				return
+			}
+			var fa forumAnswer
+			if len(ans) > 256<<10 || decodeStrict(ans, &fa) != nil || len(fa.Forums) > limit {
+				s.log.Warn("federation message refused", "peer", p.ID, "op", OpForumSearch, "err", "malformed answer")
+				return
+			}
+			for _, f := range fa.Forums {
+				if home, _ := fd.dir.AdminOf(f.ID); home != p.ID || !id.Valid(id.Room, f.ID) ||
+					proto.TextFault(f.Name) != "" || proto.TextFault(f.Topic) != "" || f.Count < 0 ||
+					utf8.RuneCountInString(f.Name) > proto.MaxName || utf8.RuneCountInString(f.Topic) > proto.MaxTopic {
+					s.log.Warn("federation message refused", "peer", p.ID, "op", OpForumSearch, "err", "a forum not of that administration, or a bad name")
+					return
+				}
+			}
+			results[i] = fa.Forums
+			for j := range results[i] {
+				results[i][j].Admin = p.Name
+			}
+		}()
+	}
+	wg.Wait()
+	var out []ForumInfo
+	seen := map[string]bool{}
+	for _, f := range local {
+		seen[f.ID] = true // a replica held here is listed already
+	}
+	s.db.View(func(tx *store.Tx) error {
+		for _, r := range results {
+			for _, f := range r {
+				if seen[f.ID] {
+					continue
+				}
+				m, err := tx.Member(f.ID, a.User)
+				f.Joined = err == nil && m.State == store.Joined
+				out = append(out, f)
+			}
+		}
+		return nil
+	})
+	return out
+}
+
+// handleForumSearch answers a peer's forum listing with this
+// administration's own forums.
+func (s *Service) handleForumSearch(_ context.Context, from fed.AdminID, body []byte) ([]byte, error) {
+	var q forumQuery
+	if len(body) > 1024 || decodeStrict(body, &q) != nil || len(q.Q) > proto.MaxQuery || q.Limit < 1 || q.Limit > 50 {
+		return nil, s.refuse(from, OpForumSearch, proto.CodeBadRequest, errors.New("malformed query"))
+	}
+	// Only forums homed here: a replica of another's forum is that
+	// administration's to list.
+	out, err := s.localForums("", q.Q, q.Limit, func(r string) bool { return id.Home(r) == s.node })
+	if err != nil {
+		return nil, err
+	}
+	return proto.Encode(forumAnswer{Forums: out}), nil
 }

@@ -650,3 +650,43 @@ func TestFederationInviteByAddressRoutesToThePeer(t *testing.T) {
 		t.Fatalf("address of no peer: %v, want the external invitation's answer", err)
 	}
 }
+
+// TestFederationForumsAcrossTheMesh: an agent of B finds a forum homed on
+// A in the room directory, shown with A's name, joins it through the
+// home and writes there; C, with no member, holds nothing of it; a peer
+// listing a forum of another administration is left out.
+func TestFederationForumsAcrossTheMesh(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B", "C")
+	a, b, c := adm[0], adm[1], adm[2]
+	ua, ub := a.user(), b.user()
+	forum, err := a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Forum, Name: "Voirie partagée"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// C lists A's forum as its own: refused, not shown.
+	c.tr.Handle(chat.OpForumSearch, func(context.Context, fed.AdminID, []byte) ([]byte, error) {
+		return json.Marshal(map[string]any{"forums": []chat.ForumInfo{{ID: forum, Name: "Voirie partagée", Count: 1}}})
+	})
+	list := func() ([]chat.ForumInfo, error) { return b.chat.Forums(ub, "voirie", 20) }
+	got, err := list()
+	if err != nil || len(got) != 1 || got[0].ID != forum || got[0].Admin != "A" || got[0].Joined {
+		t.Fatalf("B's directory of forums: %+v (%v), want A's forum once, not joined", got, err)
+	}
+	if !strings.Contains(b.logs.String(), "a forum not of that administration") {
+		t.Fatal("B did not log C's bad listing")
+	}
+	if _, err := b.do(ctx, ub, &proto.ClientFrame{T: proto.TJoin, Room: forum}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.send(ctx, ub, forum, "f1", "bonjour la voirie"); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, forum, b)
+	if got, err = list(); err != nil || len(got) != 1 || !got[0].Joined {
+		t.Fatalf("after joining, B lists %+v (%v), want the forum once, joined", got, err)
+	}
+	if evs := c.events(t, forum); len(evs) != 0 {
+		t.Fatalf("C holds %d events of a forum it has no member in", len(evs))
+	}
+}
