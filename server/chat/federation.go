@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"runtime"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -648,6 +649,21 @@ func (s *Service) applyBatch(ctx context.Context, from fed.AdminID, room string,
 	if home, ok := fd.dir.AdminOf(room); !ok || home != from || id.Home(room) == s.node {
 		return fmt.Errorf("%w: %s sent events of %s, which it is not the home of", fed.ErrAuthority, from, room)
 	}
+	// The signatures, the costly part, are checked on every core before
+	// the write; the chain, which depends on what is stored, inside it.
+	signed := make([]error, len(b.Records))
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), len(b.Records))
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(b.Records); i += workers {
+				signed[i] = fd.dir.Verify(&b.Records[i], nil)
+			}
+		}()
+	}
+	wg.Wait()
 	return s.update(ctx, func(tx *store.Tx) error {
 		head, held := tx.FedHead(room)
 		chained := held
@@ -679,7 +695,10 @@ func (s *Service) applyBatch(ctx context.Context, from fed.AdminID, room string,
 			if chained {
 				prev = (*fed.Hash)(&head.Hash)
 			}
-			if err := fd.dir.Verify(rec, prev); err != nil {
+			if signed[i] != nil {
+				return signed[i]
+			}
+			if err := fed.CheckChain(rec.Order, prev); err != nil {
 				return err
 			}
 			if err := s.applyRecord(tx, rec); err != nil {

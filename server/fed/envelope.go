@@ -382,6 +382,12 @@ func (d Directory) VerifyOrder(o Order, sig []byte, prev *Hash) error {
 	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(key, o.signed(), sig) {
 		return fmt.Errorf("%w: order of %s/%d", ErrSignature, o.Room, o.Seq)
 	}
+	return CheckChain(o, prev)
+}
+
+// CheckChain checks that o follows the event whose hash is prev (nil: the
+// first event the receiver takes, nothing to follow).
+func CheckChain(o Order, prev *Hash) error {
 	if prev != nil && !bytes.Equal(prev[:], o.Prev[:]) {
 		return fmt.Errorf("%w: %s/%d does not follow the event before it", ErrChain, o.Room, o.Seq)
 	}
