@@ -187,7 +187,7 @@ func (r *runner) federation(ctx context.Context) error {
 			break
 		}
 		if time.Since(t0) > 5*time.Minute {
-			return fmt.Errorf("B holds up to %d of %d after 5 min", head, last)
+			return fmt.Errorf("node B holds up to %d of %d after 5 min", head, last)
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
