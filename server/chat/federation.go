@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -196,6 +197,17 @@ func frameContent(f *proto.ClientFrame, sender string) (content, error) {
 		c := member(f.User, proto.ActRole)
 		c.Role = f.Role
 		return c, nil
+	case proto.TUpdateRoom:
+		c := content{Type: proto.EvSettings, Externals: f.Externals}
+		if f.Name != nil {
+			n := strings.TrimSpace(*f.Name)
+			c.Name = &n
+		}
+		if f.Topic != nil {
+			t := strings.TrimSpace(*f.Topic)
+			c.Topic = &t
+		}
+		return c, nil
 	}
 	return content{}, proto.Errorf(proto.CodeBadRequest, "%s is not carried to a room's home", f.T)
 }
@@ -342,6 +354,8 @@ func (s *Service) handleRoomSend(ctx context.Context, from fed.AdminID, body []b
 		err = s.Unban(ctx, a, f.Room, f.User)
 	case proto.TSetRole:
 		err = s.SetRole(ctx, a, f.Room, f.User, store.Role(f.Role))
+	case proto.TUpdateRoom:
+		err = s.UpdateRoom(ctx, a, f.Room, RoomUpdate{Name: f.Name, Topic: f.Topic, Externals: f.Externals})
 	}
 	if err != nil {
 		if pe := proto.AsError(err); pe != nil {
@@ -747,7 +761,6 @@ func (s *Service) applySnapshot(tx *store.Tx, snap *fed.Snapshot) error {
 	} else if err := tx.PutRoom(st.Room); err != nil {
 		return err
 	}
-	var direct []string
 	for _, m := range st.Members {
 		if !id.Valid(id.User, m.UserID) {
 			return fmt.Errorf("%w: snapshot member %q", fed.ErrMalformed, m.UserID)
@@ -755,13 +768,26 @@ func (s *Service) applySnapshot(tx *store.Tx, snap *fed.Snapshot) error {
 		if err := tx.PutMember(snap.Room, m.UserID, m.Membership); err != nil {
 			return err
 		}
-		direct = append(direct, m.UserID)
 	}
-	if st.Room.Kind == store.Direct && len(direct) == 2 {
-		// Unless the two already have a direct room (one homed here).
-		if _, err := tx.DM(direct[0], direct[1]); errors.Is(err, store.ErrNotFound) {
-			return tx.PutDM(direct[0], direct[1], snap.Room)
-		}
+	return indexDM(tx, st.Room)
+}
+
+// indexDM records a replica of a direct room as the two people's direct
+// room once both are in it, unless they have one already (homed here):
+// opening a conversation with someone then finds it.
+func indexDM(tx *store.Tx, r store.Room) error {
+	if r.Kind != store.Direct {
+		return nil
+	}
+	members, err := tx.Members(r.ID)
+	if err != nil || len(members) != 2 {
+		return err
+	}
+	a, b := members[0].UserID, members[1].UserID
+	if _, err := tx.DM(a, b); errors.Is(err, store.ErrNotFound) {
+		return tx.PutDM(a, b, r.ID)
+	} else if err != nil {
+		return err
 	}
 	return nil
 }
@@ -962,7 +988,14 @@ func (s *Service) applyMember(tx *store.Tx, ev *proto.Event, at store.Event) err
 	default:
 		return fmt.Errorf("%w: member action %q", fed.ErrMalformed, ev.Action)
 	}
-	return s.setMember(tx, ev.Room, ev.User, m, at)
+	if err := s.setMember(tx, ev.Room, ev.User, m, at); err != nil {
+		return err
+	}
+	r, err := tx.Room(ev.Room)
+	if err != nil {
+		return err
+	}
+	return indexDM(tx, r)
 }
 
 // mutate applies an edit, deletion or reaction to the message it targets,

@@ -690,3 +690,57 @@ func TestFederationForumsAcrossTheMesh(t *testing.T) {
 		t.Fatalf("C holds %d events of a forum it has no member in", len(evs))
 	}
 }
+
+// TestFederationDirectRoomIsOneOnBothSides: a DM opened by an agent of A
+// with an agent of B is, on B, the DM of the two: B's agent opening a
+// conversation with A's finds it, no second room.
+func TestFederationDirectRoomIsOneOnBothSides(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B")
+	a, b := adm[0], adm[1]
+	ua, ub := a.user(), b.user()
+	dm, err := a.chat.OpenDM(ctx, ua, ub.User, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.send(ctx, ub, dm, "d1", "bonjour"); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, dm, b)
+	again, err := b.chat.OpenDM(ctx, ub, ua.User, false)
+	if err != nil || again != dm {
+		t.Fatalf("B's agent opening a DM with A's: %q (%v), want the existing %q", again, err, dm)
+	}
+}
+
+// TestFederationReplicaNeverOrdersEvents: what B's node cannot carry to
+// the home is refused, never appended to B's copy (which would fork it);
+// a rename is carried.
+func TestFederationReplicaNeverOrdersEvents(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B")
+	a, b := adm[0], adm[1]
+	ua, ub := a.user(), b.user()
+	room := group(t, ctx, a, ua, map[*admin]chat.Actor{b: ub})
+	if _, err := a.do(ctx, ua, &proto.ClientFrame{T: proto.TSetRole, Room: room, User: ub.User, Role: string(store.Owner)}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, room, b)
+	before := len(b.events(t, room))
+	name := "  Nouveau nom "
+	if err := b.chat.UpdateRoom(ctx, ub, room, chat.RoomUpdate{Name: &name}); proto.AsError(err) == nil || proto.AsError(err).Code != proto.CodeForbidden {
+		t.Fatalf("a rename applied on the replica itself: %v, want forbidden", err)
+	}
+	if n := len(b.events(t, room)); n != before {
+		t.Fatalf("B's copy grew by %d events of its own", n-before)
+	}
+	if _, err := b.chat.Forward(ctx, ub, &proto.ClientFrame{T: proto.TUpdateRoom, ID: "u1", Room: room, Name: &name}); err != nil {
+		t.Fatal(err)
+	}
+	converge(t, a, room, b)
+	var r store.Room
+	b.db.View(func(tx *store.Tx) (err error) { r, err = tx.Room(room); return err })
+	if r.Name != "Nouveau nom" {
+		t.Fatalf("B has the room named %q after the home renamed it", r.Name)
+	}
+}

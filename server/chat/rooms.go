@@ -127,6 +127,11 @@ func (s *Service) OpenDM(ctx context.Context, a Actor, other string, encrypted b
 		} else if err != nil {
 			return err
 		}
+		if s.Remote(roomID) {
+			// A direct room homed in the other's administration: only
+			// its home brings people back.
+			return nil
+		}
 		// Bring back whoever had left.
 		for _, u := range []string{a.User, other} {
 			m, err := tx.Member(roomID, u)

@@ -179,6 +179,11 @@ func (s *Service) nowMS() int64 { return s.now().UnixMilli() }
 // appendEvent stores ev as the next event of its room, inside the writer's
 // transaction, and publishes it once committed. It fills ev.T, Seq and TS.
 func (s *Service) appendEvent(tx *store.Tx, ev *proto.Event, flags byte, memberOp byte, member string) (store.Event, error) {
+	if s.Remote(ev.Room) {
+		// Only the home orders a room's events; a replica applies them
+		// (federation.go). What is not carried to the home is refused.
+		return store.Event{}, proto.Errorf(proto.CodeForbidden, "this room is homed in another administration, which does not take this request from here yet")
+	}
 	last, err := tx.LastEvent(ev.Room)
 	if err != nil {
 		return store.Event{}, err
