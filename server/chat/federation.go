@@ -63,6 +63,7 @@ type federation struct {
 	mu      sync.Mutex
 	origins map[string]*signedOrigin // remote sender → request being carried out
 	pulling map[string]bool          // rooms being pulled
+	seen    map[string]uint64        // replica → highest seq its home has shown (pushes, answers)
 }
 
 type signedOrigin struct {
@@ -82,7 +83,7 @@ func (s *Service) SetFederation(f Federation) {
 	}
 	s.fed = &federation{
 		Federation: f, dir: fed.Directory{Self: f.Self, Peers: f.Transport}, stop: make(chan struct{}),
-		origins: map[string]*signedOrigin{}, pulling: map[string]bool{},
+		origins: map[string]*signedOrigin{}, pulling: map[string]bool{}, seen: map[string]uint64{},
 	}
 	f.Transport.Handle(fed.OpRoomSend, s.handleRoomSend)
 	f.Transport.Handle(fed.OpRoomSync, s.handleRoomSync)
@@ -646,6 +647,11 @@ func (s *Service) apply(ctx context.Context, from fed.AdminID, b fed.Batch) erro
 		room = b.Records[0].Order.Room
 	} else {
 		return nil
+	}
+	if n := len(b.Records); n > 0 {
+		s.fed.mu.Lock()
+		s.fed.seen[room] = max(s.fed.seen[room], b.Records[n-1].Order.Seq)
+		s.fed.mu.Unlock()
 	}
 	err := s.applyBatch(ctx, from, room, b)
 	switch {
@@ -1407,4 +1413,31 @@ func (s *Service) handleForumSearch(_ context.Context, from fed.AdminID, body []
 		return nil, err
 	}
 	return proto.Encode(forumAnswer{Forums: out}), nil
+}
+
+// Lag reports how many events this node's copies of the rooms homed in
+// peer are behind what that peer has shown of them (pushed or answered),
+// for health; ok is false when federation is off.
+func (s *Service) Lag(peer fed.AdminID) (events int64, ok bool) {
+	fd := s.fed
+	if fd == nil {
+		return 0, false
+	}
+	fd.mu.Lock()
+	seen := make(map[string]uint64, len(fd.seen))
+	for r, q := range fd.seen {
+		if a, _ := fd.dir.AdminOf(r); a == peer {
+			seen[r] = q
+		}
+	}
+	fd.mu.Unlock()
+	s.db.View(func(tx *store.Tx) error {
+		for r, q := range seen {
+			if h, _ := tx.FedHead(r); q > h.Seq {
+				events += int64(q - h.Seq)
+			}
+		}
+		return nil
+	})
+	return events, true
 }

@@ -306,6 +306,9 @@ func TestFederationPeerCatchesUpAfterAnOutage(t *testing.T) {
 	}
 	hub.SetDown(b.ident.ID, false)
 	converge(t, a, room, b)
+	if lag, ok := b.chat.Lag(a.ident.ID); !ok || lag != 0 {
+		t.Fatalf("B reports a lag of %d behind A after catching up", lag)
+	}
 }
 
 func TestFederationSovereigntyNoEventsWithoutAMember(t *testing.T) {

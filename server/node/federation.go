@@ -41,6 +41,7 @@ func (n *Node) startFederation(cfg config.Config, b bus.Bus) error {
 	})
 	// Rooms shared with the peers (chat/federation.go).
 	n.Chat.SetFederation(chat.Federation{Transport: n.Fed.Transport(), Self: n.Fed.Identity()})
+	n.Fed.SetLag(n.Chat.Lag)
 	return nil
 }
 
