@@ -358,16 +358,27 @@ func (d Directory) AdminOf(userOrRoom string) (AdminID, bool) {
 // the administration named as signer, and its pinned key made the
 // signature.
 func (d Directory) VerifyOrigin(o Origin, sig []byte) error {
-	admin, key, ok := d.adminOfNode(id.Home(o.Sender))
-	switch {
-	case !ok:
-		return fmt.Errorf("%w: sender %s belongs to no known administration", ErrAuthority, o.Sender)
-	case admin != o.Admin:
-		return fmt.Errorf("%w: %s signed for %s, a user of %s", ErrAuthority, o.Admin, o.Sender, admin)
-	case len(sig) != ed25519.SignatureSize || !ed25519.Verify(key, o.signed(), sig):
+	key, err := d.originAuthority(o)
+	if err != nil {
+		return err
+	}
+	if len(sig) != ed25519.SignatureSize || !ed25519.Verify(key, o.signed(), sig) {
 		return fmt.Errorf("%w: origin of %s in %s", ErrSignature, o.Sender, o.Room)
 	}
 	return nil
+}
+
+// originAuthority checks that the sender belongs to the administration
+// the origin names, and returns that administration's key.
+func (d Directory) originAuthority(o Origin) (ed25519.PublicKey, error) {
+	admin, key, ok := d.adminOfNode(id.Home(o.Sender))
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: sender %s belongs to no known administration", ErrAuthority, o.Sender)
+	case admin != o.Admin:
+		return nil, fmt.Errorf("%w: %s signed for %s, a user of %s", ErrAuthority, o.Admin, o.Sender, admin)
+	}
+	return key, nil
 }
 
 // VerifyOrder checks the order half: it is signed by the administration
@@ -397,11 +408,21 @@ func CheckChain(o Order, prev *Hash) error {
 // Verify checks both halves of a record (see VerifyOrigin, VerifyOrder).
 // The caller still checks what needs the room's state: that the sender
 // was a member, and that the frame says what the origin signed.
+//
+// For an event of one of the home's own users, the origin and the order
+// are the same administration's: the order signature, which covers the
+// frame the receiver matches against the origin, is the one checked (one
+// ed25519 verification instead of two, the cost of a catch-up).
 func (d Directory) Verify(rec *Record, prev *Hash) error {
 	if err := rec.wellFormed(); err != nil {
 		return err
 	}
-	if err := d.VerifyOrigin(rec.Origin, rec.OriginSig); err != nil {
+	home, _, _ := d.adminOfNode(id.Home(rec.Order.Room))
+	if rec.Origin.Admin == home {
+		if _, err := d.originAuthority(rec.Origin); err != nil {
+			return err
+		}
+	} else if err := d.VerifyOrigin(rec.Origin, rec.OriginSig); err != nil {
 		return err
 	}
 	return d.VerifyOrder(rec.Order, rec.OrderSig, prev)
