@@ -1061,31 +1061,57 @@ func (s *Service) pull(home fed.AdminID, room string) {
 		})
 		return seq
 	}
-	for after := head(); ; {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*fd.SendTimeout)
-		ans, err := fd.Transport.Request(ctx, home, fed.OpRoomSync, fed.AppendSyncRequest(nil, fed.SyncRequest{Room: room, After: after, Max: fed.MaxBatch}))
-		cancel()
-		if err != nil {
-			s.log.Debug("pull failed", "room", room, "home", home, "err", err)
+	type answer struct {
+		b   fed.Batch
+		err error
+	}
+	fetch := func(after uint64) <-chan answer {
+		c := make(chan answer, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*fd.SendTimeout)
+			defer cancel()
+			ans, err := fd.Transport.Request(ctx, home, fed.OpRoomSync, fed.AppendSyncRequest(nil, fed.SyncRequest{Room: room, After: after, Max: fed.MaxBatch}))
+			if err != nil {
+				c <- answer{err: err}
+				return
+			}
+			b, err := fed.ParseBatchFrame(ans)
+			c <- answer{b, err}
+		}()
+		return c
+	}
+	after := head()
+	pending := fetch(after)
+	for {
+		a := <-pending
+		if a.err != nil {
+			s.log.Debug("pull failed", "room", room, "home", home, "err", a.err)
 			return
 		}
-		b, err := fed.ParseBatchFrame(ans)
-		if err != nil {
-			s.log.Warn("federation message refused", "peer", home, "op", "room_sync", "err", err)
-			return
-		}
+		b := a.b
 		if len(b.Records) == 0 && b.Snapshot == nil {
 			return
+		}
+		// The next batch is asked for while this one is stored: the
+		// home's answer and this node's write overlap. A batch may stop
+		// short of MaxBatch by weight, so ask until nothing comes.
+		var next uint64
+		if n := len(b.Records); n > 0 {
+			next = b.Records[n-1].Order.Seq
+			pending = fetch(next)
 		}
 		if err := s.applyBatch(context.Background(), home, room, b); err != nil {
 			s.log.Warn("federation message refused", "peer", home, "op", "room_sync", "room", room, "err", err)
 			return
 		}
-		// A batch may stop short of MaxBatch by weight: ask again until
-		// the home has nothing more, or sends nothing new.
-		next := head()
-		if next <= after {
-			return
+		if got := head(); got <= after || next == 0 || got != next {
+			// Nothing new, a snapshot alone, or not where the batch
+			// ended: ask again from what is stored, once.
+			if got <= after {
+				return
+			}
+			pending = fetch(got)
+			next = got
 		}
 		after = next
 	}
