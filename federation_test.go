@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"relais/cluster/fedtest"
+	"relais/cluster"
+	"relais/cluster/leaftest"
 	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/fed"
@@ -321,11 +323,36 @@ func TestFederationRefusesForgedReplayedAndExpiredTokens(t *testing.T) {
 	// A second reply to the consumed invitation, from a third party that
 	// saw it, answers nothing any more.
 	m2, _ := tokenParts(t, reply)
-	late := forgedToken(func(tk *fed.Token) { tk.ReplyTo = m2["reply_to"].(string) })
+	late := forgedToken(func(tk *fed.Token) { tk.Domains, tk.ReplyTo = nil, m2["reply_to"].(string) })
 	if _, stderr, err := fedRun(t, a, "add", late); err == nil || !strings.Contains(stderr, proto.CodePeeringNoInvitation) {
 		t.Fatalf("second reply to a consumed invitation: %v %s", err, stderr)
 	}
 	waitLink(t, b, adminOf(t, a), fed.LinkUp, 20*time.Second)
+
+	// A third party's genuine token that claims B's NATS key or B's link
+	// certificate would have A hand it B's link (or B's traffic): refused.
+	bt, _ := tokenParts(t, reply)
+	// Nor one claiming a domain A or B serves: it would be taken as the
+	// administration that speaks for those users.
+	for _, c := range []struct {
+		name, want string
+		f          func(*fed.Token)
+	}{
+		{"B's NATS key", "already pinned", func(tk *fed.Token) { tk.Domains, tk.Nkey = nil, bt["nkey"].(string) }},
+		{"B's certificate", "already pinned", func(tk *fed.Token) { tk.Domains, tk.TLSPin = nil, bt["tls_pin"].(string) }},
+		{"A's own domain", "served by this administration", func(tk *fed.Token) {}},
+		{"B's domain", "already served", func(tk *fed.Token) { tk.Domains = []string{"mairie-b.fr"} }},
+		{"a wildcard over A's domain", "served by this administration", func(tk *fed.Token) { tk.Domains = []string{"*.gouv.fr"} }},
+	} {
+		_, stderr, err := fedRun(t, a, "add", forgedToken(c.f))
+		if err == nil || !strings.Contains(stderr, "("+proto.CodePeeringInvalid+")") || !strings.Contains(stderr, c.want) {
+			t.Errorf("a token with %s: %v %s", c.name, err, stderr)
+		}
+	}
+	if list := mustFed(t, a, "list"); strings.Count(list, "\n") != 1 {
+		t.Fatalf("A pinned a token claiming B's keys:\n%s", list)
+	}
+	waitLink(t, a, adminOf(t, b), fed.LinkUp, 20*time.Second)
 }
 
 // peeredPair starts a ministry A that listens and a town hall B that
@@ -418,6 +445,73 @@ func TestFederationCutsAPeerPublishingOutsideItsAllowList(t *testing.T) {
 	waitLink(t, a, bid, fed.LinkDown, 20*time.Second)
 	agent(t, a, "helene.dupont@ministere.gouv.fr", "Hélène Dupont")
 
+	// A request whose answer B asks to be sent elsewhere than its inbox
+	// (here to a subject B receives as a push from A) gets no answer.
+	t.Run("reply outside the inbox", func(t *testing.T) {
+		raw, err := leaftest.DialRaw(leafEndpoint(t, a), b.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		raw.Subscribe("_INBOX_" + string(bid) + ".>")
+		raw.Subscribe("fed." + string(bid) + ".>")
+		nodetest.CheckFor(t, 20*time.Second, func() error {
+			raw.Publish("fed."+string(aid)+".req.dir_search", "_INBOX_"+string(bid)+".ok", []byte(`{"q":"dup","limit":5}`))
+			_, err := raw.Next(500 * time.Millisecond)
+			return err
+		})
+		before := strings.Count(a.logs.String(), "reply subject outside the peer's inbox")
+		raw.Publish("fed."+string(aid)+".req.dir_search", "fed."+string(bid)+".push.dir", []byte(`{"q":"dup","limit":5}`))
+		// Anything A sent would come before the answer to a request sent
+		// after it.
+		raw.Publish("fed."+string(aid)+".req.dir_search", "_INBOX_"+string(bid)+".after", []byte(`{"q":"dup","limit":5}`))
+		for {
+			m, err := raw.Next(5 * time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Subject == "fed."+string(bid)+".push.dir" {
+				t.Fatalf("A answered to %s: %q", m.Subject, m.Data)
+			}
+			if m.Subject == "_INBOX_"+string(bid)+".after" {
+				break
+			}
+		}
+		// The answers run concurrently: give the refused one as long again.
+		if m, err := raw.Next(time.Second); err == nil && m.Subject == "fed."+string(bid)+".push.dir" {
+			t.Fatalf("A answered to %s: %q", m.Subject, m.Data)
+		}
+		nodetest.CheckFor(t, 10*time.Second, func() error {
+			if strings.Count(a.logs.String(), "reply subject outside the peer's inbox") <= before {
+				return fmt.Errorf("A did not log the refusal")
+			}
+			return nil
+		})
+	})
+
+	// A frame over the link's limit is refused before any handler runs.
+	t.Run("oversized frame", func(t *testing.T) {
+		raw, err := leaftest.DialRaw(leafEndpoint(t, a), b.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		raw.Subscribe("_INBOX_" + string(bid) + ".>")
+		before := strings.Count(a.logs.String(), "federation frame refused: too large")
+		big := append([]byte(`{"q":"dup","limit":5,"pad":"`), bytes.Repeat([]byte("x"), cluster.MaxFrame)...)
+		raw.Publish("fed."+string(aid)+".req.dir_search", "_INBOX_"+string(bid)+".big", append(big, '"', '}'))
+		m, err := raw.Next(10 * time.Second)
+		if err != nil || len(m.Data) != 0 {
+			t.Fatalf("answer to an oversized frame: %q %v", m.Data, err)
+		}
+		nodetest.CheckFor(t, 10*time.Second, func() error {
+			if strings.Count(a.logs.String(), "federation frame refused: too large") <= before {
+				return fmt.Errorf("A did not log the oversized frame")
+			}
+			return nil
+		})
+	})
+
 	for _, subject := range []string{
 		"fed.a" + strings.Repeat("b", 12) + ".req.dir_search", // to another administration
 		"relais.ev.r-x", // the node's own bus
@@ -425,7 +519,7 @@ func TestFederationCutsAPeerPublishingOutsideItsAllowList(t *testing.T) {
 		"_INBOX_" + string(bid) + ".1", // B's own inbox: A's to send, not B's
 	} {
 		t.Run(subject, func(t *testing.T) {
-			raw, err := fedtest.DialRaw(leafEndpoint(t, a), b.data)
+			raw, err := leaftest.DialRaw(leafEndpoint(t, a), b.data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -459,5 +553,100 @@ func TestFederationCutsAPeerPublishingOutsideItsAllowList(t *testing.T) {
 				t.Fatalf("A did not log the violation:\n%s", a.logs)
 			}
 		})
+	}
+}
+
+// TestFederationFrozenPeerNeverBlocksLocalTraffic: with its peer frozen
+// (SIGSTOP: its link stays open, nothing answers), a node's users keep
+// sending in their rooms at local speed, and a directory search answers
+// with the local people after the bounded wait, marked partial.
+func TestFederationFrozenPeerNeverBlocksLocalTraffic(t *testing.T) {
+	a, b, _, _ := peeredPair(t)
+	alice := agent(t, a, "alice.durand@ministere.gouv.fr", "Alice Durand")
+	agent(t, a, "helene.dupont@ministere.gouv.fr", "Hélène Dupont")
+	agent(t, b, "herve.dupuis@mairie-b.fr", "Hervé Dupuis")
+	ctx := context.Background()
+	conn := nodetest.Synced(t, ctx, alice)
+	if r, raw := search(t, conn, "h"); len(r.Users) != 2 || r.Partial {
+		t.Fatalf("search before the freeze: %s", raw)
+	}
+	room := nodetest.CreateRoom(t, ctx, conn, map[string]any{"kind": "group", "name": "Cellule", "encrypted": false})
+
+	if err := b.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	defer b.cmd.Process.Signal(syscall.SIGCONT)
+	stopped(t, b.cmd.Process.Pid)
+	start := time.Now()
+	r, raw := search(t, conn, "h")
+	took := time.Since(start)
+	if len(r.Users) != 1 || r.Users[0].Name != "Hélène Dupont" || !r.Partial {
+		t.Fatalf("search with the peer frozen: %s", raw)
+	}
+	if took > fed.DirTimeout+2*time.Second {
+		t.Fatalf("search with the peer frozen took %v", took)
+	}
+	var worst time.Duration
+	for i := range 50 {
+		s := time.Now()
+		if _, err := conn.Send(ctx, fmt.Sprintf("c%d", i), room, "message pendant le gel"); err != nil {
+			t.Fatal(err)
+		}
+		worst = max(worst, time.Since(s))
+	}
+	t.Logf("peer frozen: directory search answered in %v (partial), worst of 50 local sends %v", took, worst)
+	if worst > time.Second {
+		t.Fatalf("a local send took %v with the peer frozen", worst)
+	}
+}
+
+// stopped waits until the kernel reports pid stopped: kill(2) returns
+// before a process running on another core has stopped.
+func stopped(t *testing.T, pid int) {
+	t.Helper()
+	nodetest.CheckFor(t, 5*time.Second, func() error {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return err
+		}
+		// pid (comm) state …: comm may hold spaces, the state follows the last ')'.
+		if f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:])); len(f) == 0 || f[0] != "T" {
+			return fmt.Errorf("process %d not stopped: %q", pid, f)
+		}
+		return nil
+	})
+}
+
+// TestFederationLinkComesBackAfterARestart: the pins are stored, so a
+// node killed and started again links up with its peers by itself.
+func TestFederationLinkComesBackAfterARestart(t *testing.T) {
+	a, b, aid, bid := peeredPair(t)
+	b.cmd.Process.Kill()
+	b.cmd.Wait()
+	waitLink(t, a, bid, fed.LinkDown, 20*time.Second)
+	b2 := startProc(t, b.data, "--name", "Mairie B", "--allowed-domains", "mairie-b.fr", "--rate-limits", "off", "--federation", "on")
+	waitLink(t, b2, aid, fed.LinkUp, 20*time.Second)
+	waitLink(t, a, bid, fed.LinkUp, 20*time.Second)
+}
+
+// TestFederationOffByDefault: a node started without federation says so
+// with a stable code; the options and commands are documented.
+func TestFederationOffByDefault(t *testing.T) {
+	p := startNode(t, t.TempDir())
+	if _, stderr, err := fedRun(t, p, "list"); err == nil || !strings.Contains(stderr, "("+proto.CodeFederationOff+")") {
+		t.Fatalf("federation list on a node without federation: %v %s", err, stderr)
+	}
+	help := run(t, "serve", "--help")
+	for _, flag := range []string{"-federation ", "-federation-listen", "-federation-endpoint"} {
+		if !strings.Contains(help, flag) {
+			t.Errorf("serve --help does not document %s", flag)
+		}
+	}
+	bin, _ := binary()
+	out, _ := exec.Command(bin, "federation", "--help").CombinedOutput()
+	for _, cmd := range []string{"invite", "add TOKEN", "add REPLY", "list", "remove ID"} {
+		if !strings.Contains(string(out), cmd) {
+			t.Errorf("federation --help does not document %q:\n%s", cmd, out)
+		}
 	}
 }

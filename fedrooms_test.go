@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"relais/cluster/fedtest"
+	"relais/cluster/leaftest"
 	"relais/cluster/nodetest"
 	"relais/server/client"
 	"relais/server/fed"
@@ -408,12 +408,12 @@ func TestFederationRefusesForgedEventsOverTheRealLink(t *testing.T) {
 }
 
 // rawPeer dials to's link listener as the (stopped) node of peer.
-func rawPeer(t *testing.T, to, peer *proc, id fed.AdminID) *fedtest.RawLeaf {
+func rawPeer(t *testing.T, to, peer *proc, id fed.AdminID) *leaftest.RawLeaf {
 	t.Helper()
-	var raw *fedtest.RawLeaf
+	var raw *leaftest.RawLeaf
 	nodetest.CheckFor(t, 20*time.Second, func() error {
 		var err error
-		raw, err = fedtest.DialRaw(leafEndpoint(t, to), peer.data)
+		raw, err = leaftest.DialRaw(leafEndpoint(t, to), peer.data)
 		return err
 	})
 	t.Cleanup(func() { raw.Close() })

@@ -13,7 +13,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,7 +34,6 @@ import (
 	"relais/server/buildinfo"
 	"relais/server/bus"
 	"relais/server/config"
-	"relais/server/fed"
 	"relais/server/node"
 	"relais/server/store"
 )
@@ -116,15 +114,7 @@ func busFor(cfg config.Config) node.BusFunc {
 	if !cfg.Federation && cfg.FederationListen == "" && cfg.FederationEndpoint == "" {
 		return startBus
 	}
-	return func(nodeID string, log *slog.Logger) (bus.Bus, error) {
-		key, err := fed.LoadKey(cfg.Data)
-		if err != nil {
-			return nil, err
-		}
-		return cluster.Start(cluster.Options{Name: nodeID, Logger: log, Federation: &cluster.FedOptions{
-			Admin: fed.AdminIDOf(key.Public().(ed25519.PublicKey)), DataDir: cfg.Data,
-			Listen: cfg.FederationListen, Endpoint: cfg.FederationEndpoint}})
-	}
+	return cluster.FederatedBus(cfg.Data, cfg.FederationListen, cfg.FederationEndpoint)
 }
 
 // startBenchNode starts a node in process for `relais bench`, with the

@@ -63,11 +63,11 @@ func Start(opts Options) (_ *Bus, err error) {
 	var link *Link
 	var auth []nats.Option
 	if opts.Federation != nil {
-		var pass string
-		if link, pass, err = newLink(*opts.Federation, sopts, opts.Logger); err != nil {
+		var appAuth nats.Option
+		if link, appAuth, err = newLink(*opts.Federation, sopts, opts.Logger); err != nil {
 			return nil, err
 		}
-		auth = append(auth, nats.UserInfo("relais", pass))
+		auth = append(auth, appAuth)
 	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {

@@ -1,8 +1,9 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
-	"crypto/rand"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -21,7 +22,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nkeys"
 
+	"relais/server/bus"
 	"relais/server/fed"
 	"relais/server/proto"
 )
@@ -47,17 +50,22 @@ import (
 const (
 	// MaxFrame is the largest request, reply or push body.
 	MaxFrame = 1 << 20
-	// MaxInFlight is how many requests to one peer may wait for their
-	// answer at once; more fail at once with fed.ErrUnreachable.
-	MaxInFlight = 64
-	// MaxServing is how many requests or pushes of one peer are handled
-	// at once; more are refused (unavailable) or, for pushes, dropped.
-	MaxServing = 32
+	// DefaultMaxInFlight is how many requests to one peer may wait for
+	// their answer at once; more fail at once with fed.ErrUnreachable.
+	DefaultMaxInFlight = 64
+	// DefaultMaxServing is how many requests or pushes of one peer are
+	// handled at once; more are refused (unavailable) or, for pushes,
+	// dropped.
+	DefaultMaxServing = 32
 	// DefaultRequestTimeout bounds a request whose context has no
 	// deadline.
 	DefaultRequestTimeout = 5 * time.Second
 	// HandlerTimeout bounds the handling of one request of a peer.
 	HandlerTimeout = 10 * time.Second
+
+	// FrozenPingInterval and FrozenMaxPingsOut are the link's pings.
+	FrozenPingInterval = 10 * time.Second
+	FrozenMaxPingsOut  = 3
 
 	errHeader    = "Relais-Error"
 	reasonHeader = "Relais-Reason"
@@ -75,6 +83,24 @@ type FedOptions struct {
 	// Endpoint is what peering tokens advertise (default: the listener's
 	// address when it names a host).
 	Endpoint string
+	// MaxInFlight and MaxServing bound the requests waiting on one peer
+	// and those of one peer being handled (defaults DefaultMaxInFlight,
+	// DefaultMaxServing).
+	MaxInFlight, MaxServing int
+}
+
+// FederatedBus returns the constructor of a bus with federation (a
+// node.BusFunc): the administration is the one of the event key kept in
+// dataDir (fed.LoadKey).
+func FederatedBus(dataDir, listen, endpoint string) func(nodeID string, log *slog.Logger) (bus.Bus, error) {
+	return func(nodeID string, log *slog.Logger) (bus.Bus, error) {
+		key, err := fed.LoadKey(dataDir)
+		if err != nil {
+			return nil, err
+		}
+		return Start(Options{Name: nodeID, Logger: log, Federation: &FedOptions{
+			Admin: fed.AdminIDOf(key.Public().(ed25519.PublicKey)), DataDir: dataDir, Listen: listen, Endpoint: endpoint}})
+	}
 }
 
 // Link is the federation transport over leaf-node links. It implements
@@ -95,6 +121,10 @@ type Link struct {
 	pins     atomic.Pointer[map[string]bool]
 	hubTLS   *tls.Config
 	leafPort int
+	// refusedAt is when a dialer's unpinned key was last logged.
+	refusedAt sync.Map
+	// maxInFlight and maxServing are FedOptions' bounds.
+	maxInFlight, maxServing int
 
 	mu      sync.Mutex // serialises SetPeers and guards peers
 	peers   map[fed.AdminID]*peerLink
@@ -110,10 +140,14 @@ var _ fed.Link = (*Link)(nil)
 
 // peerLink is one peer's side of the link on this node.
 type peerLink struct {
+	// LinkPeer never changes; meta is the pinned record as last set
+	// (its name or domains may change with a new peering).
 	fed.LinkPeer
+	meta     atomic.Pointer[fed.Peer]
 	dials    bool
-	user     *server.User
-	nkeyUser *server.NkeyUser
+	user     *server.NkeyUser // in process, into the peer's account
+	auth     nats.Option
+	nkeyUser *server.NkeyUser // the peer's node, over the link
 	remote   *server.RemoteLeafOpts
 	nc       *nats.Conn
 
@@ -129,41 +163,60 @@ func accountOf(id fed.AdminID) string { return "PEER_" + string(id) }
 // newLink prepares the federation options of a server that is not yet
 // started: the accounts, the in-process user of the bus and the leaf
 // listener. start finishes once the server runs.
-func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, string, error) {
+func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, nats.Option, error) {
 	if !o.Admin.Valid() {
-		return nil, "", fmt.Errorf("cluster: federation: bad administration id %q", o.Admin)
+		return nil, nil, fmt.Errorf("cluster: federation: bad administration id %q", o.Admin)
+	}
+	if o.Endpoint != "" && o.Listen == "" {
+		// Peers would wait for this node to listen, and it would not.
+		return nil, nil, errors.New("cluster: --federation-endpoint needs --federation-listen")
 	}
 	cert, pin, err := loadLinkCert(o.DataDir)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	seed, pub, err := loadNkey(o.DataDir)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, err
 	}
 	l := &Link{log: log.With("component", "federation"), self: o.Admin, cert: cert, seed: seed,
 		accounts: map[string]*server.Account{}, peers: map[fed.AdminID]*peerLink{}, handler: map[string]fed.Handler{},
 		stop: make(chan struct{}), done: make(chan struct{})}
 	l.info = fed.LinkInfo{Endpoint: o.Endpoint, TLSPin: pin, Nkey: pub}
+	l.maxInFlight, l.maxServing = cmp.Or(o.MaxInFlight, DefaultMaxInFlight), cmp.Or(o.MaxServing, DefaultMaxServing)
 	empty := map[string]bool{}
 	l.pins.Store(&empty)
 
+	// A frozen peer (stopped process, black-holed network) keeps its TCP
+	// connection: pings find it out in about 30 s rather than the default
+	// 4 to 6 minutes. In-process connections answer pings at once.
+	opts.PingInterval, opts.MaxPingsOut = FrozenPingInterval, FrozenMaxPingsOut
 	l.app = server.NewAccount("APP")
-	pass := randomHex(24)
 	opts.Accounts = []*server.Account{l.app}
-	opts.Users = []*server.User{{Username: "relais", Password: pass, Account: l.app,
-		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}}}
+	appUser, appAuth, err := inProcessUser(l.app)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Nkeys = []*server.NkeyUser{appUser}
 	if o.Listen != "" {
 		host, port, err := net.SplitHostPort(o.Listen)
 		if err != nil {
-			return nil, "", fmt.Errorf("cluster: --federation-listen %q: %w", o.Listen, err)
+			return nil, nil, fmt.Errorf("cluster: --federation-listen %q: %w", o.Listen, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil || p < 0 || p > 65535 {
-			return nil, "", fmt.Errorf("cluster: --federation-listen %q: bad port", o.Listen)
+			return nil, nil, fmt.Errorf("cluster: --federation-listen %q: bad port", o.Listen)
 		}
 		if p == 0 {
 			p = -1 // the server picks one
+		} else {
+			// The server would only say it is not ready after 10 s (its
+			// listener error goes to a Fatalf that must not exit).
+			ln, err := net.Listen("tcp", o.Listen)
+			if err != nil {
+				return nil, nil, fmt.Errorf("cluster: --federation-listen: %w", err)
+			}
+			ln.Close()
 		}
 		// The certificate is self-signed: it proves nothing but the key,
 		// which is checked against the pins of the peers in the handshake
@@ -174,7 +227,7 @@ func newLink(o FedOptions, opts *server.Options, log *slog.Logger) (*Link, strin
 			TLSTimeout: 2, Compression: server.CompressionOpts{Mode: server.CompressionOff}, IsolateLeafnodeInterest: true}
 	}
 	l.base = *opts
-	return l, pass, nil
+	return l, appAuth, nil
 }
 
 // start runs once the server is ready.
@@ -191,6 +244,9 @@ func (l *Link) start(ns *server.Server, opts *server.Options) {
 			}
 		}
 		l.log.Info("federation link listening", "addr", net.JoinHostPort(opts.LeafNode.Host, strconv.Itoa(l.leafPort)), "endpoint", l.info.Endpoint)
+		if l.info.Endpoint == "" {
+			l.log.Warn("federation link listener without --federation-endpoint: tokens advertise none, so peers will not dial this node")
+		}
 	}
 	go l.monitor()
 }
@@ -209,7 +265,12 @@ func (l *Link) verifyDialer(raw [][]byte, _ [][]*x509.Certificate) error {
 		return err
 	}
 	if !(*l.pins.Load())[pin] {
-		l.log.Warn("federation link refused: certificate not pinned", "spki", pin)
+		// A removed peer keeps dialing every second until it removes us
+		// too: say it once a minute per key.
+		if last, ok := l.refusedAt.Load(pin); !ok || time.Since(last.(time.Time)) > time.Minute {
+			l.refusedAt.Store(pin, time.Now())
+			l.log.Warn("federation link refused: certificate not pinned", "spki", pin)
+		}
 		return errors.New("certificate not pinned")
 	}
 	return nil
@@ -249,8 +310,7 @@ func (l *Link) dials(p fed.LinkPeer) (dials, route bool) {
 func (l *Link) options(peers map[fed.AdminID]*peerLink) *server.Options {
 	o := l.base
 	o.Accounts = []*server.Account{l.app}
-	o.Users = slices.Clone(l.base.Users)
-	o.Nkeys = nil
+	o.Nkeys = slices.Clone(l.base.Nkeys)
 	o.LeafNode.Remotes = nil
 	ids := make([]fed.AdminID, 0, len(peers))
 	for id := range peers {
@@ -260,7 +320,7 @@ func (l *Link) options(peers map[fed.AdminID]*peerLink) *server.Options {
 	for _, id := range ids {
 		p := peers[id]
 		o.Accounts = append(o.Accounts, l.accounts[accountOf(id)])
-		o.Users = append(o.Users, p.user)
+		o.Nkeys = append(o.Nkeys, p.user)
 		if p.nkeyUser != nil {
 			o.Nkeys = append(o.Nkeys, p.nkeyUser)
 		}
@@ -278,12 +338,24 @@ func (l *Link) SetPeers(list []fed.LinkPeer) error {
 	next := map[fed.AdminID]*peerLink{}
 	var added []*peerLink
 	var removed []*peerLink
+	// Peering refuses them already; a second peer with the same key or
+	// certificate would get the first one's link.
+	seen := map[string]fed.AdminID{}
 	for _, lp := range list {
 		if !lp.ID.Valid() || lp.ID == l.self {
 			continue
 		}
+		if other, dup := seen[lp.Nkey]; dup {
+			l.log.Error("federation peer left out: its NATS key is another peer's", "peer", lp.ID, "other", other)
+			continue
+		}
+		if other, dup := seen[lp.TLSPin]; dup {
+			l.log.Error("federation peer left out: its certificate is another peer's", "peer", lp.ID, "other", other)
+			continue
+		}
+		seen[lp.Nkey], seen[lp.TLSPin] = lp.ID, lp.ID
 		if old, ok := l.peers[lp.ID]; ok && old.LinkPeer.Endpoint == lp.Endpoint && old.TLSPin == lp.TLSPin && old.Nkey == lp.Nkey {
-			old.LinkPeer = lp
+			old.meta.Store(&lp.Peer)
 			next[lp.ID] = old
 			continue
 		}
@@ -350,9 +422,12 @@ func (l *Link) newPeer(lp fed.LinkPeer) (*peerLink, error) {
 		acc = server.NewAccount(name)
 		l.accounts[name] = acc
 	}
-	p := &peerLink{LinkPeer: lp, inflight: make(chan struct{}, MaxInFlight), serving: make(chan struct{}, MaxServing)}
-	p.user = &server.User{Username: "fed_" + string(lp.ID), Password: randomHex(24), Account: acc,
-		AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}}
+	p := &peerLink{LinkPeer: lp, inflight: make(chan struct{}, l.maxInFlight), serving: make(chan struct{}, l.maxServing)}
+	p.meta.Store(&lp.Peer)
+	var err error
+	if p.user, p.auth, err = inProcessUser(acc); err != nil {
+		return nil, err
+	}
 	dials, route := l.dials(lp)
 	p.dials = dials
 	if !route {
@@ -385,7 +460,7 @@ func (l *Link) newPeer(lp fed.LinkPeer) (*peerLink, error) {
 // connect opens this node's in-process connection into the peer's
 // account and subscribes to what is addressed to us.
 func (l *Link) connect(p *peerLink) error {
-	nc, err := nats.Connect("", nats.InProcessServer(l.ns), nats.UserInfo(p.user.Username, p.user.Password),
+	nc, err := nats.Connect("", nats.InProcessServer(l.ns), p.auth,
 		nats.Name("relais-fed-"+string(p.ID)), nats.CustomInboxPrefix("_INBOX_"+string(l.self)),
 		nats.MaxReconnects(-1))
 	if err != nil {
@@ -504,7 +579,7 @@ func (l *Link) Request(ctx context.Context, to fed.AdminID, op string, body []by
 	select {
 	case p.inflight <- struct{}{}:
 	default:
-		return nil, fmt.Errorf("%w: %s: %d requests already waiting", fed.ErrUnreachable, to, MaxInFlight)
+		return nil, fmt.Errorf("%w: %s: %d requests already waiting", fed.ErrUnreachable, to, cap(p.inflight))
 	}
 	defer func() { <-p.inflight }()
 	p.pending.Add(1)
@@ -654,7 +729,7 @@ func (l *Link) close() {
 // Peer implements fed.Peers.
 func (l *Link) Peer(id fed.AdminID) (fed.Peer, bool) {
 	if p := l.peer(id); p != nil {
-		return p.Peer, true
+		return *p.meta.Load(), true
 	}
 	return fed.Peer{}, false
 }
@@ -689,7 +764,7 @@ func (l *Link) List() []fed.Peer {
 	defer l.mu.Unlock()
 	out := make([]fed.Peer, 0, len(l.peers))
 	for _, p := range l.peers {
-		out = append(out, p.Peer)
+		out = append(out, *p.meta.Load())
 	}
 	slices.SortFunc(out, func(a, b fed.Peer) int { return strings.Compare(string(a.ID), string(b.ID)) })
 	return out
@@ -704,8 +779,17 @@ func spkiPin(der []byte) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
+// inProcessUser makes a user of acc that only in-process connections may
+// be, authenticated by a key that never leaves memory.
+func inProcessUser(acc *server.Account) (*server.NkeyUser, nats.Option, error) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: in-process key: %w", err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("cluster: in-process key: %w", err)
+	}
+	return &server.NkeyUser{Nkey: pub, Account: acc, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},
+		nats.Nkey(pub, kp.Sign), nil
 }

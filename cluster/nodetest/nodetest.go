@@ -81,7 +81,11 @@ func startBus(id string, log *slog.Logger) (bus.Bus, error) {
 
 func (n *Node) start() {
 	n.t.Helper()
-	nd, err := node.Start(context.Background(), n.cfg, startBus, n.opts)
+	newBus := startBus
+	if n.cfg.Federation || n.cfg.FederationListen != "" {
+		newBus = cluster.FederatedBus(n.cfg.Data, n.cfg.FederationListen, n.cfg.FederationEndpoint)
+	}
+	nd, err := node.Start(context.Background(), n.cfg, newBus, n.opts)
 	if err != nil {
 		n.t.Fatalf("start node: %v", err)
 	}

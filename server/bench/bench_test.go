@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -17,7 +16,6 @@ import (
 	"relais/cluster"
 	"relais/server/bus"
 	"relais/server/config"
-	"relais/server/fed"
 	"relais/server/node"
 )
 
@@ -54,14 +52,7 @@ func startForTest(ctx context.Context, cfg config.Config, log *slog.Logger) (*no
 	busFor := startBus
 	if cfg.Federation {
 		// As main.go's busFor: the links to peered administrations.
-		busFor = func(id string, log *slog.Logger) (bus.Bus, error) {
-			key, err := fed.LoadKey(cfg.Data)
-			if err != nil {
-				return nil, err
-			}
-			return cluster.Start(cluster.Options{Name: id, Logger: log, Federation: &cluster.FedOptions{
-				Admin: fed.AdminIDOf(key.Public().(ed25519.PublicKey)), DataDir: cfg.Data, Listen: cfg.FederationListen}})
-		}
+		busFor = cluster.FederatedBus(cfg.Data, cfg.FederationListen, cfg.FederationEndpoint)
 	}
 	return node.Start(ctx, cfg, busFor, node.Options{Logger: log})
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -169,6 +170,9 @@ func (s *Service) add(ctx context.Context, raw string, now time.Time) (Added, er
 		if !fresh {
 			return proto.Errorf(proto.CodePeeringReplayed, "this token was used already")
 		}
+		if err := s.checkUnique(tx, t); err != nil {
+			return err
+		}
 		if t.ReplyTo != "" {
 			if _, err := tx.TakeFedInvite(t.ReplyTo, now); errors.Is(err, store.ErrNotFound) {
 				return proto.Errorf(proto.CodePeeringNoInvitation, "this reply answers no pending invitation of this administration (consumed, expired or never issued)")
@@ -275,4 +279,56 @@ func (s *Service) Health() map[string]any {
 		h["error"] = err.Error()
 	}
 	return h
+}
+
+// checkUnique refuses a token that claims what belongs to this
+// administration or to another pinned peer: a NATS key or link
+// certificate (the link would carry the other's traffic) or a domain (the
+// peer would be taken as the one whose users it may speak for).
+func (s *Service) checkUnique(tx *store.Tx, t Token) error {
+	info := s.cfg.Link.Info()
+	if t.Nkey == info.Nkey || t.TLSPin == info.TLSPin {
+		return invalid("key_in_use", "the token's NATS key or link certificate is this administration's own")
+	}
+	for _, d := range t.Domains {
+		for _, mine := range s.cfg.Domains() {
+			if DomainsOverlap(d, mine) {
+				return invalid("domain_in_use", "the domain %s is served by this administration (%s)", d, mine)
+			}
+		}
+	}
+	peers, err := tx.FedPeers()
+	if err != nil {
+		return err
+	}
+	for _, p := range peers {
+		if p.ID == string(t.Admin) {
+			continue // the same administration peering again
+		}
+		if p.Nkey == t.Nkey || p.TLSPin == t.TLSPin {
+			return invalid("key_in_use", "the token's NATS key or link certificate is already pinned for %s (%s)", p.ID, p.Name)
+		}
+		for _, d := range t.Domains {
+			for _, theirs := range p.Domains {
+				if DomainsOverlap(d, theirs) {
+					return invalid("domain_in_use", "the domain %s is already served by %s (%s)", d, p.ID, p.Name)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// DomainsOverlap reports whether two domain patterns (a.gouv.fr, or
+// *.gouv.fr for the sub-domains) can match one address.
+func DomainsOverlap(a, b string) bool {
+	a, b = strings.ToLower(a), strings.ToLower(b)
+	if a == b {
+		return true
+	}
+	under := func(d, wild string) bool {
+		parent, ok := strings.CutPrefix(wild, "*.")
+		return ok && strings.HasSuffix(strings.TrimPrefix(d, "*."), "."+parent)
+	}
+	return under(a, b) || under(b, a)
 }

@@ -267,6 +267,8 @@ const fr = {
   'dm.hint': 'Tapez le début d’un prénom ou d’un nom.',
   'dm.none': 'Personne ne correspond.',
   'dm.results': 'Résultats de l’annuaire',
+  'dir.admin': 'Administration : {name}',
+  'dir.partial': 'Certaines administrations n’ont pas répondu à temps : la liste peut être incomplète.',
 
   'group.title': 'Nouveau groupe',
   'group.name': 'Nom du groupe',
@@ -627,6 +629,8 @@ const en: Record<Key, Entry> = {
   'dm.hint': 'Type the start of a first or last name.',
   'dm.none': 'Nobody matches.',
   'dm.results': 'Directory results',
+  'dir.admin': 'Administration: {name}',
+  'dir.partial': 'Some administrations did not answer in time: the list may be incomplete.',
 
   'group.title': 'New group',
   'group.name': 'Group name',

@@ -22,6 +22,9 @@ export interface Profile {
   tag?: string;
   ext?: boolean;
   active?: boolean;
+  /** the administration of someone homed in a peered one, as pinned at peering */
+  admin?: string;
+  admin_id?: string;
 }
 
 export interface Member {

@@ -13,23 +13,27 @@ import { Avatar, ErrorBox, ExtBadge, Field, Icon, namesakes, PaneHeader, Person,
 import { useLang, useTopics } from './hooks';
 import { navigate } from './router';
 
-/** useDirectory searches agents by name as the user types. */
-function useDirectory(q: string): [Profile[] | null, string] {
+/** useDirectory searches agents by name as the user types, here and in
+ * the peered administrations; partial says one of them did not answer. */
+function useDirectory(q: string): [Profile[] | null, string, boolean] {
   const [res, setRes] = useState<Profile[] | null>(null);
   const [err, setErr] = useState('');
+  const [partial, setPartial] = useState(false);
   useEffect(() => {
     const query = q.trim();
     if (!query) {
       setRes(null);
+      setPartial(false);
       return;
     }
     let live = true;
     const timer = setTimeout(() => {
-      store.request<{ users: Profile[] | null }>({ t: 'directory', q: query }).then(
+      store.request<{ users: Profile[] | null; partial?: boolean }>({ t: 'directory', q: query }).then(
         (r) => {
           if (!live) return;
           for (const p of r.users ?? []) store.profiles.set(p.id, p);
           setRes((r.users ?? []).filter((p) => p.id !== store.me?.id));
+          setPartial(!!r.partial);
           setErr('');
         },
         (e) => live && setErr(errorText(e)),
@@ -40,7 +44,14 @@ function useDirectory(q: string): [Profile[] | null, string] {
       clearTimeout(timer);
     };
   }, [q]);
-  return [res, err];
+  return [res, err, partial];
+}
+
+/** PersonOrg is a person's service and, for someone of a peered
+ * administration, that administration. */
+function PersonOrg({ p }: { p: Profile }): JSX.Element | null {
+  const parts = [p.org, p.admin && t('dir.admin', { name: p.admin })].filter(Boolean);
+  return parts.length ? <span class="person-org">{parts.join(' · ')}</span> : null;
 }
 
 function PersonRow({ p, action, tag = false }: { p: Profile; action?: JSX.Element; tag?: boolean }): JSX.Element {
@@ -53,7 +64,7 @@ function PersonRow({ p, action, tag = false }: { p: Profile; action?: JSX.Elemen
           {tag && <Tag p={p} />}
           {p.ext && <ExtBadge />}
         </span>
-        {p.org && <span class="person-org">{p.org}</span>}
+        <PersonOrg p={p} />
       </span>
       {action}
     </li>
@@ -63,7 +74,7 @@ function PersonRow({ p, action, tag = false }: { p: Profile; action?: JSX.Elemen
 export function NewDM(): JSX.Element {
   useLang();
   const [q, setQ] = useState('');
-  const [res, err] = useDirectory(q);
+  const [res, err, partial] = useDirectory(q);
   const dups = namesakes(res ?? []);
   const [busy, setBusy] = useState('');
   const [err2, setErr2] = useState('');
@@ -88,6 +99,7 @@ export function NewDM(): JSX.Element {
         </Field>
         <ErrorBox text={err || err2} />
         {res && res.length === 0 && <p class="empty">{t('dm.none')}</p>}
+        {partial && <p class="hint">{t('dir.partial')}</p>}
         {res && res.length > 0 && (
           <ul class="people" aria-label={t('dm.results')}>
             {res.map((p) => (
@@ -99,7 +111,7 @@ export function NewDM(): JSX.Element {
                       {p.name}
                       {dups.has(p.id) && <Tag p={p} />}
                     </span>
-                    {p.org && <span class="person-org">{p.org}</span>}
+                    <PersonOrg p={p} />
                   </span>
                 </button>
               </li>
@@ -185,7 +197,7 @@ export function NewGroup(): JSX.Element {
                         {p.name}
                         {dups.has(p.id) && <Tag p={p} />}
                       </span>
-                      {p.org && <span class="person-org">{p.org}</span>}
+                      <PersonOrg p={p} />
                     </span>
                     <Icon name="plus" />
                   </button>

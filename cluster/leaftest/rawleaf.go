@@ -1,8 +1,8 @@
-// Package fedtest plays a hostile peer in tests of federation: a raw
+// Package leaftest plays a hostile peer in tests of federation: a raw
 // leaf-node client that speaks the NATS leaf protocol itself, so that it
 // can send what a well-behaved server (which filters by the permissions
 // the hub announces) never would.
-package fedtest
+package leaftest
 
 import (
 	"bufio"
