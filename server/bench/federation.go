@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"relais/server/config"
 	"relais/server/fed"
 	"relais/server/node"
 	"relais/server/store"
@@ -34,6 +35,9 @@ func (r *runner) federation(ctx context.Context) error {
 	cfgA, cfgB := benchConfig(dirA, "127.0.0.1:0"), benchConfig(dirB, "127.0.0.1:0")
 	cfgA.Federation, cfgA.FederationListen, cfgA.Name = true, "127.0.0.1:0", "Bench A"
 	cfgB.Federation, cfgB.Name = true, "Bench B"
+	// Peers serve distinct domains (B's accounts are provisioned in its
+	// store directly, whatever their address).
+	cfgB.AllowedDomains = config.List{"b." + Domain}
 	a, err := r.start(ctx, cfgA, r.log.With("node", "fed-a"))
 	if err != nil {
 		return fmt.Errorf("start A: %w", err)
