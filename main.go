@@ -130,7 +130,7 @@ func busFor(cfg config.Config) node.BusFunc {
 // startBenchNode starts a node in process for `relais bench`, with the
 // same bus as `relais serve`.
 func startBenchNode(ctx context.Context, cfg config.Config, log *slog.Logger) (*node.Node, error) {
-	return node.Start(ctx, cfg, startBus, node.Options{Logger: log})
+	return node.Start(ctx, cfg, busFor(cfg), node.Options{Logger: log})
 }
 
 func serve(args []string) error {

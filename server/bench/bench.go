@@ -31,7 +31,7 @@ type StartFunc func(ctx context.Context, cfg config.Config, log *slog.Logger) (*
 
 // Scenarios, in the order `all` runs them. Their names and the names of
 // their figures are part of the command's interface.
-var scenarioNames = []string{"startup", "idle", "dm", "fanout", "sync", "reconnect"}
+var scenarioNames = []string{"startup", "idle", "dm", "fanout", "sync", "reconnect", "federation"}
 
 const usage = `usage: relais bench [flags] SCENARIO… (or all)
 
@@ -44,6 +44,9 @@ Scenarios:
              (dm and fanout rooms are end-to-end encrypted unless --plaintext)
   sync       a fresh connection of a user in --rooms rooms of --messages messages
   reconnect  --clients clients drop at once and reconnect, each missing 20 messages
+  federation two peered administrations in process: a group homed on A, --senders on A;
+             delivery to a member on A and to one on B side by side, then B's catch-up
+             of --messages messages after an outage (plain text rooms)
 
 Figures are printed on stdout, one JSON object per line:
   {"scenario":"dm","figure":"acked_per_s","value":5123.4,"unit":"1/s"}
@@ -242,6 +245,8 @@ func (r *runner) scenario(ctx context.Context, name string) error {
 		return r.sync(ctx)
 	case "reconnect":
 		return r.reconnect(ctx)
+	case "federation":
+		return r.federation(ctx)
 	}
 	return fmt.Errorf("unknown scenario %q", name)
 }

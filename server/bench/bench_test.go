@@ -49,7 +49,12 @@ func startBus(id string, log *slog.Logger) (bus.Bus, error) {
 }
 
 func startForTest(ctx context.Context, cfg config.Config, log *slog.Logger) (*node.Node, error) {
-	return node.Start(ctx, cfg, startBus, node.Options{Logger: log})
+	busFor := startBus
+	if cfg.Federation {
+		// As main.go's busFor: the links to peered administrations.
+		busFor = cluster.FederatedBus(cfg.Data, cfg.FederationListen, cfg.FederationEndpoint)
+	}
+	return node.Start(ctx, cfg, busFor, node.Options{Logger: log})
 }
 
 // serveForTest is `relais serve` as main.go runs it, without the web
@@ -81,6 +86,8 @@ var required = map[string][]string{
 	"fanout":    {"acked_per_s", "deliveries_per_s", "e2e_p50_ms", "e2e_p99_ms"},
 	"sync":      {"sync_ms"},
 	"reconnect": {"catchup_s"},
+	"federation": {"acked_per_s", "same_node_e2e_p99_ms", "cross_admin_e2e_p50_ms", "cross_admin_e2e_p99_ms",
+		"catch_up_events_per_s"},
 }
 
 // tinyArgs are the settings of the test runs: every scenario at a tiny
@@ -106,6 +113,13 @@ func TestEveryScenario(t *testing.T) {
 			t.Errorf("%s: encrypted = %v, want true by default", s, got[s+"/encrypted"])
 		}
 	}
+}
+
+// TestFederationScenario runs the federation scenario alone (it is also
+// part of all).
+func TestFederationScenario(t *testing.T) {
+	got := runTiny(t, "federation")
+	checkFigures(t, got, "federation", required["federation"])
 }
 
 // TestPlaintext runs dm and fanout in rooms that are not encrypted.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"relais/server/fed"
 	"relais/server/proto"
 	"relais/server/store"
 )
@@ -261,6 +262,9 @@ type ForumInfo struct {
 	Topic  string `json:"topic,omitempty"`
 	Count  int    `json:"count"`
 	Joined bool   `json:"joined"`
+	// Admin is the name of the peered administration a forum is homed
+	// in, as pinned at peering; "" for this one's.
+	Admin string `json:"admin,omitempty"`
 }
 
 // Forums searches the forum directory by name; agents only.
@@ -268,6 +272,16 @@ func (s *Service) Forums(a Actor, query string, limit int) ([]ForumInfo, error) 
 	if a.External {
 		return nil, proto.Errorf(proto.CodeExternalForbidden, "the room directory is for agents only")
 	}
+	out, err := s.localForums(a.User, query, limit, func(string) bool { return true })
+	if err != nil {
+		return nil, err
+	}
+	return append(out, s.peerForums(a, query, limit, out)...), nil
+}
+
+// localForums lists the forums this node holds whose name matches and
+// keep accepts, as userID sees them.
+func (s *Service) localForums(userID, query string, limit int, keep func(roomID string) bool) ([]ForumInfo, error) {
 	var out []ForumInfo
 	err := s.db.View(func(tx *store.Tx) error {
 		rooms, err := tx.Forums(query, limit)
@@ -275,6 +289,9 @@ func (s *Service) Forums(a Actor, query string, limit int) ([]ForumInfo, error) 
 			return err
 		}
 		for _, r := range rooms {
+			if !keep(r.ID) {
+				continue
+			}
 			info := ForumInfo{ID: r.ID, Name: r.Name, Topic: r.Topic}
 			members, err := tx.Members(r.ID)
 			if err != nil {
@@ -283,7 +300,7 @@ func (s *Service) Forums(a Actor, query string, limit int) ([]ForumInfo, error) 
 			for _, e := range members {
 				if e.State == store.Joined {
 					info.Count++
-					info.Joined = info.Joined || e.UserID == a.User
+					info.Joined = info.Joined || e.UserID == userID
 				}
 			}
 			out = append(out, info)
@@ -322,6 +339,7 @@ func (s *Service) MarkRead(ctx context.Context, a Actor, roomID string, seq uint
 		tx.OnCommit(func() {
 			s.publishEphemeral(roomID, receipt)
 			s.PublishUser(a.User, unread)
+			s.shareEphemeral(fed.Ephemeral{Room: roomID, User: a.User, Kind: fed.EphReceipt, Seq: seq}, "")
 		})
 		return nil
 	})
@@ -352,6 +370,7 @@ func (s *Service) Typing(a Actor, roomID string, on bool) error {
 		return err
 	}
 	s.publishEphemeral(roomID, proto.Encode(proto.Typing{T: proto.TTypingEv, Room: roomID, User: a.User, On: on}))
+	s.shareEphemeral(fed.Ephemeral{Room: roomID, User: a.User, Kind: fed.EphTyping, On: on}, "")
 	return nil
 }
 

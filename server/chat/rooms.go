@@ -113,9 +113,12 @@ func (s *Service) OpenDM(ctx context.Context, a Actor, other string, encrypted *
 	}
 	var roomID string
 	err := s.update(ctx, func(tx *store.Tx) error {
-		u, err := tx.User(other)
-		if err != nil || u.State != store.UserActive || u.External {
-			return proto.Errorf(proto.CodeNotFound, "no such person")
+		var err error
+		if !s.remoteUser(other) {
+			u, err := tx.User(other)
+			if err != nil || u.State != store.UserActive || u.External {
+				return proto.Errorf(proto.CodeNotFound, "no such person")
+			}
 		}
 		roomID, err = tx.DM(a.User, other)
 		if errors.Is(err, store.ErrNotFound) {
@@ -141,6 +144,11 @@ func (s *Service) OpenDM(ctx context.Context, a Actor, other string, encrypted *
 			}
 		} else if err != nil {
 			return err
+		}
+		if s.Remote(roomID) {
+			// A direct room homed in the other's administration: only
+			// its home brings people back.
+			return nil
 		}
 		// Bring back whoever had left.
 		for _, u := range []string{a.User, other} {
@@ -195,8 +203,14 @@ func (s *Service) changeMember(tx *store.Tx, a Actor, roomID, userID, action str
 
 // invite invites userID to room on behalf of a, inside a transaction.
 func (s *Service) invite(tx *store.Tx, a Actor, room store.Room, userID string) error {
-	u, err := tx.User(userID)
-	if err != nil || (u.State != store.UserActive && u.State != store.UserInvited) {
+	// A user of a peered administration is an agent that administration
+	// vouches for; this node has no record of them.
+	var u store.User
+	var err error
+	if !s.remoteUser(userID) {
+		u, err = tx.User(userID)
+	}
+	if err != nil || !s.remoteUser(userID) && u.State != store.UserActive && u.State != store.UserInvited {
 		return proto.Errorf(proto.CodeNotFound, "no such person")
 	}
 	if u.External && !room.Externals {
@@ -232,6 +246,22 @@ func (s *Service) Invite(ctx context.Context, a Actor, roomID, userID string) er
 func (s *Service) InviteExternal(ctx context.Context, a Actor, roomID, email string) (userID, outcome string, err error) {
 	if a.External {
 		return "", "", proto.Errorf(proto.CodeExternalForbidden, "external correspondents cannot invite")
+	}
+	// An agent of a peered administration is invited as an agent, by
+	// the id their administration gives for the address.
+	if uid, ok, err := s.resolvePeerAddress(ctx, email); ok || err != nil {
+		if err != nil {
+			return "", "", err
+		}
+		if s.Remote(roomID) {
+			_, err = s.Forward(ctx, a, &proto.ClientFrame{T: proto.TInvite, Room: roomID, User: uid})
+		} else {
+			err = s.Invite(ctx, a, roomID, uid)
+		}
+		return uid, proto.InvitationPeer, err
+	}
+	if s.Remote(roomID) {
+		return "", "", proto.Errorf(proto.CodeExternalForbidden, "external correspondents of a room homed in another administration are invited there")
 	}
 	if s.inviter == nil {
 		return "", "", proto.Errorf(proto.CodeUnavailable, "invitations are not available on this node")

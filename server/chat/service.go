@@ -91,6 +91,9 @@ type Service struct {
 	messages atomic.Uint64
 
 	stats *Stats
+
+	// fed shares rooms with other administrations (nil: none; federation.go).
+	fed *federation
 }
 
 // MessagesSent is the number of messages sent since the service started.
@@ -164,6 +167,7 @@ func (s *Service) Recover(ctx context.Context) error {
 // so that a clean restart republishes nothing and says nothing of a
 // crash. The outbox otherwise trails publication by up to 128 events.
 func (s *Service) Close(ctx context.Context) error {
+	s.StopFederation()
 	p := s.published.Load()
 	var behind bool
 	if err := s.db.View(func(tx *store.Tx) error {
@@ -183,6 +187,11 @@ func (s *Service) nowMS() int64 { return s.now().UnixMilli() }
 // appendEvent stores ev as the next event of its room, inside the writer's
 // transaction, and publishes it once committed. It fills ev.T, Seq and TS.
 func (s *Service) appendEvent(tx *store.Tx, ev *proto.Event, flags byte, memberOp byte, member string) (store.Event, error) {
+	if s.Remote(ev.Room) {
+		// Only the home orders a room's events; a replica applies them
+		// (federation.go). What is not carried to the home is refused.
+		return store.Event{}, proto.Errorf(proto.CodeForbidden, "this room is homed in another administration, which does not take this request from here yet")
+	}
 	last, err := tx.LastEvent(ev.Room)
 	if err != nil {
 		return store.Event{}, err
@@ -199,21 +208,30 @@ func (s *Service) appendEvent(tx *store.Tx, ev *proto.Event, flags byte, memberO
 	if err != nil {
 		return store.Event{}, err
 	}
-	// Let the outbox shrink as publication progresses, a little per write.
+	if err := s.ordered(tx, ev, se); err != nil {
+		return store.Event{}, err
+	}
+	return se, s.publishCommitted(tx, ev.Room, se, gseq, memberOp, member)
+}
+
+// publishCommitted publishes an appended event once its transaction
+// commits, and lets the outbox shrink as publication progresses.
+func (s *Service) publishCommitted(tx *store.Tx, roomID string, se store.Event, gseq uint64, memberOp byte, member string) error {
+	// A little per write.
 	if p := s.published.Load(); p > tx.FeedPublished()+128 {
 		if err := tx.MarkFeedPublished(p, 256); err != nil {
-			return store.Event{}, err
+			return err
 		}
 	}
 	env := proto.AppendEnvelope(make([]byte, 0, len(se.Frame)+12+len(member)), proto.Envelope{
 		Kind: proto.EnvEvent, Seq: se.Seq, MemberOp: memberOp, Member: member, Frame: se.Frame,
 	})
-	subject := proto.SubjectEvents(ev.Room)
+	subject := proto.SubjectEvents(roomID)
 	tx.OnCommit(func() {
 		s.publish(subject, env)
 		s.published.Store(gseq)
 	})
-	return se, nil
+	return nil
 }
 
 func (s *Service) publish(subject string, data []byte) {

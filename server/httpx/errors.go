@@ -29,6 +29,7 @@ var statusOf = map[string]int{
 	proto.CodeRequestTimeout:    http.StatusRequestTimeout,
 	proto.CodeInternal:          http.StatusInternalServerError,
 	proto.CodeUnavailable:       http.StatusServiceUnavailable,
+	proto.CodeHomeUnreachable:   http.StatusServiceUnavailable,
 	proto.CodeEmailInvalid:      http.StatusBadRequest,
 	proto.CodeEmailNotAllowed:   http.StatusForbidden,
 	proto.CodeWeakPassword:      http.StatusBadRequest,

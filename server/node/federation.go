@@ -39,6 +39,9 @@ func (n *Node) startFederation(cfg config.Config, b bus.Bus) error {
 		// As any agent of this administration would see it.
 		return n.Chat.Directory(chat.Actor{}, q, limit)
 	})
+	// Rooms shared with the peers (chat/federation.go).
+	n.Chat.SetFederation(chat.Federation{Transport: n.Fed.Transport(), Self: n.Fed.Identity()})
+	n.Fed.SetLag(n.Chat.Lag)
 	return nil
 }
 

@@ -39,6 +39,7 @@ const (
 	CodeRemovePending      = "remove_pending"       // commit the removal of Devices (people who left) first
 	CodeNotInGroup         = "not_in_group"         // this device is not in the room's MLS group
 	CodeTooManyInvitations = "too_many_invitations" // too many of your invitations of externals are pending
+	CodeHomeUnreachable    = "home_unreachable"     // the room's home administration did not answer: nothing was done there, retry with the same id
 )
 
 // Error is an error the protocol reports to a client: a stable code and a

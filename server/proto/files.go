@@ -30,6 +30,7 @@ const (
 	InvitationMailed   = "mailed"   // a mail with the link went out
 	InvitationApproval = "approval" // no mail relay: an administrator hands the link over
 	InvitationPending  = "pending"  // an invitation to the address was pending: the room joins it, no new mail
+	InvitationPeer     = "peer"     // the address is an agent of a peered administration: invited as such, no mail
 )
 
 // What passed a clean file (File.Checked).

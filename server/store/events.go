@@ -100,6 +100,10 @@ func lastInLog(b *bolt.Bucket) (Event, error) {
 // AppendEvent appends ev to a room's log and to the node's feed, and
 // returns its place in the feed. ev.Seq must follow the log's last event.
 func (tx *Tx) AppendEvent(roomID string, ev Event) (gseq uint64, err error) {
+	return tx.appendEvent(roomID, ev, false)
+}
+
+func (tx *Tx) appendEvent(roomID string, ev Event, replica bool) (gseq uint64, err error) {
 	b, err := tx.events(roomID)
 	if err != nil {
 		return 0, err
@@ -108,7 +112,7 @@ func (tx *Tx) AppendEvent(roomID string, ev Event) (gseq uint64, err error) {
 	if err != nil {
 		return 0, err
 	}
-	if ev.Seq != last.Seq+1 {
+	if ev.Seq != last.Seq+1 && !(replica && last.Seq == 0 && ev.Seq > 0) {
 		return 0, fmt.Errorf("%w: room %s has %d, got %d", ErrSeq, roomID, last.Seq, ev.Seq)
 	}
 	// Appends are sequential: full pages waste nothing.

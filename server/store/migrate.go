@@ -25,6 +25,7 @@ var migrations = []migration{
 	{"client ids in two generations", migrateIdemGenerations},
 	{"audit log", migrateAudit},
 	{"federation peers", migrateFedPeers},
+	{"rooms shared with other administrations", migrateFederation},
 }
 
 // SchemaVersion is the version a store has after Open.
@@ -78,6 +79,16 @@ func migrateAudit(tx *bolt.Tx) error {
 // migrateFedPeers adds the buckets of peering (fed.go).
 func migrateFedPeers(tx *bolt.Tx) error {
 	for _, name := range fedBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return fmt.Errorf("create bucket %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// migrateFederation adds the buckets of shared rooms (fedrooms.go).
+func migrateFederation(tx *bolt.Tx) error {
+	for _, name := range [][]byte{bFedLog, bFedHead, bFedRooms} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}

@@ -32,6 +32,9 @@ package store
 //	mentions    user id \x00 room id \x00 seq (8) → nil
 //	feed        gseq (8) → seq (8) room id               (transactional outbox, in commit order)
 //	audit       Unix ns (8) seq (8) → JSON AuditEntry    (administrative actions, append-only; audit.go)
+//	fedlog      room id \x00 seq (8) → signed record      (rooms shared with other administrations, fed.go)
+//	fedhead     room id → seq (8) hash (32)              (the end of the room's hash chain)
+//	fedrooms    room id \x00 admin id → JSON FedRoomPeer (at the home: who may pull the room, from where)
 var (
 	bMeta      = []byte("meta")
 	bUsers     = []byte("users")
@@ -51,6 +54,9 @@ var (
 	bReads     = []byte("reads")
 	bMentions  = []byte("mentions")
 	bFeed      = []byte("feed")
+	bFedLog    = []byte("fedlog")
+	bFedHead   = []byte("fedhead")
+	bFedRooms  = []byte("fedrooms")
 )
 
 var (

@@ -52,6 +52,16 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 	ctx := s.srv.ctx
 	c := s.srv.chat
 	a := s.actor
+	if chat.Forwardable(f.T) && c.Remote(f.Room) {
+		// A room homed in another administration: carried there, acked
+		// once its home committed (chat/federation.go).
+		ack, err := c.Forward(ctx, a, f)
+		if err != nil || f.T != proto.TSend {
+			return s.done(f.ID, err)
+		}
+		s.reply(proto.Encode(ack))
+		return nil
+	}
 	switch f.T {
 	case proto.TSync:
 		return s.sync(f)

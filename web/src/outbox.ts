@@ -45,8 +45,9 @@ export type OutEvent =
   | { type: 'retry' };
 
 /** Error codes after which sending again cannot succeed. Others
- * (rate_limited, unavailable, internal, a broken connection) are retried. */
-const transient = new Set(['rate_limited', 'unavailable', 'internal', 'disconnected', 'timeout']);
+ * (rate_limited, unavailable, internal, a broken connection, the home of a
+ * room shared with another administration not answering) are retried. */
+const transient = new Set(['rate_limited', 'unavailable', 'internal', 'disconnected', 'timeout', 'home_unreachable']);
 
 export function isDefinitive(code: string): boolean {
   return !transient.has(code);
@@ -208,7 +209,7 @@ export class Outbox {
         const cur = this.entries.get(e.id);
         if (!cur) return;
         this.update(next(cur, { type: 'error', code }));
-        if (code === 'rate_limited' || code === 'unavailable' || code === 'internal') {
+        if (code === 'rate_limited' || code === 'unavailable' || code === 'internal' || code === 'home_unreachable') {
           const after = err instanceof SendError && err.retryAfter > 0 ? err.retryAfter * 1000 : 2000;
           if (!this.timer) this.timer = setTimeout(() => ((this.timer = null), this.flush()), after);
         }

@@ -17,6 +17,8 @@ test('state machine', () => {
   assert.deepEqual([sent.state, sent.seq], ['sent', 7]);
   assert.equal(next(sent, { type: 'error', code: 'forbidden' }).state, 'sent');
   assert.ok(isDefinitive('too_large') && !isDefinitive('unavailable'));
+  // A room's home in another administration that does not answer: kept and sent again.
+  assert.ok(!isDefinitive('home_unreachable'));
 });
 
 class Mem {

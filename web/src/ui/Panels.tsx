@@ -462,7 +462,9 @@ export function RoomInfo({ id }: { id: string }): JSX.Element {
                       ? t('room.inviteExternalApproval', { email: addr })
                       : res.invitation === 'pending'
                         ? t('room.inviteExternalPending', { email: addr })
-                        : t('room.inviteExternalDone', { email: addr }),
+                        : res.invitation === 'peer'
+                          ? t('room.inviteExternalPeer', { email: addr })
+                          : t('room.inviteExternalDone', { email: addr }),
                   ).then(() => setEmail(''));
                 }}
               >
