@@ -703,7 +703,7 @@ func TestFederationDirectRoomIsOneOnBothSides(t *testing.T) {
 	_, adm := newFederation(t, "A", "B")
 	a, b := adm[0], adm[1]
 	ua, ub := a.user(), b.user()
-	dm, err := a.chat.OpenDM(ctx, ua, ub.User, false)
+	dm, err := a.chat.OpenDM(ctx, ua, ub.User, ptr(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -711,7 +711,7 @@ func TestFederationDirectRoomIsOneOnBothSides(t *testing.T) {
 		t.Fatal(err)
 	}
 	converge(t, a, dm, b)
-	again, err := b.chat.OpenDM(ctx, ub, ua.User, false)
+	again, err := b.chat.OpenDM(ctx, ub, ua.User, ptr(false))
 	if err != nil || again != dm {
 		t.Fatalf("B's agent opening a DM with A's: %q (%v), want the existing %q", again, err, dm)
 	}
