@@ -191,7 +191,7 @@ func group(t *testing.T, ctx context.Context, home *admin, owner chat.Actor, mem
 	for _, u := range members {
 		invite = append(invite, u.User)
 	}
-	room, err := home.chat.CreateRoom(ctx, owner, chat.CreateRoomRequest{Kind: store.Group, Name: "Inter-administrations", Invite: invite})
+	room, err := home.chat.CreateRoom(ctx, owner, chat.CreateRoomRequest{Kind: store.Group, Name: "Inter-administrations", Invite: invite, Encrypted: ptr(false)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -627,7 +627,7 @@ func TestFederationInviteByAddressRoutesToThePeer(t *testing.T) {
 	if err := b.db.Update(ctx, func(tx *store.Tx) error { return tx.CreateUser(bruno) }); err != nil {
 		t.Fatal(err)
 	}
-	room, err := a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Group, Name: "Adresse"})
+	room, err := a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Group, Name: "Adresse", Encrypted: ptr(false)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -747,4 +747,45 @@ func TestFederationReplicaNeverOrdersEvents(t *testing.T) {
 	if r.Name != "Nouveau nom" {
 		t.Fatalf("B has the room named %q after the home renamed it", r.Name)
 	}
+}
+
+// TestFederationEncryptedRoomsStayWithinOneAdministration: end-to-end
+// encryption does not cross the link yet, so a room that would include
+// people of another administration is not encrypted unless asked, and
+// asking (or inviting them into an encrypted room) is refused with
+// e2ee_not_federated, never a room that says "encrypted" while some of
+// its members cannot read it.
+func TestFederationEncryptedRoomsStayWithinOneAdministration(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B")
+	a, b := adm[0], adm[1]
+	ua, ub := a.user(), b.user()
+	refused := func(t *testing.T, err error) {
+		t.Helper()
+		pe := proto.AsError(err)
+		if pe == nil || pe.Code != proto.CodeForbidden || pe.Detail != "e2ee_not_federated" {
+			t.Fatalf("got %v, want forbidden/e2ee_not_federated", err)
+		}
+	}
+	if _, err := a.chat.OpenDM(ctx, ua, ub.User, ptr(true)); err != nil {
+		refused(t, err)
+	} else {
+		t.Fatal("an encrypted DM with an agent of B was created")
+	}
+	dm, err := a.chat.OpenDM(ctx, ua, ub.User, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r store.Room
+	err = a.db.View(func(tx *store.Tx) (err error) { r, err = tx.Room(dm); return err })
+	if err != nil || r.Encrypted {
+		t.Fatalf("the default DM with an agent of B: %+v %v, want not encrypted", r, err)
+	}
+	_, err = a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Group, Name: "Chiffré", Invite: []string{ub.User}, Encrypted: ptr(true)})
+	refused(t, err)
+	local, err := a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Group, Name: "Interne"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused(t, a.chat.Invite(ctx, ua, local, ub.User))
 }

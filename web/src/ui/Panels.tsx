@@ -82,7 +82,7 @@ export function NewDM(): JSX.Element {
   const open = async (p: Profile) => {
     setBusy(p.id);
     try {
-      const id = await store.openDM(p.id);
+      const id = await store.openDM(p.id, !!p.admin_id);
       await store.waitRoom(id);
       navigate('/room/' + id, true);
     } catch (e) {
