@@ -52,6 +52,9 @@ func TestMigratesEveryReleasedSchema(t *testing.T) {
 		{"schema-v2", 2},
 		{"schema-v3", 3},
 		{"schema-v4", 4},
+		// Schema v5 (federation peers) never reached main alone: v6 came
+		// in the same merge.
+		{"schema-v6", 6},
 	}
 	if last := cases[len(cases)-1].version; last != SchemaVersion() {
 		t.Fatalf("no fixture of schema version %d: add one with make-fixtures.sh", SchemaVersion())
