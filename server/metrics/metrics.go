@@ -13,6 +13,7 @@ package metrics
 import (
 	"net"
 	"net/http"
+	"relais/server/fed"
 	"sync/atomic"
 	"time"
 
@@ -36,6 +37,8 @@ type Sources struct {
 	DB    *store.DB
 	Files *files.Service
 	TLS   *tlsmgr.Manager
+	// Fed is federation; nil when it is off.
+	Fed *fed.Service
 }
 
 // Metrics is one node's set of metrics.
@@ -149,11 +152,16 @@ var (
 	dStoreBytes  = desc("relais_store_bytes", "Size of the store file.")
 	dUploads     = desc("relais_uploads_total", "Finished uploads, by outcome.", "outcome")
 	dScans       = desc("relais_scans_total", "Antivirus scans, by result.", "result")
+	dFedUp       = desc("relais_federation_link_up", "1 while the link to a peered administration is up, 0 otherwise.", "peer")
+	dFedPending  = desc("relais_federation_pending_requests", "Requests to a peered administration waiting for its answer.", "peer")
+	dFedContact  = desc("relais_federation_last_contact_timestamp_seconds", "When a peered administration was last heard from (Unix time).", "peer")
+	dFedLag      = desc("relais_federation_lag_events", "Events of a peer's rooms this node's copies do not hold yet.", "peer")
 	dCertExpiry  = desc("relais_tls_certificate_expiry_timestamp_seconds", "When the earliest-expiring served certificate expires (Unix time).", "mode")
 )
 
 var allDescs = []*prometheus.Desc{dUptime, dAccepted, dHTTPOpen, dSessions, dOpened, dFramesIn, dFramesOut, dSends,
-	dAckSeconds, dQueued, dDeepest, dSlow, dCommitSecs, dCommitBatch, dStoreBytes, dUploads, dScans, dCertExpiry}
+	dAckSeconds, dQueued, dDeepest, dSlow, dCommitSecs, dCommitBatch, dStoreBytes, dUploads, dScans, dCertExpiry,
+	dFedUp, dFedPending, dFedContact, dFedLag}
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, labels, nil)
@@ -217,6 +225,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		st := src.Files.Stats()
 		byName(dUploads, st.Uploads)
 		byName(dScans, st.Scans)
+	}
+	if src.Fed != nil {
+		// One series per peer: peers are few, and an operator adds each.
+		if peers, err := src.Fed.List(); err == nil {
+			for _, p := range peers {
+				up := 0.0
+				if p.State == fed.LinkUp {
+					up = 1
+				}
+				gauge(dFedUp, up, string(p.ID))
+				gauge(dFedPending, float64(p.Pending), string(p.ID))
+				if !p.LastContact.IsZero() {
+					gauge(dFedContact, float64(p.LastContact.Unix()), string(p.ID))
+				}
+				if p.Lag != nil {
+					gauge(dFedLag, float64(*p.Lag), string(p.ID))
+				}
+			}
+		}
 	}
 	if src.TLS != nil {
 		if st := src.TLS.Status(); !st.NotAfter.IsZero() {

@@ -284,3 +284,31 @@ func TestMetricsHealthzAnswersOnlyStatus(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsFederationPeers: a peered administration has its link state
+// and last contact in /metrics, named by its administration id; a node
+// without federation exports no such series.
+func TestMetricsFederationPeers(t *testing.T) {
+	metrics := nodetest.WithConfig(func(c *config.Config) { c.MetricsListen = "127.0.0.1:0" })
+	a := nodetest.Start(t, nodetest.WithFederation("Ministère A", "a.gouv.fr", true), metrics)
+	b := nodetest.Start(t, nodetest.WithFederation("Mairie B", "mairie-b.fr", false), metrics)
+	if _, ok := scrapeNode(t, a).value("relais_federation_link_up"); ok {
+		t.Fatal("a link state before any peering")
+	}
+	nodetest.Peer(t, a, b)
+	bid := string(b.Fed.Identity().ID)
+	nodetest.CheckFor(t, 10*time.Second, func() error {
+		s := scrapeNode(t, a)
+		if up, ok := s.value("relais_federation_link_up", "peer", bid); !ok || up != 1 {
+			return fmt.Errorf("relais_federation_link_up{peer=%s} = %v (%v), want 1", bid, up, ok)
+		}
+		if at, ok := s.value("relais_federation_last_contact_timestamp_seconds", "peer", bid); !ok || at < float64(time.Now().Add(-time.Minute).Unix()) {
+			return fmt.Errorf("last contact %v (%v)", at, ok)
+		}
+		return nil
+	})
+	plain := nodetest.Start(t, metrics)
+	if _, ok := scrapeNode(t, plain).value("relais_federation_link_up"); ok {
+		t.Fatal("a node without federation exports link states")
+	}
+}

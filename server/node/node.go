@@ -238,7 +238,7 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 		return nil, err
 	}
 	ops := n.adminOps(opts)
-	n.Metrics.SetSources(metrics.Sources{WS: n.WS, Chat: n.Chat, DB: n.DB, Files: n.Files, TLS: n.TLS})
+	n.Metrics.SetSources(metrics.Sources{WS: n.WS, Chat: n.Chat, DB: n.DB, Files: n.Files, TLS: n.TLS, Fed: n.Fed})
 	handler := api.New(api.Config{
 		Accounts: n.Accounts, Chat: n.Chat, WS: n.WS, Media: n.Files.Handler(), Web: opts.Web, Health: n.health, Admin: ops,
 		// Browsers reach the node at its public URL: behind a local HTTPS
