@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"relais/server/config"
 	"relais/server/fed"
 	"relais/server/node"
+	"relais/server/proto"
 	"relais/server/store"
 )
 
@@ -101,8 +103,18 @@ func (r *runner) federation(ctx context.Context) error {
 	}
 	room := out.Room
 	for _, m := range append(members[1:], mb) {
-		if err := call(ctx, m, "join", map[string]any{"room": room}, nil); err != nil {
-			return fmt.Errorf("join: %w", err)
+		// A join across the link is retried while the home is
+		// unreachable, as clients do: the link's interest may still be
+		// propagating.
+		for try := 0; ; try++ {
+			err := call(ctx, m, "join", map[string]any{"room": room}, nil)
+			if err == nil {
+				break
+			}
+			if try == 50 || !strings.Contains(err.Error(), proto.CodeHomeUnreachable) {
+				return fmt.Errorf("join: %w", err)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	if err := marker(ctx, members[0], room, "", append(members[1:], mb)); err != nil {
@@ -229,15 +241,20 @@ func peerNodes(ctx context.Context, a, b *node.Node) error {
 	if _, err := a.Fed.Add(ctx, added.Reply); err != nil {
 		return fmt.Errorf("add the reply: %w", err)
 	}
+	// Both sides must see the link: the dialer's view comes later than
+	// the listener's, and a request sent before it is unreachable.
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		peers, err := a.Fed.List()
-		if err == nil && len(peers) == 1 && peers[0].State == fed.LinkUp {
-			return nil
+	for _, n := range []*node.Node{a, b} {
+		for {
+			peers, err := n.Fed.List()
+			if err == nil && len(peers) == 1 && peers[0].State == fed.LinkUp {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the link did not come up: %+v %v", peers, err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the link did not come up: %+v %v", peers, err)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	return nil
 }

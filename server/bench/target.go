@@ -101,6 +101,9 @@ func benchConfig(dir, listen string, withTLS bool) config.Config {
 	cfg.RateLimits = false
 	cfg.AllowedDomains = config.List{Domain}
 	cfg.LogLevel = "error"
+	// No scenario places calls, and several bench nodes run at once: the
+	// TURN relay would fight for its port.
+	cfg.TURN = false
 	return cfg
 }
 
