@@ -476,3 +476,82 @@ func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 		return p.ok > prev + 50;
 	})()`, ids[0]), callTimeout)
 }
+
+// screenFramesGrow waits until the browser decodes frames of the other
+// side's shared screen (getStats, inbound video of the screen's track).
+func (b *browser) screenFramesGrow() {
+	b.t.Helper()
+	b.waitLong("the shared screen shows", `document.querySelector('[data-call-screen] video') !== null`, callTimeout)
+	b.run("screen frames", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__sf0 = s.screenFrames })`, chromedp.EvalAwaitPromise))
+	b.waitLong("screen frames decoded", `relaisCalls.stats().then(s => s.screenFrames > window.__sf0 + 10)`, callTimeout)
+}
+
+// TestCallScreenShareReachesThePeerAndStops: during an audio call Alice
+// shares her screen (getDisplayMedia, a second video track, a
+// renegotiation through the encrypted signalling); Bob receives and
+// decodes it while the call's audio goes on; "stop sharing" removes the
+// track, Bob's screen view goes away and the call continues. On a browser
+// without getDisplayMedia (phones) the control is absent.
+func TestCallScreenShareReachesThePeerAndStops(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Je te montre")
+	startCall(alice, bob, "audio")
+	alice.hasText(`[data-call-action="share"]`, "Partager l’écran")
+
+	alice.click(`[data-call-action="share"]`)
+	alice.waitLong("sharing", `document.querySelector('[data-call-sharing]') !== null && document.querySelector('[data-call-action="share"]').getAttribute('aria-pressed') === 'true'`, callTimeout)
+	alice.hasText(`[data-call-action="share"]`, "Arrêter le partage")
+	bob.screenFramesGrow()
+	if c := js[string](bob, `document.querySelector("[data-call-screen] figcaption")?.textContent ?? ""`); c != "Écran d’Alice Martin" {
+		t.Errorf("the shared screen is captioned %q", c)
+	}
+	bob.audioFlows()
+	bob.shot("call-screen-share")
+
+	alice.click(`[data-call-action="share"]`)
+	alice.waitLong("sharing stopped", `document.querySelector('[data-call-sharing]') === null && relaisCalls.view.sharing === undefined`, callTimeout)
+	bob.waitLong("the shared screen is gone", `document.querySelector('[data-call-screen]') === null && relaisCalls.view.screen === undefined`, callTimeout)
+	alice.audioFlows()
+	bob.audioFlows()
+	bob.callPhase("active")
+
+	// A phone: no getDisplayMedia, no control.
+	bob.run("no getDisplayMedia", chromedp.Evaluate[chromedp.Void](`Object.defineProperty(navigator.mediaDevices, 'getDisplayMedia', { value: undefined }); relaisCalls.toggleMute(); relaisCalls.toggleMute()`))
+	bob.until("no share control", `document.querySelector('[data-call-action="share"]') === null && document.querySelector('[data-call-action="hangup"]') !== null`)
+	bob.click(`[data-call-action="hangup"]`)
+	alice.callPhase("ended")
+}
+
+// TestCallCameraTurnedOnInAudioCall: in an audio call, "turn camera on"
+// adds a video track and renegotiates through the encrypted signalling
+// (from the callee, so both directions of renegotiation are used across
+// the two tests); the caller decodes the video and the audio goes on; the
+// camera then turns off again. At 360 px the controls fit.
+func TestCallCameraTurnedOnInAudioCall(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Sans caméra d’abord")
+	bob.run("phone width", chromedp.EmulateViewport(360, 740))
+	startCall(alice, bob, "audio")
+	if f := js[float64](alice, `relaisCalls.stats().then(s => s.frames)`); f != 0 {
+		t.Fatalf("an audio call decodes %v video frames before any camera", f)
+	}
+	bob.hasText(`[data-call-action="camera"]`, "Allumer la caméra")
+	bob.click(`[data-call-action="camera"]`)
+	bob.waitLong("camera on", `relaisCalls.view.camera && relaisCalls.view.local.getVideoTracks().length === 1 && document.querySelector('.call video.call-local') !== null`, callTimeout)
+	alice.waitLong("video shown", `relaisCalls.view.media === 'video' && document.querySelector('.call video.call-remote:not(.call-audio-only)') !== null`, callTimeout)
+	alice.run("frames", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__f0 = s.frames })`, chromedp.EvalAwaitPromise))
+	alice.waitLong("video frames decoded", `relaisCalls.stats().then(s => s.frames > window.__f0 + 10)`, callTimeout)
+	alice.audioFlows()
+	bob.audioFlows()
+	if w := js[float64](bob, `Math.max(document.documentElement.scrollWidth, document.querySelector('.call').scrollWidth)`); w > 360 {
+		t.Errorf("the call screen is %v px wide on a 360 px phone", w)
+	}
+	bob.shot("call-camera-on-360")
+	bob.click(`[data-call-action="camera"]`)
+	bob.until("camera off", `relaisCalls.view.local.getVideoTracks().every(t => !t.enabled) && document.querySelector('[data-call-action="camera"]').getAttribute('aria-pressed') === 'true'`)
+	alice.click(`[data-call-action="hangup"]`)
+	bob.callPhase("ended")
+	alice.callPhase("ended")
+	alice.click(`[data-call-action="close"]`)
+	alice.waitLong("the call's entry is a video call", `[...document.querySelectorAll('.call-line[data-call="ended"]')].some(e => e.textContent.includes('Appel vidéo'))`, callTimeout)
+}

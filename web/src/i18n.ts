@@ -511,6 +511,11 @@ const fr = {
   'call.groupEncrypted': 'Chiffré de bout en bout, clé renouvelée à chaque changement du groupe',
   'call.connected': 'connecté',
   'call.leave': 'Quitter l’appel',
+  'call.share': 'Partager l’écran',
+  'call.stopShare': 'Arrêter le partage',
+  'call.sharing': 'Vous partagez votre écran (chiffré de bout en bout)',
+  'call.theirScreen': 'Écran de {name}',
+  'call.shareRefused': 'Le partage d’écran a été refusé ou n’est pas possible dans ce navigateur.',
 };
 
 type Key = keyof typeof fr;
@@ -1017,6 +1022,11 @@ const en: Record<Key, Entry> = {
   'call.groupEncrypted': 'End-to-end encrypted, key renewed whenever the group changes',
   'call.connected': 'connected',
   'call.leave': 'Leave the call',
+  'call.share': 'Share screen',
+  'call.stopShare': 'Stop sharing',
+  'call.sharing': 'You are sharing your screen (end-to-end encrypted)',
+  'call.theirScreen': '{name}’s screen',
+  'call.shareRefused': 'Screen sharing was refused or is not possible in this browser.',
 };
 
 export type MessageKey = Key;
