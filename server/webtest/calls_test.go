@@ -426,7 +426,10 @@ func (b *browser) groupPeers(want int) {
 // MLS exporter of the group's epoch. When Claire is removed from the
 // group, the others move to the next epoch's key, which she cannot
 // compute: the frames that still reach her no longer decrypt, while Alice
-// and Bob keep hearing each other.
+// and Bob keep hearing each other. Honest clients also hang up on her
+// (Alice does); here Claire's client ignores her removal and Bob's
+// ignores it too (modified or out of date), so that frames still reach
+// her over Bob's connection.
 func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 	n := startNode(t, nodetest.WithTURN)
 	names := []string{"Alice Martin", "Bob Durand", "Claire Petit"}
@@ -447,18 +450,10 @@ func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 		t.Errorf("the group call screen is %v px wide on a 360 px phone", w)
 	}
 	before := roomEpoch(t, n, room)
-
-	// Alice removes Claire from the group (the call screen covers the
-	// room: the removal goes through the client's own request and commit).
-	alice.run("remove Claire", chromedp.Evaluate[chromedp.Void](`document.querySelector('.call-group').style.display = 'none'`))
-	alice.click(`button[aria-label="Informations sur la discussion"]`)
-	alice.click(`.members li[data-user="` + ids[2] + `"] .link-btn:not(.verify-btn):not([data-call-member])`)
-	nodetest.CheckFor(t, callTimeout, func() error {
-		if epoch := roomEpoch(t, n, room); epoch <= before {
-			return fmt.Errorf("the removal is not committed: epoch %d, %d before", epoch, before)
-		}
-		return nil
-	})
+	for _, b := range []*browser{bob, claire} {
+		b.run("a client that ignores removals", chromedp.Evaluate[chromedp.Void](`relaisGroupCall.honest = false`))
+	}
+	removeDuringCall(t, n, alice, room, ids[2])
 	// Claire's frames stop decrypting: over 50 more refused frames, not
 	// one decrypted.
 	claire.waitLong("media no longer decrypts", `(() => {
@@ -468,6 +463,11 @@ func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 		if (!w || ok !== w.ok) { window.__w = { ok, bad }; return false }
 		return bad > w.bad + 50;
 	})()`, callTimeout)
+	// Alice, an honest client, hung up on her.
+	alice.waitLong("Alice hung up on Claire", fmt.Sprintf(`(() => {
+		const ps = relaisGroupCall.stats();
+		return ps.length === 1 && ps[0].user === %q;
+	})()`, ids[1]), callTimeout)
 	// Alice and Bob still hear each other, on the new epoch's key.
 	bob.waitLong("rekeyed", fmt.Sprintf(`relaisGroupCall.view.epoch > %d`, before), callTimeout)
 	bob.waitLong("Alice still decrypts", fmt.Sprintf(`(() => {
@@ -554,4 +554,83 @@ func TestCallCameraTurnedOnInAudioCall(t *testing.T) {
 	alice.callPhase("ended")
 	alice.click(`[data-call-action="close"]`)
 	alice.waitLong("the call's entry is a video call", `[...document.querySelectorAll('.call-line[data-call="ended"]')].some(e => e.textContent.includes('Appel vidéo'))`, callTimeout)
+}
+
+// removeDuringCall has admin remove user from the group room during a
+// group call (the call screen covers the room: the removal goes through
+// the client's own request and commit) and waits for the commit.
+func removeDuringCall(t *testing.T, n *nodetest.Node, admin *browser, room, user string) {
+	t.Helper()
+	before := roomEpoch(t, n, room)
+	admin.run("remove "+user, chromedp.Evaluate[chromedp.Void](`document.querySelector('.call-group').style.display = 'none'`))
+	admin.click(`button[aria-label="Informations sur la discussion"]`)
+	admin.click(`.members li[data-user="` + user + `"] .link-btn:not(.verify-btn):not([data-call-member])`)
+	nodetest.CheckFor(t, callTimeout, func() error {
+		if epoch := roomEpoch(t, n, room); epoch <= before {
+			return fmt.Errorf("the removal is not committed: epoch %d, %d before", epoch, before)
+		}
+		return nil
+	})
+}
+
+// groupCallOfThree has Alice ring an encrypted group of three and Bob
+// and Claire join; it waits until every pair's media decrypts.
+func groupCallOfThree(t *testing.T, n *nodetest.Node, title string) (ids []string, bs []*browser, room string) {
+	t.Helper()
+	ids, bs, room = encryptedGroup(t, n, title, []string{"Alice Martin", "Bob Durand", "Claire Petit"})
+	bs[0].click(`[data-call-start="group"]`)
+	for _, b := range bs[1:] {
+		b.waitLong("group call ringing", `document.querySelector('.call-group')?.dataset.groupPhase === 'incoming'`, callTimeout)
+		b.click(`[data-group-action="accept"]`)
+	}
+	for _, b := range bs {
+		b.groupPeers(2)
+	}
+	return ids, bs, room
+}
+
+// TestCallGroupRemovedMemberIsHungUpOn: when Claire is removed from the
+// group during a call, Alice and Bob close their connections to her (not
+// only rotate the key) and go on between them; Claire's call ends and
+// says why.
+func TestCallGroupRemovedMemberIsHungUpOn(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	ids, bs, room := groupCallOfThree(t, n, "Cellule restreinte")
+	alice, bob, claire := bs[0], bs[1], bs[2]
+	removeDuringCall(t, n, alice, room, ids[2])
+	for i, b := range []*browser{alice, bob} {
+		other := ids[1-i]
+		b.waitLong("hung up on Claire, still with "+other, fmt.Sprintf(`(() => {
+			const ps = relaisGroupCall.stats();
+			return ps.length === 1 && ps[0].user === %q && ps[0].state === 'connected';
+		})()`, other), callTimeout)
+	}
+	claire.waitLong("Claire's call ended", `document.querySelector('.call-group')?.dataset.groupPhase === 'ended' && document.querySelector('.call-group').dataset.groupReason === 'removed' && relaisGroupCall.stats().length === 0`, callTimeout)
+	claire.hasText(".call-group .call-status", "Vous ne faites plus partie du groupe")
+	// Alice and Bob still hear each other.
+	for _, b := range []*browser{alice, bob} {
+		b.run("new baseline", chromedp.Evaluate[chromedp.Void](`window.__ok = undefined`))
+		b.groupPeers(1)
+	}
+}
+
+// TestCallGroupMissedCall: a group call nobody joins stops ringing after
+// the ring time on every device, and the ringer posts a missed call in
+// the room's timeline: "Appel sans réponse" for the ringer, "Appel
+// manqué" for the others.
+func TestCallGroupMissedCall(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	_, bs, _ := encryptedGroup(t, n, "Astreinte", []string{"Alice Martin", "Bob Durand"})
+	alice, bob := bs[0], bs[1]
+	for _, b := range bs {
+		b.run("a short ring", chromedp.Evaluate[chromedp.Void](`relaisGroupCall.ringMs = 4000`))
+	}
+	alice.click(`[data-call-start="group"]`)
+	bob.waitLong("group call ringing", `document.querySelector('.call-group')?.dataset.groupPhase === 'incoming'`, callTimeout)
+	alice.waitLong("no answer", `document.querySelector('.call-group')?.dataset.groupReason === 'missed'`, callTimeout)
+	alice.hasText(".call-group .call-status", "Pas de réponse")
+	bob.waitLong("the ring stopped", `document.querySelector('.call-group') === null`, callTimeout)
+	alice.click(`[data-group-action="close"]`)
+	alice.waitLong("the ringer's entry", `[...document.querySelectorAll('.call-line[data-call="missed"]')].some(e => e.textContent.includes('Appel sans réponse'))`, callTimeout)
+	bob.waitLong("the missed call's entry", `[...document.querySelectorAll('.call-line[data-call="missed"]')].some(e => e.textContent.includes('Appel manqué'))`, callTimeout)
 }

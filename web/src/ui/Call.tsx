@@ -272,13 +272,13 @@ export function GroupCallScreen(): JSX.Element | null {
   if (g.phase === 'idle') return null;
   const room = store.rooms.get(g.room);
   return (
-    <div class="call call-group" role="dialog" aria-label={t('call.group')} data-group-phase={g.phase}>
+    <div class="call call-group" role="dialog" aria-label={t('call.group')} data-group-phase={g.phase} data-group-reason={g.reason ?? ''}>
       <div class="call-who">
         <Avatar id={g.room} name={room?.name ?? ''} group size={72} />
         <h2>{room?.name}</h2>
       </div>
       <p class="call-status" role="status">
-        {g.phase === 'incoming' ? t('call.groupIncoming', { name: store.name(g.from) }) : g.phase === 'ended' ? t('call.end.mic') : t('call.groupCount', { count: g.participants.length + 1 })}
+        {g.phase === 'incoming' ? t('call.groupIncoming', { name: store.name(g.from) }) : g.phase === 'ended' ? t(g.reason === 'missed' ? 'call.end.missed' : g.reason === 'removed' ? 'call.end.removed' : 'call.end.mic') : t('call.groupCount', { count: g.participants.length + 1 })}
       </p>
       {g.phase === 'active' && (
         <>
