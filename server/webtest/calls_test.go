@@ -634,3 +634,28 @@ func TestCallGroupMissedCall(t *testing.T) {
 	alice.waitLong("the ringer's entry", `[...document.querySelectorAll('.call-line[data-call="missed"]')].some(e => e.textContent.includes('Appel sans réponse'))`, callTimeout)
 	bob.waitLong("the missed call's entry", `[...document.querySelectorAll('.call-line[data-call="missed"]')].some(e => e.textContent.includes('Appel manqué'))`, callTimeout)
 }
+
+// TestCallScreenAndCameraFromBothSidesAtOnce: in an audio call, at the
+// same instant (both pages act at one wall-clock time), Alice shares her
+// screen and Bob turns his camera on: two renegotiations that may cross
+// (the callee then yields and offers again). Both end up received: Bob
+// decodes Alice's screen, Alice decodes Bob's camera, audio goes on.
+func TestCallScreenAndCameraFromBothSidesAtOnce(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Les deux à la fois")
+	startCall(alice, bob, "audio")
+	at := time.Now().Add(2 * time.Second).UnixMilli()
+	alice.run("share at the agreed time", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`setTimeout(() => relaisCalls.shareScreen(), %d - Date.now())`, at)))
+	bob.run("camera at the agreed time", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`setTimeout(() => relaisCalls.toggleCamera(), %d - Date.now())`, at)))
+	bob.screenFramesGrow()
+	alice.waitLong("Bob's camera shown", `relaisCalls.view.media === 'video' && document.querySelector('.call video.call-remote:not(.call-audio-only)') !== null`, callTimeout)
+	alice.run("frames", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__f0 = s.frames })`, chromedp.EvalAwaitPromise))
+	alice.waitLong("Bob's camera frames decoded", `relaisCalls.stats().then(s => s.frames > window.__f0 + 10)`, callTimeout)
+	if f := js[float64](alice, `relaisCalls.stats().then(s => s.screenFrames)`); f != 0 {
+		t.Errorf("Alice takes Bob's camera for a screen (%v frames)", f)
+	}
+	alice.audioFlows()
+	bob.audioFlows()
+	alice.callPhase("active")
+	bob.callPhase("active")
+}

@@ -460,6 +460,7 @@ class Calls {
           // Both offered at once: the caller's offer wins; the callee
           // drops its own and offers again once this one is done.
           if (this.caller) return;
+          console.info('relais call: offers crossed, the caller’s goes first');
           await pc.setLocalDescription({ type: 'rollback' });
           again = true;
         }
