@@ -515,6 +515,18 @@ func TestCallScreenShareReachesThePeerAndStops(t *testing.T) {
 	bob.audioFlows()
 	bob.callPhase("active")
 
+	// Sharing again reuses the screen's transceiver (no m-line per share)
+	// and reaches Bob again.
+	transceivers := js[float64](alice, `relaisCalls.pc.getTransceivers().length`)
+	alice.click(`[data-call-action="share"]`)
+	alice.waitLong("sharing again", `document.querySelector('[data-call-sharing]') !== null`, callTimeout)
+	bob.screenFramesGrow()
+	if n := js[float64](alice, `relaisCalls.pc.getTransceivers().length`); n != transceivers {
+		t.Errorf("sharing again went from %v to %v transceivers", transceivers, n)
+	}
+	alice.click(`[data-call-action="share"]`)
+	bob.waitLong("the shared screen is gone again", `document.querySelector('[data-call-screen]') === null && relaisCalls.view.screen === undefined`, callTimeout)
+
 	// A phone: no getDisplayMedia, no control.
 	bob.run("no getDisplayMedia", chromedp.Evaluate[chromedp.Void](`Object.defineProperty(navigator.mediaDevices, 'getDisplayMedia', { value: undefined }); relaisCalls.toggleMute(); relaisCalls.toggleMute()`))
 	bob.until("no share control", `document.querySelector('[data-call-action="share"]') === null && document.querySelector('[data-call-action="hangup"]') !== null`)

@@ -74,6 +74,9 @@ class Calls {
   private ringPeerDevice = '';
   /** The sender of this device's shared screen, while it shares it. */
   private screenSender: RTCRtpSender | null = null;
+  /** The transceiver of the screen, kept after sharing stops so that
+   * sharing again reuses it (addTrack would add an m-line each time). */
+  private screenTransceiver: RTCRtpTransceiver | null = null;
   /** The id of the other side's first stream (microphone, camera): a
    * video track of another stream is their shared screen. */
   private mainRemote = '';
@@ -328,7 +331,16 @@ class Calls {
     }
     // The browser's own "stop sharing" bar ends the track.
     track.addEventListener('ended', () => void this.stopSharing());
-    this.screenSender = this.pc.addTrack(track, s);
+    const tr = this.screenTransceiver;
+    if (tr && tr.currentDirection !== 'stopped') {
+      await tr.sender.replaceTrack(track);
+      tr.sender.setStreams(s);
+      tr.direction = 'sendrecv';
+      this.screenSender = tr.sender;
+    } else {
+      this.screenSender = this.pc.addTrack(track, s);
+      this.screenTransceiver = this.pc.getTransceivers().find((x) => x.sender === this.screenSender) ?? null;
+    }
     this.view.sharing = s;
     this.view.shareRefused = false;
     this.emit();
@@ -340,7 +352,13 @@ class Calls {
     if (!sender) return;
     this.screenSender = null;
     sender.track?.stop();
-    if (this.pc && this.pc.signalingState !== 'closed') this.pc.removeTrack(sender);
+    if (this.pc && this.pc.signalingState !== 'closed') {
+      // Not sending on it any more (a renegotiation tells the peer, whose
+      // track leaves its stream); kept for the next share.
+      void sender.replaceTrack(null);
+      if (this.screenTransceiver) this.screenTransceiver.direction = 'recvonly';
+      else this.pc.removeTrack(sender);
+    }
     this.view.sharing = undefined;
     this.emit();
   }
@@ -614,6 +632,7 @@ class Calls {
     this.restartTimer = null;
     this.screenSender?.track?.stop();
     this.screenSender = null;
+    this.screenTransceiver = null;
     for (const tr of this.view.sharing?.getTracks() ?? []) tr.stop();
     this.pc?.close();
     this.pc = null;
