@@ -671,3 +671,25 @@ func TestCallScreenAndCameraFromBothSidesAtOnce(t *testing.T) {
 	alice.callPhase("active")
 	bob.callPhase("active")
 }
+
+// TestCallScreenShareBesideTheCamera: in a video call, Alice's shared
+// screen comes as a second video beside her camera: Bob decodes both
+// (the camera's frames keep growing apart from the screen's), and after
+// she stops, the camera goes on.
+func TestCallScreenShareBesideTheCamera(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Caméra et écran")
+	startCall(alice, bob, "video")
+	alice.click(`[data-call-action="share"]`)
+	bob.screenFramesGrow()
+	bob.run("camera frames", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__c0 = s.frames - s.screenFrames })`, chromedp.EvalAwaitPromise))
+	bob.waitLong("camera frames beside the screen", `relaisCalls.stats().then(s => s.frames - s.screenFrames > window.__c0 + 10)`, callTimeout)
+	if n := js[float64](bob, `document.querySelectorAll('.call video.call-remote:not(.call-audio-only), [data-call-screen] video').length`); n != 2 {
+		t.Errorf("Bob shows %v videos, want the camera and the screen", n)
+	}
+	bob.shot("camera-and-screen")
+	alice.click(`[data-call-action="share"]`)
+	bob.waitLong("the shared screen is gone", `document.querySelector('[data-call-screen]') === null`, callTimeout)
+	bob.run("camera frames after", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__c1 = s.frames })`, chromedp.EvalAwaitPromise))
+	bob.waitLong("the camera goes on", `relaisCalls.stats().then(s => s.frames > window.__c1 + 10)`, callTimeout)
+}

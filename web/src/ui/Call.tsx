@@ -172,7 +172,7 @@ export function CallScreen(): JSX.Element | null {
   }
   if (v.reconnecting) status = t('call.reconnecting');
   return (
-    <div class={'call call-' + v.phase} role="dialog" aria-label={t(video ? 'call.video' : 'call.audio')} data-call-phase={v.phase} data-call-reason={v.reason ?? ''}>
+    <div class={'call call-' + v.phase + (v.screen ? ' call-with-screen' : '')} role="dialog" aria-label={t(video ? 'call.video' : 'call.audio')} data-call-phase={v.phase} data-call-reason={v.reason ?? ''}>
       <div class="call-stage">
         {remoteVideo && v.phase !== 'ended' && <Media stream={v.remote} muted={false} class="call-remote" />}
         {!remoteVideo && v.phase !== 'ended' && <Media stream={v.remote} muted={false} class="call-remote call-audio-only" />}
