@@ -426,7 +426,10 @@ func (b *browser) groupPeers(want int) {
 // MLS exporter of the group's epoch. When Claire is removed from the
 // group, the others move to the next epoch's key, which she cannot
 // compute: the frames that still reach her no longer decrypt, while Alice
-// and Bob keep hearing each other.
+// and Bob keep hearing each other. Honest clients also hang up on her
+// (Alice does); here Claire's client ignores her removal and Bob's
+// ignores it too (modified or out of date), so that frames still reach
+// her over Bob's connection.
 func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 	n := startNode(t, nodetest.WithTURN)
 	names := []string{"Alice Martin", "Bob Durand", "Claire Petit"}
@@ -447,18 +450,10 @@ func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 		t.Errorf("the group call screen is %v px wide on a 360 px phone", w)
 	}
 	before := roomEpoch(t, n, room)
-
-	// Alice removes Claire from the group (the call screen covers the
-	// room: the removal goes through the client's own request and commit).
-	alice.run("remove Claire", chromedp.Evaluate[chromedp.Void](`document.querySelector('.call-group').style.display = 'none'`))
-	alice.click(`button[aria-label="Informations sur la discussion"]`)
-	alice.click(`.members li[data-user="` + ids[2] + `"] .link-btn:not(.verify-btn):not([data-call-member])`)
-	nodetest.CheckFor(t, callTimeout, func() error {
-		if epoch := roomEpoch(t, n, room); epoch <= before {
-			return fmt.Errorf("the removal is not committed: epoch %d, %d before", epoch, before)
-		}
-		return nil
-	})
+	for _, b := range []*browser{bob, claire} {
+		b.run("a client that ignores removals", chromedp.Evaluate[chromedp.Void](`relaisGroupCall.honest = false`))
+	}
+	removeDuringCall(t, n, alice, room, ids[2])
 	// Claire's frames stop decrypting: over 50 more refused frames, not
 	// one decrypted.
 	claire.waitLong("media no longer decrypts", `(() => {
@@ -468,6 +463,11 @@ func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 		if (!w || ok !== w.ok) { window.__w = { ok, bad }; return false }
 		return bad > w.bad + 50;
 	})()`, callTimeout)
+	// Alice, an honest client, hung up on her.
+	alice.waitLong("Alice hung up on Claire", fmt.Sprintf(`(() => {
+		const ps = relaisGroupCall.stats();
+		return ps.length === 1 && ps[0].user === %q;
+	})()`, ids[1]), callTimeout)
 	// Alice and Bob still hear each other, on the new epoch's key.
 	bob.waitLong("rekeyed", fmt.Sprintf(`relaisGroupCall.view.epoch > %d`, before), callTimeout)
 	bob.waitLong("Alice still decrypts", fmt.Sprintf(`(() => {
@@ -475,4 +475,221 @@ func TestCallGroupRemovedMemberHearsNoise(t *testing.T) {
 		const prev = window.__a ?? (window.__a = p.ok);
 		return p.ok > prev + 50;
 	})()`, ids[0]), callTimeout)
+}
+
+// screenFramesGrow waits until the browser decodes frames of the other
+// side's shared screen (getStats, inbound video of the screen's track).
+func (b *browser) screenFramesGrow() {
+	b.t.Helper()
+	b.waitLong("the shared screen shows", `document.querySelector('[data-call-screen] video') !== null`, callTimeout)
+	b.run("screen frames", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__sf0 = s.screenFrames })`, chromedp.EvalAwaitPromise))
+	b.waitLong("screen frames decoded", `relaisCalls.stats().then(s => s.screenFrames > window.__sf0 + 10)`, callTimeout)
+}
+
+// TestCallScreenShareReachesThePeerAndStops: during an audio call Alice
+// shares her screen (getDisplayMedia, a second video track, a
+// renegotiation through the encrypted signalling); Bob receives and
+// decodes it while the call's audio goes on; "stop sharing" removes the
+// track, Bob's screen view goes away and the call continues. On a browser
+// without getDisplayMedia (phones) the control is absent.
+func TestCallScreenShareReachesThePeerAndStops(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Je te montre")
+	startCall(alice, bob, "audio")
+	alice.hasText(`[data-call-action="share"]`, "Partager l’écran")
+
+	alice.click(`[data-call-action="share"]`)
+	alice.waitLong("sharing", `document.querySelector('[data-call-sharing]') !== null && document.querySelector('[data-call-action="share"]').getAttribute('aria-pressed') === 'true'`, callTimeout)
+	alice.hasText(`[data-call-action="share"]`, "Arrêter le partage")
+	bob.screenFramesGrow()
+	if c := js[string](bob, `document.querySelector("[data-call-screen] figcaption")?.textContent ?? ""`); c != "Écran d’Alice Martin" {
+		t.Errorf("the shared screen is captioned %q", c)
+	}
+	bob.audioFlows()
+	bob.shot("call-screen-share")
+
+	alice.click(`[data-call-action="share"]`)
+	alice.waitLong("sharing stopped", `document.querySelector('[data-call-sharing]') === null && relaisCalls.view.sharing === undefined`, callTimeout)
+	bob.waitLong("the shared screen is gone", `document.querySelector('[data-call-screen]') === null && relaisCalls.view.screen === undefined`, callTimeout)
+	alice.audioFlows()
+	bob.audioFlows()
+	bob.callPhase("active")
+
+	// Sharing again reuses the screen's transceiver (no m-line per share)
+	// and reaches Bob again.
+	transceivers := js[float64](alice, `relaisCalls.pc.getTransceivers().length`)
+	alice.click(`[data-call-action="share"]`)
+	alice.waitLong("sharing again", `document.querySelector('[data-call-sharing]') !== null`, callTimeout)
+	bob.screenFramesGrow()
+	if n := js[float64](alice, `relaisCalls.pc.getTransceivers().length`); n != transceivers {
+		t.Errorf("sharing again went from %v to %v transceivers", transceivers, n)
+	}
+	alice.click(`[data-call-action="share"]`)
+	bob.waitLong("the shared screen is gone again", `document.querySelector('[data-call-screen]') === null && relaisCalls.view.screen === undefined`, callTimeout)
+
+	// A phone: no getDisplayMedia, no control.
+	bob.run("no getDisplayMedia", chromedp.Evaluate[chromedp.Void](`Object.defineProperty(navigator.mediaDevices, 'getDisplayMedia', { value: undefined }); relaisCalls.toggleMute(); relaisCalls.toggleMute()`))
+	bob.until("no share control", `document.querySelector('[data-call-action="share"]') === null && document.querySelector('[data-call-action="hangup"]') !== null`)
+	bob.click(`[data-call-action="hangup"]`)
+	alice.callPhase("ended")
+}
+
+// TestCallCameraTurnedOnInAudioCall: in an audio call, "turn camera on"
+// adds a video track and renegotiates through the encrypted signalling
+// (from the callee, so both directions of renegotiation are used across
+// the two tests); the caller decodes the video and the audio goes on; the
+// camera then turns off again. At 360 px the controls fit.
+func TestCallCameraTurnedOnInAudioCall(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Sans caméra d’abord")
+	bob.run("phone width", chromedp.EmulateViewport(360, 740))
+	startCall(alice, bob, "audio")
+	if f := js[float64](alice, `relaisCalls.stats().then(s => s.frames)`); f != 0 {
+		t.Fatalf("an audio call decodes %v video frames before any camera", f)
+	}
+	bob.hasText(`[data-call-action="camera"]`, "Allumer la caméra")
+	bob.click(`[data-call-action="camera"]`)
+	bob.waitLong("camera on", `relaisCalls.view.camera && relaisCalls.view.local.getVideoTracks().length === 1 && document.querySelector('.call video.call-local') !== null`, callTimeout)
+	alice.waitLong("video shown", `relaisCalls.view.media === 'video' && document.querySelector('.call video.call-remote:not(.call-audio-only)') !== null`, callTimeout)
+	alice.run("frames", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__f0 = s.frames })`, chromedp.EvalAwaitPromise))
+	alice.waitLong("video frames decoded", `relaisCalls.stats().then(s => s.frames > window.__f0 + 10)`, callTimeout)
+	alice.audioFlows()
+	bob.audioFlows()
+	if w := js[float64](bob, `Math.max(document.documentElement.scrollWidth, document.querySelector('.call').scrollWidth)`); w > 360 {
+		t.Errorf("the call screen is %v px wide on a 360 px phone", w)
+	}
+	bob.shot("call-camera-on-360")
+	bob.click(`[data-call-action="camera"]`)
+	bob.until("camera off", `relaisCalls.view.local.getVideoTracks().every(t => !t.enabled) && document.querySelector('[data-call-action="camera"]').getAttribute('aria-pressed') === 'true'`)
+	alice.click(`[data-call-action="hangup"]`)
+	bob.callPhase("ended")
+	alice.callPhase("ended")
+	alice.click(`[data-call-action="close"]`)
+	alice.waitLong("the call's entry is a video call", `[...document.querySelectorAll('.call-line[data-call="ended"]')].some(e => e.textContent.includes('Appel vidéo'))`, callTimeout)
+}
+
+// removeDuringCall has admin remove user from the group room during a
+// group call (the call screen covers the room: the removal goes through
+// the client's own request and commit) and waits for the commit.
+func removeDuringCall(t *testing.T, n *nodetest.Node, admin *browser, room, user string) {
+	t.Helper()
+	before := roomEpoch(t, n, room)
+	admin.run("remove "+user, chromedp.Evaluate[chromedp.Void](`document.querySelector('.call-group').style.display = 'none'`))
+	admin.click(`button[aria-label="Informations sur la discussion"]`)
+	admin.click(`.members li[data-user="` + user + `"] .link-btn:not(.verify-btn):not([data-call-member])`)
+	nodetest.CheckFor(t, callTimeout, func() error {
+		if epoch := roomEpoch(t, n, room); epoch <= before {
+			return fmt.Errorf("the removal is not committed: epoch %d, %d before", epoch, before)
+		}
+		return nil
+	})
+}
+
+// groupCallOfThree has Alice ring an encrypted group of three and Bob
+// and Claire join; it waits until every pair's media decrypts.
+func groupCallOfThree(t *testing.T, n *nodetest.Node, title string) (ids []string, bs []*browser, room string) {
+	t.Helper()
+	ids, bs, room = encryptedGroup(t, n, title, []string{"Alice Martin", "Bob Durand", "Claire Petit"})
+	bs[0].click(`[data-call-start="group"]`)
+	for _, b := range bs[1:] {
+		b.waitLong("group call ringing", `document.querySelector('.call-group')?.dataset.groupPhase === 'incoming'`, callTimeout)
+		b.click(`[data-group-action="accept"]`)
+	}
+	for _, b := range bs {
+		b.groupPeers(2)
+	}
+	return ids, bs, room
+}
+
+// TestCallGroupRemovedMemberIsHungUpOn: when Claire is removed from the
+// group during a call, Alice and Bob close their connections to her (not
+// only rotate the key) and go on between them; Claire's call ends and
+// says why.
+func TestCallGroupRemovedMemberIsHungUpOn(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	ids, bs, room := groupCallOfThree(t, n, "Cellule restreinte")
+	alice, bob, claire := bs[0], bs[1], bs[2]
+	removeDuringCall(t, n, alice, room, ids[2])
+	for i, b := range []*browser{alice, bob} {
+		other := ids[1-i]
+		b.waitLong("hung up on Claire, still with "+other, fmt.Sprintf(`(() => {
+			const ps = relaisGroupCall.stats();
+			return ps.length === 1 && ps[0].user === %q && ps[0].state === 'connected';
+		})()`, other), callTimeout)
+	}
+	claire.waitLong("Claire's call ended", `document.querySelector('.call-group')?.dataset.groupPhase === 'ended' && document.querySelector('.call-group').dataset.groupReason === 'removed' && relaisGroupCall.stats().length === 0`, callTimeout)
+	claire.hasText(".call-group .call-status", "Vous ne faites plus partie du groupe")
+	// Alice and Bob still hear each other.
+	for _, b := range []*browser{alice, bob} {
+		b.run("new baseline", chromedp.Evaluate[chromedp.Void](`window.__ok = undefined`))
+		b.groupPeers(1)
+	}
+}
+
+// TestCallGroupMissedCall: a group call nobody joins stops ringing after
+// the ring time on every device, and the ringer posts a missed call in
+// the room's timeline: "Appel sans réponse" for the ringer, "Appel
+// manqué" for the others.
+func TestCallGroupMissedCall(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	_, bs, _ := encryptedGroup(t, n, "Astreinte", []string{"Alice Martin", "Bob Durand"})
+	alice, bob := bs[0], bs[1]
+	for _, b := range bs {
+		b.run("a short ring", chromedp.Evaluate[chromedp.Void](`relaisGroupCall.ringMs = 4000`))
+	}
+	alice.click(`[data-call-start="group"]`)
+	bob.waitLong("group call ringing", `document.querySelector('.call-group')?.dataset.groupPhase === 'incoming'`, callTimeout)
+	alice.waitLong("no answer", `document.querySelector('.call-group')?.dataset.groupReason === 'missed'`, callTimeout)
+	alice.hasText(".call-group .call-status", "Pas de réponse")
+	bob.waitLong("the ring stopped", `document.querySelector('.call-group') === null`, callTimeout)
+	alice.click(`[data-group-action="close"]`)
+	alice.waitLong("the ringer's entry", `[...document.querySelectorAll('.call-line[data-call="missed"]')].some(e => e.textContent.includes('Appel sans réponse'))`, callTimeout)
+	bob.waitLong("the missed call's entry", `[...document.querySelectorAll('.call-line[data-call="missed"]')].some(e => e.textContent.includes('Appel manqué'))`, callTimeout)
+}
+
+// TestCallScreenAndCameraFromBothSidesAtOnce: in an audio call, at the
+// same instant (both pages act at one wall-clock time), Alice shares her
+// screen and Bob turns his camera on: two renegotiations that may cross
+// (the callee then yields and offers again). Both end up received: Bob
+// decodes Alice's screen, Alice decodes Bob's camera, audio goes on.
+func TestCallScreenAndCameraFromBothSidesAtOnce(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Les deux à la fois")
+	startCall(alice, bob, "audio")
+	at := time.Now().Add(2 * time.Second).UnixMilli()
+	alice.run("share at the agreed time", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`setTimeout(() => relaisCalls.shareScreen(), %d - Date.now())`, at)))
+	bob.run("camera at the agreed time", chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`setTimeout(() => relaisCalls.toggleCamera(), %d - Date.now())`, at)))
+	bob.screenFramesGrow()
+	alice.waitLong("Bob's camera shown", `relaisCalls.view.media === 'video' && document.querySelector('.call video.call-remote:not(.call-audio-only)') !== null`, callTimeout)
+	alice.run("frames", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__f0 = s.frames })`, chromedp.EvalAwaitPromise))
+	alice.waitLong("Bob's camera frames decoded", `relaisCalls.stats().then(s => s.frames > window.__f0 + 10)`, callTimeout)
+	if f := js[float64](alice, `relaisCalls.stats().then(s => s.screenFrames)`); f != 0 {
+		t.Errorf("Alice takes Bob's camera for a screen (%v frames)", f)
+	}
+	alice.audioFlows()
+	bob.audioFlows()
+	alice.callPhase("active")
+	bob.callPhase("active")
+}
+
+// TestCallScreenShareBesideTheCamera: in a video call, Alice's shared
+// screen comes as a second video beside her camera: Bob decodes both
+// (the camera's frames keep growing apart from the screen's), and after
+// she stops, the camera goes on.
+func TestCallScreenShareBesideTheCamera(t *testing.T) {
+	n := startNode(t, nodetest.WithTURN)
+	alice, bob, _, _ := encryptedDM(t, n, "Caméra et écran")
+	startCall(alice, bob, "video")
+	alice.click(`[data-call-action="share"]`)
+	bob.screenFramesGrow()
+	bob.run("camera frames", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__c0 = s.frames - s.screenFrames })`, chromedp.EvalAwaitPromise))
+	bob.waitLong("camera frames beside the screen", `relaisCalls.stats().then(s => s.frames - s.screenFrames > window.__c0 + 10)`, callTimeout)
+	if n := js[float64](bob, `document.querySelectorAll('.call video.call-remote:not(.call-audio-only), [data-call-screen] video').length`); n != 2 {
+		t.Errorf("Bob shows %v videos, want the camera and the screen", n)
+	}
+	bob.shot("camera-and-screen")
+	alice.click(`[data-call-action="share"]`)
+	bob.waitLong("the shared screen is gone", `document.querySelector('[data-call-screen]') === null`, callTimeout)
+	bob.run("camera frames after", chromedp.Evaluate[chromedp.Void](`relaisCalls.stats().then(s => { window.__c1 = s.frames })`, chromedp.EvalAwaitPromise))
+	bob.waitLong("the camera goes on", `relaisCalls.stats().then(s => s.frames > window.__c1 + 10)`, callTimeout)
 }

@@ -495,6 +495,7 @@ const fr = {
   'call.end.declined': 'Appel refusé',
   'call.end.busy': '{name} est déjà en communication',
   'call.end.missed': 'Pas de réponse',
+  'call.end.removed': 'Vous ne faites plus partie du groupe : appel terminé.',
   'call.end.failed': 'La connexion n’a pas pu s’établir de façon sûre. Appel interrompu.',
   'call.end.tampered': 'La signalisation de l’appel a été altérée en chemin : elle ne vient pas de votre correspondant. Appel interrompu par sécurité.',
   'call.end.mic': 'Le navigateur refuse l’accès au micro. Autorisez-le (icône à gauche de l’adresse › Micro › Autoriser), puis rappelez.',
@@ -513,6 +514,11 @@ const fr = {
   'call.groupEncrypted': 'Chiffré de bout en bout, clé renouvelée à chaque changement du groupe',
   'call.connected': 'connecté',
   'call.leave': 'Quitter l’appel',
+  'call.share': 'Partager l’écran',
+  'call.stopShare': 'Arrêter le partage',
+  'call.sharing': 'Vous partagez votre écran (chiffré de bout en bout)',
+  'call.theirScreen': 'Écran de {name}',
+  'call.shareRefused': 'Le partage d’écran a été refusé ou n’est pas possible dans ce navigateur.',
 };
 
 type Key = keyof typeof fr;
@@ -1003,6 +1009,7 @@ const en: Record<Key, Entry> = {
   'call.end.declined': 'Call declined',
   'call.end.busy': '{name} is already on a call',
   'call.end.missed': 'No answer',
+  'call.end.removed': 'You are no longer a member of the group: call ended.',
   'call.end.failed': 'The connection could not be set up securely. Call stopped.',
   'call.end.tampered': 'The call’s signalling was altered on the way: it does not come from the person you are calling. Call stopped for your safety.',
   'call.end.mic': 'The browser refuses access to the microphone. Allow it (icon left of the address › Microphone › Allow), then call again.',
@@ -1021,6 +1028,11 @@ const en: Record<Key, Entry> = {
   'call.groupEncrypted': 'End-to-end encrypted, key renewed whenever the group changes',
   'call.connected': 'connected',
   'call.leave': 'Leave the call',
+  'call.share': 'Share screen',
+  'call.stopShare': 'Stop sharing',
+  'call.sharing': 'You are sharing your screen (end-to-end encrypted)',
+  'call.theirScreen': '{name}’s screen',
+  'call.shareRefused': 'Screen sharing was refused or is not possible in this browser.',
 };
 
 export type MessageKey = Key;

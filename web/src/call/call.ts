@@ -38,6 +38,12 @@ export interface CallView {
   reconnecting: boolean;
   local?: MediaStream;
   remote?: MediaStream;
+  /** This device's screen, while it shares it. */
+  sharing?: MediaStream;
+  /** The other side's shared screen, while they share it. */
+  screen?: MediaStream;
+  /** getDisplayMedia failed or was refused (the last try). */
+  shareRefused?: boolean;
   /** The DTLS fingerprints both sides announced inside the encryption. */
   fingerprints: { mine: string[]; theirs: string[] };
 }
@@ -66,6 +72,14 @@ class Calls {
   private listeners = new Set<() => void>();
   private notification: Notification | null = null;
   private ringPeerDevice = '';
+  /** The sender of this device's shared screen, while it shares it. */
+  private screenSender: RTCRtpSender | null = null;
+  /** The transceiver of the screen, kept after sharing stops so that
+   * sharing again reuses it (addTrack would add an m-line each time). */
+  private screenTransceiver: RTCRtpTransceiver | null = null;
+  /** The id of the other side's first stream (microphone, camera): a
+   * video track of another stream is their shared screen. */
+  private mainRemote = '';
 
   subscribe(f: () => void): () => void {
     this.listeners.add(f);
@@ -112,8 +126,33 @@ class Calls {
     const remote = new MediaStream();
     this.view.remote = remote;
     pc.ontrack = (e) => {
+      const s = e.streams[0];
+      if (e.track.kind === 'video' && s && this.mainRemote && s.id !== this.mainRemote) {
+        // Their screen: shown while its stream has a video track (the
+        // sharer removes it and renegotiates when they stop).
+        this.view.screen = s;
+        const gone = () => {
+          if (this.view.screen === s && !s.getVideoTracks().some((t) => t.readyState === 'live')) {
+            this.view.screen = undefined;
+            this.emit();
+          }
+        };
+        s.onremovetrack = gone;
+        e.track.addEventListener('ended', gone);
+        this.emit();
+        return;
+      }
+      if (!this.mainRemote && s) this.mainRemote = s.id;
       remote.addTrack(e.track);
+      // A camera turned on in an audio call: the call shows video.
+      if (e.track.kind === 'video') this.view.media = 'video';
       this.emit();
+    };
+    // Tracks added or removed during the call (camera, screen) need a new
+    // offer/answer, through the encrypted signalling like the first one.
+    // Before the call is up, the first offer/answer covers them.
+    pc.onnegotiationneeded = () => {
+      if (pc === this.pc && this.view.phase === 'active') void this.renegotiate();
     };
     pc.onicecandidate = (e) => {
       // Late candidates (after the offer or answer left) trickle.
@@ -225,11 +264,102 @@ class Calls {
     this.emit();
   }
 
-  toggleCamera(): void {
+  async toggleCamera(): Promise<void> {
     const v = this.view.local?.getVideoTracks() ?? [];
-    if (!v.length) return;
+    if (!v.length) return this.addCamera();
     this.view.camera = !this.view.camera;
     for (const tr of v) tr.enabled = this.view.camera;
+    this.emit();
+  }
+
+  /** addCamera turns the camera on in an audio call: a new track, and a
+   * renegotiation (onnegotiationneeded). */
+  private async addCamera(): Promise<void> {
+    if (!this.pc || this.view.phase !== 'active' || !this.view.local) return;
+    const s = await navigator.mediaDevices.getUserMedia({ video: true }).catch((e) => {
+      console.warn('relais call: camera refused', e);
+      return null;
+    });
+    const track = s?.getVideoTracks()[0];
+    if (!track || !this.pc || this.view.phase !== 'active' || !this.view.local) {
+      for (const t of s?.getTracks() ?? []) t.stop();
+      return;
+    }
+    this.view.local.addTrack(track);
+    this.pc.addTrack(track, this.view.local);
+    this.view.media = 'video';
+    this.view.camera = true;
+    this.emit();
+  }
+
+  /** renegotiate sends a new offer for tracks added or removed during
+   * the call; either side may, the answer comes back the same way. */
+  private async renegotiate(): Promise<void> {
+    const pc = this.pc;
+    if (!pc || !this.peerDevice || pc.signalingState !== 'stable') return;
+    try {
+      const sdp = await this.describe(pc, await pc.createOffer());
+      await this.send({ kind: 'offer', to: this.peerDevice, sdp });
+    } catch (e) {
+      console.warn('relais call: renegotiation', e);
+    }
+  }
+
+  /** canShare: the browser can capture a screen (desktop browsers; phones
+   * have no getDisplayMedia). */
+  canShare(): boolean {
+    return typeof navigator !== 'undefined' && typeof navigator.mediaDevices?.getDisplayMedia === 'function';
+  }
+
+  /** shareScreen sends this device's screen (or a window) as a second
+   * video track, beside the camera. */
+  async shareScreen(): Promise<void> {
+    if (!this.pc || this.view.phase !== 'active' || this.screenSender || !this.canShare()) return;
+    let s: MediaStream;
+    try {
+      s = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+    } catch (e) {
+      console.warn('relais call: screen refused', e);
+      this.view.shareRefused = true;
+      this.emit();
+      return;
+    }
+    const track = s.getVideoTracks()[0];
+    if (!track || !this.pc || this.view.phase !== 'active') {
+      for (const t of s.getTracks()) t.stop();
+      return;
+    }
+    // The browser's own "stop sharing" bar ends the track.
+    track.addEventListener('ended', () => void this.stopSharing());
+    const tr = this.screenTransceiver;
+    if (tr && tr.currentDirection !== 'stopped') {
+      await tr.sender.replaceTrack(track);
+      tr.sender.setStreams(s);
+      tr.direction = 'sendrecv';
+      this.screenSender = tr.sender;
+    } else {
+      this.screenSender = this.pc.addTrack(track, s);
+      this.screenTransceiver = this.pc.getTransceivers().find((x) => x.sender === this.screenSender) ?? null;
+    }
+    this.view.sharing = s;
+    this.view.shareRefused = false;
+    this.emit();
+  }
+
+  /** stopSharing stops sending the screen. */
+  stopSharing(): void {
+    const sender = this.screenSender;
+    if (!sender) return;
+    this.screenSender = null;
+    sender.track?.stop();
+    if (this.pc && this.pc.signalingState !== 'closed') {
+      // Not sending on it any more (a renegotiation tells the peer, whose
+      // track leaves its stream); kept for the next share.
+      void sender.replaceTrack(null);
+      if (this.screenTransceiver) this.screenTransceiver.direction = 'recvonly';
+      else this.pc.removeTrack(sender);
+    }
+    this.view.sharing = undefined;
     this.emit();
   }
 
@@ -313,7 +443,16 @@ class Calls {
     if (s.call !== this.id) return;
     switch (s.kind) {
       case 'answer':
-        if (!this.caller || !this.pc || mine) return;
+        if (!this.caller) {
+          // The answer to this side's renegotiation (camera, screen).
+          if (this.pc && from === this.peerDevice && this.pc.signalingState === 'have-local-offer') {
+            this.view.fingerprints.theirs = fingerprints(s.sdp!);
+            await this.pc.setRemoteDescription({ type: 'answer', sdp: s.sdp! }).catch((e) => console.warn('relais call: answer', e));
+            this.emit();
+          }
+          return;
+        }
+        if (!this.pc || mine) return;
         if (this.peerDevice && this.peerDevice !== from) {
           // Another device of the callee answered too: it is told no.
           void this.send({ kind: 'hangup', to: from }).catch(() => {});
@@ -329,13 +468,26 @@ class Calls {
         });
         this.emit();
         return;
-      case 'offer':
-        // An ICE restart from the caller.
-        if (this.caller || !this.pc || from !== this.peerDevice) return;
-        await this.pc.setRemoteDescription({ type: 'offer', sdp: s.sdp! });
+      case 'offer': {
+        // An ICE restart from the caller, or a renegotiation from either
+        // side (a camera turned on, a screen shared).
+        if (!this.pc || from !== this.peerDevice) return;
+        const pc = this.pc;
+        let again = false;
+        if (pc.signalingState !== 'stable') {
+          // Both offered at once: the caller's offer wins; the callee
+          // drops its own and offers again once this one is done.
+          if (this.caller) return;
+          console.info('relais call: offers crossed, the caller’s goes first');
+          await pc.setLocalDescription({ type: 'rollback' });
+          again = true;
+        }
+        await pc.setRemoteDescription({ type: 'offer', sdp: s.sdp! });
         this.view.fingerprints.theirs = fingerprints(s.sdp!);
-        await this.send({ kind: 'answer', to: from, sdp: await this.describe(this.pc, await this.pc.createAnswer()) });
+        await this.send({ kind: 'answer', to: from, sdp: await this.describe(pc, await pc.createAnswer()) });
+        if (again) void this.renegotiate();
         return;
+      }
       case 'restart':
         if (this.caller && from === this.peerDevice) void this.restart();
         return;
@@ -471,13 +623,17 @@ class Calls {
     }
     this.stopRinging();
     this.closeMedia();
-    this.view = { ...v, phase: 'ended', reason, reconnecting: false, local: undefined, remote: undefined };
+    this.view = { ...v, phase: 'ended', reason, reconnecting: false, local: undefined, remote: undefined, sharing: undefined, screen: undefined };
     this.emit();
   }
 
   private closeMedia(): void {
     if (this.restartTimer) clearTimeout(this.restartTimer);
     this.restartTimer = null;
+    this.screenSender?.track?.stop();
+    this.screenSender = null;
+    this.screenTransceiver = null;
+    for (const tr of this.view.sharing?.getTracks() ?? []) tr.stop();
     this.pc?.close();
     this.pc = null;
     for (const tr of this.view.local?.getTracks() ?? []) tr.stop();
@@ -489,6 +645,7 @@ class Calls {
     this.offer = '';
     this.peerDevice = '';
     this.ringPeerDevice = '';
+    this.mainRemote = '';
     this.caller = false;
     this.sentDescription = false;
     this.view = idle();
@@ -505,10 +662,11 @@ class Calls {
   /** stats summarises the connection's RTP and the selected candidate
    * pair, from getStats (the call screen's diagnostics, and the browser
    * tests). */
-  async stats(): Promise<{ inBytes: number; inPackets: number; outBytes: number; outPackets: number; energy: number; frames: number; local: string; remote: string; state: string; ufrag: string }> {
-    const out = { inBytes: 0, inPackets: 0, outBytes: 0, outPackets: 0, energy: 0, frames: 0, local: '', remote: '', state: this.pc?.connectionState ?? 'none', ufrag: '' };
+  async stats(): Promise<{ inBytes: number; inPackets: number; outBytes: number; outPackets: number; energy: number; frames: number; screenFrames: number; local: string; remote: string; state: string; ufrag: string }> {
+    const out = { inBytes: 0, inPackets: 0, outBytes: 0, outPackets: 0, energy: 0, frames: 0, screenFrames: 0, local: '', remote: '', state: this.pc?.connectionState ?? 'none', ufrag: '' };
     if (!this.pc) return out;
     out.ufrag = /a=ice-ufrag:(\S+)/.exec(this.pc.localDescription?.sdp ?? '')?.[1] ?? '';
+    const screenTrack = this.view.screen?.getVideoTracks()[0]?.id ?? '';
     const r = await this.pc.getStats();
     const byId = new Map<string, Record<string, unknown>>();
     r.forEach((s: Record<string, unknown>) => byId.set(String(s.id), s));
@@ -518,7 +676,10 @@ class Calls {
         out.inPackets += Number(s.packetsReceived ?? 0);
         out.energy += Number(s.totalAudioEnergy ?? 0);
       }
-      if (s.type === 'inbound-rtp' && s.kind === 'video') out.frames += Number(s.framesDecoded ?? 0);
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        out.frames += Number(s.framesDecoded ?? 0);
+        if (screenTrack && s.trackIdentifier === screenTrack) out.screenFrames += Number(s.framesDecoded ?? 0);
+      }
       if (s.type === 'outbound-rtp' && s.kind === 'audio') {
         out.outBytes += Number(s.bytesSent ?? 0);
         out.outPackets += Number(s.packetsSent ?? 0);

@@ -16,6 +16,7 @@
 // IV, then the epoch of its key (4 bytes, big-endian).
 
 import { e2e } from '../crypto';
+import type { CallRecord } from '../payload';
 import { store } from '../store';
 import { encodeSignal, newCallID, Signal } from './signal';
 
@@ -38,11 +39,16 @@ export interface GroupView {
   muted: boolean;
   participants: Participant[];
   epoch: number;
+  /** Why the call ended on this device (phase "ended"). */
+  reason?: 'mic' | 'missed' | 'removed';
 }
 
 function idle(): GroupView {
   return { phase: 'idle', room: '', from: '', muted: false, participants: [], epoch: 0 };
 }
+
+/** How long a group call rings before it is missed. */
+const RING_MS = 45_000;
 
 interface Peer {
   p: Participant;
@@ -65,6 +71,16 @@ class GroupCall {
   private ice: RTCIceServer[] = [];
   private timer: ReturnType<typeof setInterval> | null = null;
   private listeners = new Set<() => void>();
+  /** How long a ring lasts (RING_MS; shorter in the browser tests). */
+  ringMs = RING_MS;
+  private ringTimer: ReturnType<typeof setTimeout> | null = null;
+  /** This device rang, and nobody joined yet. */
+  private ringing = false;
+  /** Hang up on devices that left the group, and leave when this device
+   * is removed. Always true in the client; the browser tests turn it off
+   * to play a client that ignores removals (modified or out of date),
+   * whose connections still carry frames to the removed member. */
+  honest = true;
 
   subscribe(f: () => void): () => void {
     this.listeners.add(f);
@@ -92,6 +108,24 @@ class GroupCall {
     this.view = { ...idle(), room, from: store.me?.id ?? '' };
     if (!(await this.join())) return;
     await this.send({ kind: 'gring', media: 'audio' });
+    this.ringing = true;
+    // Nobody joined: the ringer stops and posts a missed call in the
+    // room's timeline (an encrypted message, as for one-to-one calls).
+    this.ringTimer = setTimeout(() => {
+      if (!this.ringing || this.view.phase !== 'active') return;
+      const call: CallRecord = { state: 'missed', media: 'audio' };
+      store.send({ room: this.view.room, type: 'call', call } as Parameters<typeof store.send>[0]);
+      void this.send({ kind: 'leave' }).catch(() => {});
+      this.end('missed');
+    }, this.ringMs);
+  }
+
+  /** end stops the call on this device and says why. */
+  private end(reason: GroupView['reason']): void {
+    const room = this.view.room;
+    this.reset();
+    this.view = { ...idle(), phase: 'ended', room, reason };
+    this.emit();
   }
 
   async accept(): Promise<void> {
@@ -134,13 +168,26 @@ class GroupCall {
   }
 
   /** rekey takes the key of the group's current epoch for what this
-   * device sends; keys of earlier epochs stay for frames in flight. */
+   * device sends; keys of earlier epochs stay for frames in flight. It
+   * hangs up on devices that are no longer in the group. */
   private async rekey(): Promise<void> {
-    let k: { epoch: number; key: Uint8Array };
+    let k: { epoch: number; key: Uint8Array; devices: string[] };
+    const id = this.id;
+    // The removal's commit does not reach the removed member (the node
+    // stops sending them the room): the room's leaving is what they see.
+    if (this.honest && this.sendEpoch && this.view.phase === 'active' && store.rooms.get(this.view.room)?.state !== 'joined') return this.end('removed');
     try {
       k = await (await e2e()).callKey(this.view.room);
     } catch {
-      return; // removed from the group: no key of the epochs to come
+      // Removed from the group: no key of the epochs to come, and the
+      // others hang up.
+      if (this.honest && this.sendEpoch && id === this.id && this.view.phase === 'active') this.end('removed');
+      return;
+    }
+    if (id !== this.id || this.view.phase !== 'active') return;
+    if (this.honest) {
+      const present = new Set(k.devices);
+      for (const d of [...this.peers.keys()]) if (!present.has(d)) this.drop(d);
     }
     if (!this.keys.has(k.epoch)) {
       this.keys.set(k.epoch, await crypto.subtle.importKey('raw', k.key as BufferSource, 'AES-GCM', false, ['encrypt', 'decrypt']));
@@ -167,6 +214,9 @@ class GroupCall {
   private reset(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    if (this.ringTimer) clearTimeout(this.ringTimer);
+    this.ringTimer = null;
+    this.ringing = false;
     for (const p of this.peers.values()) {
       p.pc.close();
       p.audio.srcObject = null;
@@ -233,6 +283,10 @@ class GroupCall {
     audio.srcObject = remote;
     x = { p, pc, remote, audio, pending: [] };
     this.peers.set(device, x);
+    // Someone joined: the ring is answered.
+    this.ringing = false;
+    if (this.ringTimer) clearTimeout(this.ringTimer);
+    this.ringTimer = null;
     for (const t of this.local?.getTracks() ?? []) {
       const sender = pc.addTrack(t, this.local!) as unknown as Insertable;
       const s = sender.createEncodedStreams();
@@ -277,7 +331,16 @@ class GroupCall {
       if (!r || r.kind !== 'group' || (r.members ?? []).filter((m) => m.state === 'joined').length > MAX_GROUP_CALL) return;
       this.id = s.call;
       this.view = { ...idle(), phase: 'incoming', room, from: user };
+      const id = s.call;
+      this.ringTimer = setTimeout(() => {
+        if (this.view.phase === 'incoming' && this.id === id) this.reset();
+      }, this.ringMs);
       this.emit();
+      return;
+    }
+    if (s.kind === 'leave' && this.view.phase === 'incoming' && s.call === this.id && user === this.view.from) {
+      // The ringer gave up before this device answered.
+      this.reset();
       return;
     }
     if (s.call !== this.id || room !== this.view.room || this.view.phase !== 'active') return;

@@ -981,14 +981,18 @@ export class Manager {
   /** callKey is the media key of calls in a room for its group's current
    * epoch (MLS exporter, label "relais call media v1", the room id as
    * context): a new epoch — someone added or removed — is a new key, and
-   * a removed member cannot compute the next one. */
-  async callKey(roomID: string): Promise<{ epoch: number; key: Uint8Array }> {
+   * a removed member cannot compute the next one. With it, the group's
+   * devices in that epoch. */
+  async callKey(roomID: string): Promise<{ epoch: number; key: Uint8Array; devices: string[] }> {
     await this.start(this.host);
     const r = this.room(roomID);
     return r.run(async () => {
       await r.drain();
       if (!r.group || r.lost || !mls.isActive(r.group)) throw new Error('not in the room’s group');
-      return { epoch: Number(mls.epochOf(r.group)), key: await mls.exporter(r.group, 'relais call media v1', enc.encode(roomID), 32) };
+      // The devices of that epoch, "user/device": a group call hangs up
+      // on the ones that left (group.ts).
+      const devices = mlsMembersOf(r.group).map((m) => m.user + '/' + m.device);
+      return { epoch: Number(mls.epochOf(r.group)), key: await mls.exporter(r.group, 'relais call media v1', enc.encode(roomID), 32), devices };
     });
   }
 

@@ -152,6 +152,9 @@ export function CallScreen(): JSX.Element | null {
   if (v.phase === 'idle') return null;
   const name = store.name(v.peer);
   const video = v.media === 'video';
+  // The other side's video, once it has any (a camera turned on in an
+  // audio call comes later, or never).
+  const remoteVideo = !!v.remote?.getVideoTracks().length;
   let status = '';
   switch (v.phase) {
     case 'incoming':
@@ -169,11 +172,11 @@ export function CallScreen(): JSX.Element | null {
   }
   if (v.reconnecting) status = t('call.reconnecting');
   return (
-    <div class={'call call-' + v.phase} role="dialog" aria-label={t(video ? 'call.video' : 'call.audio')} data-call-phase={v.phase} data-call-reason={v.reason ?? ''}>
+    <div class={'call call-' + v.phase + (v.screen ? ' call-with-screen' : '')} role="dialog" aria-label={t(video ? 'call.video' : 'call.audio')} data-call-phase={v.phase} data-call-reason={v.reason ?? ''}>
       <div class="call-stage">
-        {video && v.phase !== 'ended' && <Media stream={v.remote} muted={false} class="call-remote" />}
-        {!video && v.phase !== 'ended' && <Media stream={v.remote} muted={false} class="call-remote call-audio-only" />}
-        {(!video || v.phase !== 'active') && (
+        {remoteVideo && v.phase !== 'ended' && <Media stream={v.remote} muted={false} class="call-remote" />}
+        {!remoteVideo && v.phase !== 'ended' && <Media stream={v.remote} muted={false} class="call-remote call-audio-only" />}
+        {(!remoteVideo || v.phase !== 'active') && (
           <div class="call-who">
             <Avatar id={v.peer} name={name} size={72} />
             <h2>{name}</h2>
@@ -181,6 +184,18 @@ export function CallScreen(): JSX.Element | null {
         )}
         {video && v.local && v.phase !== 'ended' && <Media stream={v.local} muted={true} class="call-local" />}
       </div>
+      {v.screen && v.phase === 'active' && (
+        <figure class="call-screen-share" data-call-screen>
+          <Media stream={v.screen} muted={true} class="call-screen" />
+          <figcaption>{t('call.theirScreen', { name })}</figcaption>
+        </figure>
+      )}
+      {v.sharing && v.phase === 'active' && (
+        <p class="call-sharing" data-call-sharing>
+          <Icon name="lock" size={12} /> {t('call.sharing')}
+        </p>
+      )}
+      {v.shareRefused && v.phase === 'active' && <p class="call-status warn">{t('call.shareRefused')}</p>}
       <p class={'call-status' + (v.phase === 'ended' && v.reason !== 'hangup' ? ' warn' : '')} role="status" data-call-status>
         {v.phase === 'active' && !v.reconnecting ? <Timer since={v.since} /> : status}
       </p>
@@ -202,9 +217,19 @@ export function CallScreen(): JSX.Element | null {
             <button class={'call-btn' + (v.muted ? ' on' : '')} data-call-action="mute" aria-pressed={v.muted} onClick={() => calls.toggleMute()}>
               <Icon name="mic" /> {v.muted ? t('call.unmute') : t('call.mute')}
             </button>
-            {video && (
-              <button class={'call-btn' + (!v.camera ? ' on' : '')} data-call-action="camera" aria-pressed={!v.camera} onClick={() => calls.toggleCamera()}>
+            {(video || v.phase === 'active') && (
+              <button class={'call-btn' + (video && !v.camera ? ' on' : '')} data-call-action="camera" aria-pressed={video && !v.camera} onClick={() => void calls.toggleCamera()}>
                 <Icon name="video" /> {v.camera ? t('call.cameraOff') : t('call.cameraOn')}
+              </button>
+            )}
+            {v.phase === 'active' && calls.canShare() && (
+              <button
+                class={'call-btn' + (v.sharing ? ' on' : '')}
+                data-call-action="share"
+                aria-pressed={!!v.sharing}
+                onClick={() => (v.sharing ? calls.stopSharing() : void calls.shareScreen())}
+              >
+                <Icon name="screen" /> {v.sharing ? t('call.stopShare') : t('call.share')}
               </button>
             )}
             <button class="call-btn hang" data-call-action="hangup" onClick={() => void calls.hangup()}>
@@ -247,13 +272,13 @@ export function GroupCallScreen(): JSX.Element | null {
   if (g.phase === 'idle') return null;
   const room = store.rooms.get(g.room);
   return (
-    <div class="call call-group" role="dialog" aria-label={t('call.group')} data-group-phase={g.phase}>
+    <div class="call call-group" role="dialog" aria-label={t('call.group')} data-group-phase={g.phase} data-group-reason={g.reason ?? ''}>
       <div class="call-who">
         <Avatar id={g.room} name={room?.name ?? ''} group size={72} />
         <h2>{room?.name}</h2>
       </div>
       <p class="call-status" role="status">
-        {g.phase === 'incoming' ? t('call.groupIncoming', { name: store.name(g.from) }) : g.phase === 'ended' ? t('call.end.mic') : t('call.groupCount', { count: g.participants.length + 1 })}
+        {g.phase === 'incoming' ? t('call.groupIncoming', { name: store.name(g.from) }) : g.phase === 'ended' ? t(g.reason === 'missed' ? 'call.end.missed' : g.reason === 'removed' ? 'call.end.removed' : 'call.end.mic') : t('call.groupCount', { count: g.participants.length + 1 })}
       </p>
       {g.phase === 'active' && (
         <>
