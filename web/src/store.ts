@@ -73,6 +73,9 @@ class Store {
   rooms = new Map<string, Room>();
   profiles = new Map<string, Profile>();
   presence = new Map<string, string>();
+  /** signIns are the "new sign-in to your account" alerts not yet
+   * answered, newest last. */
+  signIns: SignIn[] = [];
   status: Status = 'offline';
   openRoom: string | null = null;
   synced = false;
@@ -336,7 +339,19 @@ class Store {
       case 'call':
         this.onCallFrame(f);
         return;
+      case 'signin':
+        if (String(f.device) === this.me?.device) return;
+        this.signIns = [...this.signIns.filter((a) => a.device !== String(f.device)), { device: String(f.device), name: String(f.name), at: Date.parse(String(f.at)) }];
+        this.emit('signin');
+        return;
     }
+  }
+
+  /** answerSignIn drops an alert; notMe signs that session out first. */
+  async answerSignIn(device: string, notMe: boolean): Promise<void> {
+    if (notMe) await api.revokeDevice(device);
+    this.signIns = this.signIns.filter((a) => a.device !== device);
+    this.emit('signin');
   }
 
   /** onCallFrame takes the signals of calls (call/call.ts sets it). */
@@ -963,6 +978,13 @@ export const wasSignedIn = Store.wasSignedIn;
 export const store = new Store();
 
 /** errorText turns a refusal into a sentence for people. */
+/** SignIn is an alert of a new session on the account. */
+export interface SignIn {
+  device: string;
+  name: string;
+  at: number;
+}
+
 export function errorText(e: unknown, params: Record<string, string> = {}): string {
   const code = e instanceof SendError ? e.code : ((e as { code?: string })?.code ?? '');
   const detail = (e as { detail?: string })?.detail ?? '';

@@ -1,0 +1,112 @@
+package webtest
+
+import (
+	"testing"
+
+	"github.com/chromedp/chromedp/kb"
+
+	"relais/cluster/nodetest"
+)
+
+// phoneAndDesk starts a node with one agent signed in, in French, on a
+// 360 px phone and on a desktop.
+func phoneAndDesk(t *testing.T, email string) (*nodetest.Node, *browser, *browser) {
+	t.Helper()
+	n := startNode(t)
+	n.NewUserEmail(email, "Léa Martin")
+	phone := newBrowser(t, "phone", "fr-FR", 360, 740)
+	phone.login(n.URL(), email, nodetest.Password)
+	desk := newBrowser(t, "desk", "fr-FR", 1280, 800)
+	desk.login(n.URL(), email, nodetest.Password)
+	return n, phone, desk
+}
+
+// TestDeviceNamesInSettingsTellTwoChromesApartAndRename: one person signed
+// in on two Chromes under Linux sees, at phone width, two different names
+// in Settings, none a raw id; renaming one there shows the new name, and
+// a name with a direction override is refused with an explanation,
+// changing nothing.
+func TestDeviceNamesInSettingsTellTwoChromesApartAndRename(t *testing.T) {
+	n, phone, desk := phoneAndDesk(t, "lea.poste@agents.gouv.fr")
+
+	phone.nav(n.URL() + "/profile")
+	phone.until("three devices listed, by name", `(() => {
+		const names = [...document.querySelectorAll('.devices .device-name')].map((e) => e.firstChild.textContent);
+		const chromes = names.filter((s) => /^Chrome · Linux · [0-9A-Z]{4}$/.test(s));
+		return names.length === 3 && chromes.length === 2 && chromes[0] !== chromes[1];
+	})()`)
+	if js[bool](phone, `/\bd-[a-z0-9]{8,}/.test(document.querySelector('.devices').textContent)`) {
+		t.Fatal("Settings show a raw device id")
+	}
+	desk.nav(n.URL() + "/profile")
+	desk.visible(".devices .device-name")
+	deskID := js[string](desk, `[...document.querySelectorAll('.devices li')].find((li) => li.querySelector('.chip')).dataset.device`)
+	row := `.devices li[data-device="` + deskID + `"]`
+
+	phone.click(row + ` .rename-device`)
+	phone.visible(row + ` .device-name-input`)
+	phone.run("clear", clearField(row+` .device-name-input`))
+	// Pasted, as a keyboard cannot type a direction override.
+	phone.until("override pasted", `(() => {
+		const e = document.querySelector(`+jsString(row+` .device-name-input`)+`);
+		e.value = "Poste\u202eauR";
+		e.dispatchEvent(new Event('input', { bubbles: true }));
+		return true;
+	})()`)
+	phone.click(row + ` .device-rename button[type=submit]`)
+	phone.hasText(".panel-body .error", "invisibles")
+	phone.run("clear", clearField(row+` .device-name-input`))
+	phone.typ(row+` .device-name-input`, "  Poste   du bureau "+kb.Enter)
+	phone.hasText(row+` .device-name`, "Poste du bureau")
+	phone.shot("devices-renamed")
+	desk.run("reload", reload())
+	desk.hasText(row+` .device-name`, "Poste du bureau")
+}
+
+// TestDeviceSignInAlertThisWasntMeRevokesAtOnce: while Léa's desktop is
+// open, someone signs in to her account; the desktop shows the alert
+// with the new device's name; "this wasn't me" signs that session out at
+// once (its page goes back to the sign-in form) and offers to change the
+// password, which leads to the form in Settings.
+func TestDeviceSignInAlertThisWasntMeRevokesAtOnce(t *testing.T) {
+	n := startNode(t)
+	n.NewUserEmail("lea.alerte@agents.gouv.fr", "Léa Alerte")
+	desk := newBrowser(t, "desk", "en-US", 1280, 800)
+	desk.login(n.URL(), "lea.alerte@agents.gouv.fr", nodetest.Password)
+	desk.until("connected", `document.querySelector('.conn') === null`)
+
+	intruder := newBrowser(t, "intruder", "en-US", 360, 740)
+	intruder.login(n.URL(), "lea.alerte@agents.gouv.fr", nodetest.Password)
+	desk.hasText(".signin-alert", "New sign-in to your account")
+	desk.hasText(".signin-alert", "Chrome · Linux · ")
+	if js[bool](desk, `/127\.0\.0|\bd-[a-z0-9]{8,}/.test(document.querySelector('.signin-alerts').textContent)`) {
+		t.Fatal("the alert shows an address or a raw device id")
+	}
+	desk.shot("signin-alert")
+	desk.click(".signin-not-me")
+	intruder.visible("#login-email")
+	desk.hasText(".signin-revoked", "Change your password now")
+	desk.click(".signin-revoked button")
+	desk.visible("#pw-current")
+	desk.until("the intruder's device is gone from Settings", `document.querySelectorAll('.devices li').length === 2`)
+}
+
+// TestPasswordChangeInSettings: at phone width, a wrong current password
+// is refused with a plain explanation; the right one changes the
+// password, signs the other browser out, and the new password signs in.
+func TestPasswordChangeInSettings(t *testing.T) {
+	n, phone, desk := phoneAndDesk(t, "lea.secret@agents.gouv.fr")
+
+	phone.nav(n.URL() + "/profile")
+	phone.typ("#pw-current", "Pas-Le-Bon-77")
+	phone.typ("#pw-new", "Ardoise-Marine-Quinze-93"+kb.Enter)
+	phone.hasText(".password-change .error", "Le mot de passe actuel est incorrect.")
+	phone.run("clear", clearField("#pw-current"))
+	phone.typ("#pw-current", nodetest.Password+kb.Enter)
+	phone.hasText(".password-change .notice", "Vos autres appareils ont été déconnectés")
+	phone.shot("password-changed")
+	desk.visible("#login-email")
+
+	again := newBrowser(t, "again", "fr-FR", 1280, 800)
+	again.login(n.URL(), "lea.secret@agents.gouv.fr", "Ardoise-Marine-Quinze-93")
+}
