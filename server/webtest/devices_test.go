@@ -110,3 +110,23 @@ func TestPasswordChangeInSettings(t *testing.T) {
 	again := newBrowser(t, "again", "fr-FR", 1280, 800)
 	again.login(n.URL(), "lea.secret@agents.gouv.fr", "Ardoise-Marine-Quinze-93")
 }
+
+// TestDeviceVerificationPanelShowsNamesNotIds: in the safety number
+// panel, Alice's own devices appear by the names she sees in Settings,
+// Bob's (whose names are his) as numbered devices, and no raw id shows.
+func TestDeviceVerificationPanelShowsNamesNotIds(t *testing.T) {
+	n := startNode(t)
+	alice, _, _, _ := encryptedDM(t, n, "Premier message")
+	alice.click(`button[aria-label="Informations sur la discussion"]`)
+	alice.click(`button[aria-label="Vérifier Bob Durand"]`)
+	alice.visible(".safety-number[data-number]")
+	alice.until("devices by name", `(() => {
+		const lists = [...document.querySelectorAll('.verify .devices')].map((ul) => [...ul.querySelectorAll('li')].map((li) => li.textContent));
+		return lists.length === 2 && lists[0].length > 0 && lists[0].every((s) => /^Appareil \d+ · /.test(s)) &&
+			lists[1].length > 0 && lists[1].every((s) => /^Chrome · Linux · [0-9A-Z]{4} · /.test(s));
+	})()`)
+	if js[bool](alice, `/\bd-[a-z0-9]{8,}/.test(document.querySelector('.verify').textContent)`) {
+		t.Fatal("the verification panel shows a raw device id")
+	}
+	alice.shot("verify-device-names")
+}

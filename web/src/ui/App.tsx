@@ -65,6 +65,7 @@ function Sidebar({ active }: { active: string | null }): JSX.Element {
           <Icon name="lock" size={16} /> {t('recovery.writeDown')}
         </button>
       )}
+      <SignInAlerts />
       <RoomList active={active} />
     </aside>
   );
@@ -172,7 +173,6 @@ function Messenger(): JSX.Element {
     <div class="app" data-view={view} data-e2e={e2eState.ready ? e2eState.recovery : 'off'}>
       <Sidebar active={roomID} />
       <main class="main">{pane}</main>
-      <SignInAlerts />
       <PictureViewer />
       <CallScreen />
       <GroupCallScreen />
