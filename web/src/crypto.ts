@@ -143,6 +143,7 @@ export interface Flag {
   user: string;
   device: string;
   key: string; // the leaf's signature key, base64
+  tag: string; // the device's short tag (deviceTag), shown instead of its id
   why: 'unverified' | 'unlisted' | 'key' | 'inactive';
 }
 

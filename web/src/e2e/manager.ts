@@ -33,7 +33,7 @@ import * as backup from './backup';
 import * as mls from './engine';
 import * as ks from './keystore';
 import { b64 } from './keystore';
-import { DeviceKey, safetyNumber } from './safety';
+import { DeviceKey, deviceTag, safetyNumber } from './safety';
 
 /** KeyPackages a device keeps on the node. */
 const STOCK = 50;
@@ -787,7 +787,8 @@ export class Manager {
       const p = mls.parseIdentity(m.identity);
       if (!p || m.identity === mine) continue;
       const key = b64.enc(m.key);
-      const f = (why: Flag['why']) => out.push({ user: p.user, device: p.device, key, why });
+      const tag = await deviceTag(p.device);
+      const f = (why: Flag['why']) => out.push({ user: p.user, device: p.device, key, tag, why });
       let d = (await this.devices(p.user).catch(() => [] as NodeDevice[])).find((x) => x.device === p.device);
       if (!d || d.key !== key) d = (await this.devices(p.user, true).catch(() => [] as NodeDevice[])).find((x) => x.device === p.device);
       if (!d) f('unlisted');

@@ -57,3 +57,18 @@ export async function safetyNumber(a: { user: string; devices: DeviceKey[] }, b:
   }
   return groups;
 }
+
+/** deviceTag is the four-character tag of a device id, as the node
+ * computes it (proto.UserTag) and puts at the end of default device
+ * names: a device the node does not name is still told by it. */
+export async function deviceTag(device: string): Promise<string> {
+  const digits = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+  const h = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(device)));
+  let v = (h[0]! << 12) | (h[1]! << 4) | (h[2]! >> 4);
+  let out = '';
+  for (let i = 0; i < 4; i++) {
+    out = digits[v & 31] + out;
+    v >>= 5;
+  }
+  return out;
+}
