@@ -1,3 +1,4 @@
+import { sha256 } from '@noble/hashes/sha2.js';
 // Safety numbers: what two people compare (read aloud, or with the QR
 // code) to check that the node showed each of them the other's real
 // devices. Construction (web/ENCRYPTION.md, "Verification"):
@@ -61,9 +62,9 @@ export async function safetyNumber(a: { user: string; devices: DeviceKey[] }, b:
 /** deviceTag is the four-character tag of a device id, as the node
  * computes it (proto.UserTag) and puts at the end of default device
  * names: a device the node does not name is still told by it. */
-export async function deviceTag(device: string): Promise<string> {
+export function deviceTag(device: string): string {
   const digits = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-  const h = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(device)));
+  const h = sha256(new TextEncoder().encode(device));
   let v = (h[0]! << 12) | (h[1]! << 4) | (h[2]! >> 4);
   let out = '';
   for (let i = 0; i < 4; i++) {
