@@ -63,9 +63,10 @@ func TestDeviceNamesInSettingsTellTwoChromesApartAndRename(t *testing.T) {
 	desk.hasText(row+` .device-name`, "Poste du bureau")
 }
 
-// TestDeviceSignInAlertThisWasntMeRevokesAtOnce: while Léa's desktop is
-// open, someone signs in to her account; the desktop shows the alert
-// with the new device's name; "this wasn't me" signs that session out at
+// TestDeviceSignInAlertThisWasntMeRevokesAtOnce: while Léa's desktop and
+// phone (360 px, on a screen without the room list) are open, someone
+// signs in to her account; both show the alert with the new device's
+// name; "this wasn't me" signs that session out at
 // once (its page goes back to the sign-in form) and offers to change the
 // password, which leads to the form in Settings.
 func TestDeviceSignInAlertThisWasntMeRevokesAtOnce(t *testing.T) {
@@ -75,8 +76,20 @@ func TestDeviceSignInAlertThisWasntMeRevokesAtOnce(t *testing.T) {
 	desk.login(n.URL(), "lea.alerte@agents.gouv.fr", nodetest.Password)
 	desk.until("connected", `document.querySelector('.conn') === null`)
 
+	// Her phone is on a screen where the room list is hidden.
+	phone := newBrowser(t, "phone", "fr-FR", 360, 740)
+	phone.login(n.URL(), "lea.alerte@agents.gouv.fr", nodetest.Password)
+	phone.nav(n.URL() + "/profile")
+	phone.visible("#pw-current")
+	desk.until("the phone's alert seen", `!!document.querySelector('.signin-alert .signin-mine')`)
+	desk.click(".signin-mine")
+	desk.until("the alert answered", `!document.querySelector('.signin-alert')`)
+
 	intruder := newBrowser(t, "intruder", "en-US", 360, 740)
 	intruder.login(n.URL(), "lea.alerte@agents.gouv.fr", nodetest.Password)
+	phone.visible(".main .signin-alert .signin-not-me")
+	phone.hasText(".main .signin-alert", "Nouvelle connexion à votre compte")
+	phone.shot("signin-alert-360")
 	desk.hasText(".signin-alert", "New sign-in to your account")
 	desk.hasText(".signin-alert", "Chrome · Linux · ")
 	if js[bool](desk, `/127\.0\.0|\bd-[a-z0-9]{8,}/.test(document.querySelector('.signin-alerts').textContent)`) {
@@ -88,7 +101,7 @@ func TestDeviceSignInAlertThisWasntMeRevokesAtOnce(t *testing.T) {
 	desk.hasText(".signin-revoked", "Change your password now")
 	desk.click(".signin-revoked button")
 	desk.visible("#pw-current")
-	desk.until("the intruder's device is gone from Settings", `document.querySelectorAll('.devices li').length === 2`)
+	desk.until("the intruder's device is gone from Settings", `document.querySelectorAll('.devices li').length === 3`)
 }
 
 // TestPasswordChangeInSettings: at phone width, a wrong current password

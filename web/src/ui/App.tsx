@@ -73,7 +73,8 @@ function Sidebar({ active }: { active: string | null }): JSX.Element {
 
 /** SignInAlerts shows the new sessions of the account, each with "it was
  * me" and "this wasn't me" (which signs that session out and asks for a
- * new password). */
+ * new password). It is at the top of the room list, and on phones also at
+ * the top of the open screen, where the list is hidden. */
 function SignInAlerts(): JSX.Element | null {
   useTopics('signin');
   const [revoked, setRevoked] = useState('');
@@ -172,7 +173,10 @@ function Messenger(): JSX.Element {
   return (
     <div class="app" data-view={view} data-e2e={e2eState.ready ? e2eState.recovery : 'off'}>
       <Sidebar active={roomID} />
-      <main class="main">{pane}</main>
+      <main class="main">
+        <SignInAlerts />
+        {pane}
+      </main>
       <PictureViewer />
       <CallScreen />
       <GroupCallScreen />
