@@ -143,3 +143,31 @@ func TestDeviceVerificationPanelShowsNamesNotIds(t *testing.T) {
 	}
 	alice.shot("verify-device-names")
 }
+
+// TestDeviceSignInAlertReachesADeviceThatWasClosed: a sign-in while
+// Léa's desktop tab was closed is alerted when she opens it again; an
+// alert answered "it was me" does not come back after a reload, and the
+// sessions that existed before the desktop signed in are never alerted.
+func TestDeviceSignInAlertReachesADeviceThatWasClosed(t *testing.T) {
+	n := startNode(t)
+	n.NewUserEmail("lea.absente@agents.gouv.fr", "Léa Absente")
+	desk := newBrowser(t, "desk", "fr-FR", 1280, 800)
+	desk.login(n.URL(), "lea.absente@agents.gouv.fr", nodetest.Password)
+	desk.until("connected", `document.querySelector('.conn') === null`)
+	desk.nav("about:blank")
+
+	other := newBrowser(t, "other", "fr-FR", 360, 740)
+	other.login(n.URL(), "lea.absente@agents.gouv.fr", nodetest.Password)
+	desk.nav(n.URL() + "/")
+	desk.hasText(".sidebar .signin-alert", "Nouvelle connexion à votre compte")
+	if got := js[int](desk, `document.querySelectorAll('.sidebar .signin-alert').length`); got != 1 {
+		t.Fatalf("%d alerts, want one (the Go client's session is older than this device)", got)
+	}
+	desk.click(".sidebar .signin-mine")
+	desk.until("answered", `!document.querySelector('.signin-alert')`)
+	desk.run("reload", reload())
+	desk.until("missed sign-ins checked", `document.querySelector('.sidebar .signin-alerts')?.dataset.checked === 'yes'`)
+	if js[bool](desk, `!!document.querySelector('.signin-alert')`) {
+		t.Fatal("an answered alert came back after a reload")
+	}
+}

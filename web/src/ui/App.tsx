@@ -79,9 +79,9 @@ function SignInAlerts(): JSX.Element | null {
   useTopics('signin');
   const [revoked, setRevoked] = useState('');
   const [err, setErr] = useState('');
-  if (!store.signIns.length && !revoked && !err) return null;
+  // Always there, so that one can tell the check of missed sign-ins ran.
   return (
-    <div class="signin-alerts">
+    <div class="signin-alerts" hidden={!store.signIns.length && !revoked && !err} data-checked={store.signInsChecked ? 'yes' : 'no'}>
       {store.signIns.map((a) => (
         <div key={a.device} class="signin-alert" role="alert" data-device={a.device}>
           <p>{t('signin.alert', { name: a.name, when: formatDateTime(a.at) })}</p>
