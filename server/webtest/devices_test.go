@@ -21,6 +21,18 @@ func phoneAndDesk(t *testing.T, email string) (*nodetest.Node, *browser, *browse
 	return n, phone, desk
 }
 
+// deskConnected starts a node with one agent signed in on a desktop, its
+// websocket up.
+func deskConnected(t *testing.T, email, lang string) (*nodetest.Node, *browser) {
+	t.Helper()
+	n := startNode(t)
+	n.NewUserEmail(email, "Léa Martin")
+	desk := newBrowser(t, "desk", lang, 1280, 800)
+	desk.login(n.URL(), email, nodetest.Password)
+	desk.until("connected", `document.querySelector('.conn') === null`)
+	return n, desk
+}
+
 // TestDeviceNamesInSettingsTellTwoChromesApartAndRename: one person signed
 // in on two Chromes under Linux sees, at phone width, two different names
 // in Settings, none a raw id; renaming one there shows the new name, and
@@ -70,11 +82,7 @@ func TestDeviceNamesInSettingsTellTwoChromesApartAndRename(t *testing.T) {
 // once (its page goes back to the sign-in form) and offers to change the
 // password, which leads to the form in Settings.
 func TestDeviceSignInAlertThisWasntMeRevokesAtOnce(t *testing.T) {
-	n := startNode(t)
-	n.NewUserEmail("lea.alerte@agents.gouv.fr", "Léa Alerte")
-	desk := newBrowser(t, "desk", "en-US", 1280, 800)
-	desk.login(n.URL(), "lea.alerte@agents.gouv.fr", nodetest.Password)
-	desk.until("connected", `document.querySelector('.conn') === null`)
+	n, desk := deskConnected(t, "lea.alerte@agents.gouv.fr", "en-US")
 
 	// Her phone is on a screen where the room list is hidden.
 	phone := newBrowser(t, "phone", "fr-FR", 360, 740)
@@ -149,11 +157,7 @@ func TestDeviceVerificationPanelShowsNamesNotIds(t *testing.T) {
 // alert answered "it was me" does not come back after a reload, and the
 // sessions that existed before the desktop signed in are never alerted.
 func TestDeviceSignInAlertReachesADeviceThatWasClosed(t *testing.T) {
-	n := startNode(t)
-	n.NewUserEmail("lea.absente@agents.gouv.fr", "Léa Absente")
-	desk := newBrowser(t, "desk", "fr-FR", 1280, 800)
-	desk.login(n.URL(), "lea.absente@agents.gouv.fr", nodetest.Password)
-	desk.until("connected", `document.querySelector('.conn') === null`)
+	n, desk := deskConnected(t, "lea.absente@agents.gouv.fr", "fr-FR")
 	desk.nav("about:blank")
 
 	other := newBrowser(t, "other", "fr-FR", 360, 740)
