@@ -284,7 +284,8 @@ func (s *Service) AcceptInvitation(ctx context.Context, req proto.AcceptRequest,
 	}
 	token, sessHash := newToken()
 	now := s.now()
-	sess := store.Session{UserID: u.ID, DeviceID: id.NewDevice(), Name: deviceName(device), Created: now, LastSeen: now}
+	dev := id.NewDevice()
+	sess := store.Session{UserID: u.ID, DeviceID: dev, Name: defaultDeviceName(device, dev), Created: now, LastSeen: now}
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
 		cur, err := tx.User(u.ID)
 		if err != nil || cur.State != store.UserInvited {

@@ -24,6 +24,12 @@ const (
 // it ("‮gpj.exe"), so both are refused, with every other format
 // character (Unicode category Cf), private-use and unassigned code point.
 func CheckName(given string) (string, error) {
+	return checkText(given, proto.MaxName, "the name must be at most 100 characters")
+}
+
+// checkText applies the rules of CheckName with a limit of max
+// characters, saying tooLong over it.
+func checkText(given string, max int, tooLong string) (string, error) {
 	if !utf8.ValidString(given) {
 		return "", nameError(NameInvalid, "the name is not valid text")
 	}
@@ -31,8 +37,8 @@ func CheckName(given string) (string, error) {
 	if name == "" {
 		return "", nameError(NameEmpty, "a name cannot be empty")
 	}
-	if utf8.RuneCountInString(name) > proto.MaxName {
-		return "", nameError(NameTooLong, "the name must be at most 100 characters")
+	if utf8.RuneCountInString(name) > max {
+		return "", nameError(NameTooLong, "%s", tooLong)
 	}
 	switch proto.TextFault(name) {
 	case proto.TextControl:
@@ -44,8 +50,8 @@ func CheckName(given string) (string, error) {
 	return name, nil
 }
 
-func nameError(detail, msg string) error {
-	e := proto.Errorf(proto.CodeNameInvalid, "%s", msg)
+func nameError(detail, format string, args ...any) error {
+	e := proto.Errorf(proto.CodeNameInvalid, format, args...)
 	e.Detail = detail
 	return e
 }

@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"relais/server/id"
 	"relais/server/mail"
@@ -25,6 +23,10 @@ type Login struct {
 }
 
 var errBadCredentials = proto.Errorf(proto.CodeBadCredentials, "wrong e-mail address or password")
+
+// errWrongPassword refuses a password change whose current password is
+// wrong; the person is signed in, so there is no address to keep secret.
+var errWrongPassword = proto.Errorf(proto.CodeWrongPassword, "the current password is wrong")
 
 // Login checks an address and password and opens a session on a new
 // device. Unknown addresses and wrong passwords take the same time and give
@@ -94,7 +96,8 @@ func (s *Service) Login(ctx context.Context, req proto.LoginRequest, ip string) 
 	}
 	token, hash := newToken()
 	now := s.now()
-	sess := store.Session{UserID: u.ID, DeviceID: id.NewDevice(), Name: deviceName(req.Device), Created: now, LastSeen: now}
+	dev := id.NewDevice()
+	sess := store.Session{UserID: u.ID, DeviceID: dev, Name: defaultDeviceName(req.Device, dev), Created: now, LastSeen: now}
 	err = s.db.Update(ctx, func(tx *store.Tx) error {
 		if rehash {
 			cur, err := tx.User(u.ID)
@@ -112,21 +115,11 @@ func (s *Service) Login(ctx context.Context, req proto.LoginRequest, ip string) 
 		return Login{}, err
 	}
 	s.log.Info("signed in", "user", u.ID, "device", sess.DeviceID)
+	s.alertSignIn(sess)
 	return Login{Token: token, User: u, Session: sess}, nil
 }
 
 func accountInactive(msg string) error { return proto.Errorf(proto.CodeAccountInactive, "%s", msg) }
-
-func deviceName(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
-	if s == "" || !utf8.ValidString(s) {
-		return "Appareil"
-	}
-	if utf8.RuneCountInString(s) > 80 {
-		s = string([]rune(s)[:80])
-	}
-	return s
-}
 
 // expired reports whether an account's validity has run out.
 func (s *Service) expired(u store.User) bool {
@@ -315,14 +308,27 @@ func (s *Service) publishRevoke(userID, deviceID string) {
 }
 
 // ChangePassword replaces a user's password after checking the current
-// one, and signs out every other device.
-func (s *Service) ChangePassword(ctx context.Context, ident Identity, current, next string) error {
+// one, and signs out every other device. Wrong current passwords spend
+// the budgets of failed sign-ins from ip and for the address: a stolen
+// session must not become a way to guess the password faster than the
+// sign-in form allows.
+func (s *Service) ChangePassword(ctx context.Context, ident Identity, current, next, ip string) error {
+	fails := s.loginFailures(ip, ident.User.Email)
+	if err := fails.check(); err != nil {
+		return err
+	}
+	if len(current) > password.DefaultPolicy.MaxBytes {
+		fails.fail()
+		return errWrongPassword
+	}
 	ok, err := password.Verify(ctx, ident.User.Password, current)
 	if err != nil {
 		return err
 	}
 	if !ok {
-		return errBadCredentials
+		fails.fail()
+		s.log.Info("password change refused: wrong current password", "user", ident.User.ID)
+		return errWrongPassword
 	}
 	if err := s.setPassword(ctx, ident.User.ID, next); err != nil {
 		return err

@@ -118,12 +118,25 @@ func (h *Handler) revokeDevice(w http.ResponseWriter, r *http.Request, id accoun
 	return nil
 }
 
+func (h *Handler) renameDevice(w http.ResponseWriter, r *http.Request, id account.Identity) error {
+	var req proto.DeviceRename
+	if err := decode(w, r, &req); err != nil {
+		return err
+	}
+	name, err := h.cfg.Accounts.RenameDevice(r.Context(), id.User.ID, r.PathValue("id"), req.Name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, proto.DeviceRename{Name: name})
+	return nil
+}
+
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request, id account.Identity) error {
 	var req proto.PasswordChange
 	if err := decode(w, r, &req); err != nil {
 		return err
 	}
-	if err := h.cfg.Accounts.ChangePassword(r.Context(), id, req.Current, req.New); err != nil {
+	if err := h.cfg.Accounts.ChangePassword(r.Context(), id, req.Current, req.New, h.clientIP(r)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -77,6 +77,7 @@ func New(cfg Config) *Handler {
 	m.HandleFunc("PATCH /api/v1/me", h.authed(h.updateMe))
 	m.HandleFunc("GET /api/v1/devices", h.authed(h.devices))
 	m.HandleFunc("DELETE /api/v1/devices/{id}", h.authed(h.revokeDevice))
+	m.HandleFunc("PATCH /api/v1/devices/{id}", h.authed(h.renameDevice))
 	m.HandleFunc("POST /api/v1/password", h.authed(h.changePassword))
 	m.HandleFunc("POST /api/v1/password/reset", h.handle(h.requestReset))
 	m.HandleFunc("POST /api/v1/password/reset/confirm", h.handle(h.confirmReset))

@@ -304,7 +304,7 @@ func TestPasswordChangeAndReset(t *testing.T) {
 	if err := b.Login(ctx, "claude.reset@agents.gouv.fr", nodetest.Password); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Do(ctx, "POST", "/api/v1/password", map[string]string{"current": "wrong", "new": "Nouveau-Secret-88"}, nil); code(err) != proto.CodeBadCredentials {
+	if err := a.Do(ctx, "POST", "/api/v1/password", map[string]string{"current": "wrong", "new": "Nouveau-Secret-88"}, nil); code(err) != proto.CodeWrongPassword {
 		t.Fatalf("wrong current password: %v", err)
 	}
 	if err := a.Do(ctx, "POST", "/api/v1/password", map[string]string{"current": nodetest.Password, "new": "Nouveau-Secret-88"}, nil); err != nil {

@@ -34,6 +34,7 @@ var statusOf = map[string]int{
 	proto.CodeEmailNotAllowed:   http.StatusForbidden,
 	proto.CodeWeakPassword:      http.StatusBadRequest,
 	proto.CodeBadCredentials:    http.StatusUnauthorized,
+	proto.CodeWrongPassword:     http.StatusForbidden,
 	proto.CodeAccountInactive:   http.StatusForbidden,
 	proto.CodeAccountExpired:    http.StatusForbidden,
 	proto.CodeInvalidToken:      http.StatusBadRequest,

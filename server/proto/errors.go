@@ -29,6 +29,7 @@ const (
 	CodeWeakPassword       = "weak_password"
 	CodeNameInvalid        = "name_invalid"         // display name too long, or with invisible or direction-changing characters; detail says which
 	CodeBadCredentials     = "bad_credentials"      // wrong e-mail or password (never says which)
+	CodeWrongPassword      = "wrong_password"       // changing the password: the current one given is wrong
 	CodeAccountInactive    = "account_inactive"     // not verified, waiting for approval, deactivated
 	CodeAccountExpired     = "account_expired"      // must be renewed by e-mail
 	CodeInvalidToken       = "invalid_token"        // unknown, used or expired one-time token

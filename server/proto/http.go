@@ -58,6 +58,12 @@ type DisplayNameRequest struct {
 	DisplayName string `json:"display_name"`
 }
 
+// DeviceRename is the body of PATCH /api/v1/devices/{id}, and its answer
+// (the name as stored, spaces folded).
+type DeviceRename struct {
+	Name string `json:"name"`
+}
+
 // PasswordChange is the body of POST /api/v1/password.
 type PasswordChange struct {
 	Current string `json:"current"`

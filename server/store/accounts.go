@@ -300,6 +300,22 @@ func (tx *Tx) TouchSession(tokenHash []byte, seen time.Time) error {
 	return tx.bucket(bSessions).Put(tokenHash, encode(s))
 }
 
+// RenameDevice sets the name of one of a user's devices, or returns
+// ErrNotFound when the user has no such device: a device id names a
+// session only together with its user.
+func (tx *Tx) RenameDevice(userID, deviceID, name string) error {
+	hash := tx.bucket(bDevices).Get(join(userID, deviceID))
+	if hash == nil {
+		return ErrNotFound
+	}
+	s, err := tx.Session(hash)
+	if err != nil {
+		return err
+	}
+	s.Name = name
+	return tx.bucket(bSessions).Put(clone(hash), encode(s))
+}
+
 // Device is a session with the hash that identifies it.
 type Device struct {
 	Session

@@ -95,6 +95,11 @@ func TestHiddenDeviceFlagged(t *testing.T) {
 	t.Logf("Alice's client refused the device's commit: %v (else it flags the device)", refused)
 	if !refused {
 		alice.hasText(`.banner.warn[data-warning]`, "Bob Durand")
+		// The device by its tag (proto.UserTag of the id), never its raw id.
+		alice.hasText(`.banner.warn[data-warning]`, "(AXWK)")
+		if js[bool](alice, `document.querySelector('.banner.warn[data-warning]').textContent.includes('`+ghost+`')`) {
+			t.Error("the room warning shows the device's raw id")
+		}
 		alice.until("Bob not shown as verified", `!document.querySelector('.verify-btn[data-verified="yes"]')`)
 		if after := alice.verify("Bob Durand", false); after == before {
 			t.Errorf("Alice's safety number for Bob did not change with a device of Bob's in the group: %s", after)

@@ -24,8 +24,8 @@ export function newRoomEncryption(): { encrypted: boolean } {
 export type Note =
   | { k: 'add'; by: string; user: string } // by added user
   | { k: 'remove'; by: string; user: string } // by removed user
-  | { k: 'device'; user: string; name: string; device: string; unverified?: boolean } // user added a device
-  | { k: 'device_remove'; user: string; device: string } // a device of user was removed
+  | { k: 'device'; user: string; name: string; device: string; tag?: string; unverified?: boolean } // user added a device
+  | { k: 'device_remove'; user: string; device: string; tag?: string } // a device of user was removed
   | { k: 'welcome' } // this device received the room's keys
   | { k: 'founded'; by: string };
 
@@ -143,6 +143,7 @@ export interface Flag {
   user: string;
   device: string;
   key: string; // the leaf's signature key, base64
+  tag: string; // the device's short tag (deviceTag), shown instead of its id
   why: 'unverified' | 'unlisted' | 'key' | 'inactive';
 }
 

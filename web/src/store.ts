@@ -73,6 +73,11 @@ class Store {
   rooms = new Map<string, Room>();
   profiles = new Map<string, Profile>();
   presence = new Map<string, string>();
+  /** signIns are the "new sign-in to your account" alerts not yet
+   * answered, newest last. */
+  signIns: SignIn[] = [];
+  /** signInsChecked is set once the missed sign-ins were looked up. */
+  signInsChecked = false;
   status: Status = 'offline';
   openRoom: string | null = null;
   synced = false;
@@ -254,6 +259,7 @@ class Store {
   private onSynced(): void {
     this.synced = true;
     this.outbox.setOnline(true);
+    void this.checkSignIns().catch(() => {});
     // A joined room that came without events (a new device whose sync
     // skipped them) gets its last page, for the preview.
     for (const r of this.rooms.values()) if (r.state === 'joined' && r.last_seq > 0 && r.timeline.length === 0) void this.loadOlder(r.id);
@@ -336,7 +342,53 @@ class Store {
       case 'call':
         this.onCallFrame(f);
         return;
+      case 'signin':
+        if (String(f.device) === this.me?.device) return;
+        this.signIns = [...this.signIns.filter((a) => a.device !== String(f.device)), { device: String(f.device), name: String(f.name), at: Date.parse(String(f.at)) }];
+        this.emit('signin');
+        return;
     }
+  }
+
+  /** answerSignIn drops an alert; notMe signs that session out first. */
+  async answerSignIn(device: string, notMe: boolean): Promise<void> {
+    if (notMe) await api.revokeDevice(device);
+    this.signIns = this.signIns.filter((a) => a.device !== device);
+    const seen = this.seenSignIns();
+    if (seen) localStorage.setItem(this.seenKey(), JSON.stringify({ ...seen, done: [...seen.done, device] }));
+    this.emit('signin');
+  }
+
+  private seenKey(): string {
+    return 'relais.signins:' + (this.me?.device ?? '');
+  }
+
+  /** seenSignIns says which sessions this device has alerted about: all
+   * created before `base`, and those in `done`. */
+  private seenSignIns(): { base: number; done: string[] } | null {
+    try {
+      return JSON.parse(localStorage.getItem(this.seenKey()) ?? 'null') as { base: number; done: string[] } | null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** checkSignIns alerts, on each (re)connection, about the sessions
+   * created since this device signed in that it has not alerted about:
+   * the live "signin" frame reaches only connected devices, and an alert
+   * not answered survives a reload. */
+  private async checkSignIns(): Promise<void> {
+    const { devices } = await api.devices();
+    const self = devices.find((d) => d.current);
+    if (!self) return;
+    const seen = this.seenSignIns() ?? { base: Date.parse(self.created), done: [] };
+    // Forget what was answered about sessions that are gone.
+    seen.done = seen.done.filter((id) => devices.some((d) => d.id === id));
+    localStorage.setItem(this.seenKey(), JSON.stringify(seen));
+    const fresh = devices.filter((d) => !d.current && Date.parse(d.created) > seen.base && !seen.done.includes(d.id) && !this.signIns.some((a) => a.device === d.id));
+    this.signIns = [...this.signIns, ...fresh.map((d) => ({ device: d.id, name: d.name, at: Date.parse(d.created) }))].sort((a, b) => a.at - b.at);
+    this.signInsChecked = true;
+    this.emit('signin');
   }
 
   /** onCallFrame takes the signals of calls (call/call.ts sets it). */
@@ -968,6 +1020,13 @@ export const wasSignedIn = Store.wasSignedIn;
 export const store = new Store();
 
 /** errorText turns a refusal into a sentence for people. */
+/** SignIn is an alert of a new session on the account. */
+export interface SignIn {
+  device: string;
+  name: string;
+  at: number;
+}
+
 export function errorText(e: unknown, params: Record<string, string> = {}): string {
   const code = e instanceof SendError ? e.code : ((e as { code?: string })?.code ?? '');
   const detail = (e as { detail?: string })?.detail ?? '';

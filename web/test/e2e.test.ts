@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { backupKey, formatKey, newRecoveryKey, open, parseKey, seal } from '../src/e2e/backup';
 import * as mls from '../src/e2e/engine';
 import { qr } from '../src/e2e/qr';
-import { safetyNumber } from '../src/e2e/safety';
+import { deviceTag, safetyNumber } from '../src/e2e/safety';
 import { messageID, newMessageID, encodePayload, parsePayload } from '../src/payload';
 import { Plain, roomPlains, seqOfId, setPlain } from '../src/crypto';
 
@@ -153,4 +153,10 @@ test('a device that lost its state takes its place again by external commit', as
   assert.equal(mls.members(r.group).length, 2);
   const m = await mls.encrypt(again.group, enc.encode('revenu'));
   assert.equal(new TextDecoder().decode((await mls.decrypt(r.group, m.message)).plaintext), 'revenu');
+});
+
+test('device tags: the node\'s (proto.UserTag of the device id)', () => {
+  // Values printed by proto.UserTag in Go.
+  assert.equal(deviceTag('d-one'), '3W15');
+  assert.equal(deviceTag('d-hiddenhiddenhid'), 'AXWK');
 });

@@ -33,7 +33,7 @@ import * as backup from './backup';
 import * as mls from './engine';
 import * as ks from './keystore';
 import { b64 } from './keystore';
-import { DeviceKey, safetyNumber } from './safety';
+import { DeviceKey, deviceTag, safetyNumber } from './safety';
 
 /** KeyPackages a device keeps on the node. */
 const STOCK = 50;
@@ -787,7 +787,8 @@ export class Manager {
       const p = mls.parseIdentity(m.identity);
       if (!p || m.identity === mine) continue;
       const key = b64.enc(m.key);
-      const f = (why: Flag['why']) => out.push({ user: p.user, device: p.device, key, why });
+      const tag = deviceTag(p.device);
+      const f = (why: Flag['why']) => out.push({ user: p.user, device: p.device, key, tag, why });
       let d = (await this.devices(p.user).catch(() => [] as NodeDevice[])).find((x) => x.device === p.device);
       if (!d || d.key !== key) d = (await this.devices(p.user, true).catch(() => [] as NodeDevice[])).find((x) => x.device === p.device);
       if (!d) f('unlisted');
@@ -824,17 +825,17 @@ export class Manager {
       } catch {
         // no name
       }
-      out.push({ k: 'device', user: by.user, device: by.device, name, unverified: this.unverified(by.user, by.device) });
+      out.push({ k: 'device', user: by.user, device: by.device, tag: deviceTag(by.device), name, unverified: this.unverified(by.user, by.device) });
       return out;
     }
     const users = (ids: string[]) => [...new Set(ids.map((i) => mls.parseIdentity(i)).filter((x) => !!x))];
     for (const a of users(r.added)) {
-      if (by && a!.user === by.user) out.push({ k: 'device', user: a!.user, device: a!.device, name: '', unverified: this.unverified(a!.user, a!.device) });
+      if (by && a!.user === by.user) out.push({ k: 'device', user: a!.user, device: a!.device, tag: deviceTag(a!.device), name: '', unverified: this.unverified(a!.user, a!.device) });
       else if (!out.some((n) => n.k === 'add' && n.user === a!.user)) out.push({ k: 'add', by: by?.user ?? '', user: a!.user });
     }
     for (const x of users(r.removed)) {
       const stays = mlsMembersOf(r.group).some((m) => m.user === x!.user);
-      if (stays) out.push({ k: 'device_remove', user: x!.user, device: x!.device });
+      if (stays) out.push({ k: 'device_remove', user: x!.user, device: x!.device, tag: deviceTag(x!.device) });
       else if (!out.some((n) => n.k === 'remove' && n.user === x!.user)) out.push({ k: 'remove', by: by?.user ?? '', user: x!.user });
     }
     return out;
@@ -1050,7 +1051,7 @@ export class Manager {
       const me = this.me!.user;
       const notes: Note[] = [];
       for (const a of todo.slice(0, k)) {
-        if (a.user === me) notes.push({ k: 'device', user: me, device: a.device, name: '' });
+        if (a.user === me) notes.push({ k: 'device', user: me, device: a.device, tag: deviceTag(a.device), name: '' });
         else if (!notes.some((n) => n.k === 'add' && n.user === a.user)) notes.push({ k: 'add', by: me, user: a.user });
       }
       for (const m of removeLeaves) {
@@ -1220,7 +1221,7 @@ export class Manager {
           throw new SendError('forbidden', 'the group refused: ' + (why.text || String(e)));
         }
         const cid = newID('c-');
-        r.pending = { cid, c, notes: [{ k: 'device', user: this.me!.user, device: this.me!.device, name: this.host.deviceName() }], joined: true };
+        r.pending = { cid, c, notes: [{ k: 'device', user: this.me!.user, device: this.me!.device, tag: deviceTag(this.me!.device), name: this.host.deviceName() }], joined: true };
         let ack: Frame;
         try {
           ack = await this.sendCommit({ t: 'mls', room: roomID, data: b64.enc(c.commit), group_info: b64.enc(c.groupInfo) }, cid);

@@ -1,3 +1,4 @@
+import { sha256 } from '@noble/hashes/sha2.js';
 // Safety numbers: what two people compare (read aloud, or with the QR
 // code) to check that the node showed each of them the other's real
 // devices. Construction (web/ENCRYPTION.md, "Verification"):
@@ -56,4 +57,19 @@ export async function safetyNumber(a: { user: string; devices: DeviceKey[] }, b:
     groups.push(String(n % 100000).padStart(5, '0'));
   }
   return groups;
+}
+
+/** deviceTag is the four-character tag of a device id, as the node
+ * computes it (proto.UserTag) and puts at the end of default device
+ * names: a device the node does not name is still told by it. */
+export function deviceTag(device: string): string {
+  const digits = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+  const h = sha256(new TextEncoder().encode(device));
+  let v = (h[0]! << 12) | (h[1]! << 4) | (h[2]! >> 4);
+  let out = '';
+  for (let i = 0; i < 4; i++) {
+    out = digits[v & 31] + out;
+    v >>= 5;
+  }
+  return out;
 }

@@ -5,8 +5,8 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, Me } from '../api';
-import { t } from '../i18n';
-import { store, wasSignedIn } from '../store';
+import { formatDateTime, t } from '../i18n';
+import { errorText, store, wasSignedIn } from '../store';
 import { Forgot, Invite, Login, Register, Renew, Reset, Setup, Verify } from './Auth';
 import { Avatar, Icon } from './common';
 import { useLang, useTopics } from './hooks';
@@ -65,8 +65,66 @@ function Sidebar({ active }: { active: string | null }): JSX.Element {
           <Icon name="lock" size={16} /> {t('recovery.writeDown')}
         </button>
       )}
+      <SignInAlerts />
       <RoomList active={active} />
     </aside>
+  );
+}
+
+/** SignInAlerts shows the new sessions of the account, each with "it was
+ * me" and "this wasn't me" (which signs that session out and asks for a
+ * new password). It is at the top of the room list, and on phones also at
+ * the top of the open screen, where the list is hidden. */
+function SignInAlerts(): JSX.Element | null {
+  useTopics('signin');
+  const [revoked, setRevoked] = useState('');
+  const [err, setErr] = useState('');
+  // Always there, so that one can tell the check of missed sign-ins ran.
+  return (
+    <div class="signin-alerts" hidden={!store.signIns.length && !revoked && !err} data-checked={store.signInsChecked ? 'yes' : 'no'}>
+      {store.signIns.map((a) => (
+        <div key={a.device} class="signin-alert" role="alert" data-device={a.device}>
+          <p>{t('signin.alert', { name: a.name, when: formatDateTime(a.at) })}</p>
+          <div class="signin-actions">
+            <button class="secondary small signin-mine" onClick={() => void store.answerSignIn(a.device, false)}>
+              {t('signin.mine')}
+            </button>
+            <button
+              class="danger small signin-not-me"
+              onClick={() => {
+                setErr('');
+                store.answerSignIn(a.device, true).then(
+                  () => setRevoked(a.name),
+                  (e) => setErr(errorText(e)),
+                );
+              }}
+            >
+              {t('signin.notMe')}
+            </button>
+          </div>
+        </div>
+      ))}
+      {revoked && (
+        <div class="signin-alert signin-revoked" role="status">
+          <p>{t('signin.revoked', { name: revoked })}</p>
+          <button
+            class="primary small"
+            onClick={() => {
+              setRevoked('');
+              navigate('/profile');
+              requestAnimationFrame(() => document.getElementById('pw-current')?.focus());
+            }}
+          >
+            {t('signin.changePassword')}
+          </button>
+        </div>
+      )}
+      {err && (
+        <p class="error signin-alert" role="alert">
+          {err}
+        </p>
+      )}
+    </div>
   );
 }
 
@@ -115,7 +173,10 @@ function Messenger(): JSX.Element {
   return (
     <div class="app" data-view={view} data-e2e={e2eState.ready ? e2eState.recovery : 'off'}>
       <Sidebar active={roomID} />
-      <main class="main">{pane}</main>
+      <main class="main">
+        <SignInAlerts />
+        {pane}
+      </main>
       <PictureViewer />
       <CallScreen />
       <GroupCallScreen />

@@ -37,9 +37,9 @@ function noteText(n: Note): string {
     case 'remove':
       return n.user === me ? t('tl.e2e.removedMe', { name: store.name(n.by) }) : t('tl.e2e.remove', { name: store.name(n.by), target: store.name(n.user) });
     case 'device':
-      return t('tl.e2e.device', { name: store.name(n.user), device: n.name || n.device });
+      return t('tl.e2e.device', { name: store.name(n.user), device: n.name || n.tag || n.device });
     case 'device_remove':
-      return t('tl.e2e.deviceRemove', { name: store.name(n.user), device: n.device });
+      return t('tl.e2e.deviceRemove', { name: store.name(n.user), device: n.tag || n.device });
     case 'welcome':
       return t('tl.e2e.welcome');
     case 'founded':

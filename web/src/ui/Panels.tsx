@@ -523,6 +523,8 @@ export function ProfileView(): JSX.Element {
   const [note, setNote] = useState('');
   const [err, setErr] = useState('');
   const [revoking, setRevoking] = useState('');
+  const [renaming, setRenaming] = useState('');
+  const [newName, setNewName] = useState('');
   const [perm, setPerm] = useState(typeof Notification === 'undefined' ? 'unsupported' : Notification.permission);
   const loaded = useRef(false);
   const load = () => api.devices().then((d) => setDevices(d.devices), (e) => setErr(errorText(e)));
@@ -594,27 +596,64 @@ export function ProfileView(): JSX.Element {
         <h3>{t('profile.devices')}</h3>
         <ul class="people devices">
           {devices.map((d) => (
-            <li key={d.id} class="person-row">
-              <span class="person-main">
-                <span class="person-name">
-                  {d.name || d.id}
-                  {d.current && <span class="chip">{t('profile.thisDevice')}</span>}
+            <li key={d.id} class="person-row" data-device={d.id}>
+              {renaming === d.id ? (
+                <form
+                  class="device-rename"
+                  onSubmit={(e) => {
+                    e.preventDefault();
+                    setErr('');
+                    api.renameDevice(d.id, newName).then(
+                      () => {
+                        setRenaming('');
+                        void load();
+                      },
+                      (e) => setErr(errorText(e)),
+                    );
+                  }}
+                >
+                  <Field id={'dev-name-' + d.id} label={t('profile.deviceName')}>
+                    <input id={'dev-name-' + d.id} class="device-name-input" maxLength={60} required value={newName} onInput={(e) => setNewName(e.currentTarget.value)} />
+                  </Field>
+                  <button class="secondary small" type="submit">
+                    {t('common.save')}
+                  </button>
+                </form>
+              ) : (
+                <span class="person-main">
+                  <span class="person-name device-name">
+                    {d.name || t('profile.thisDevice')}
+                    {d.current && <span class="chip">{t('profile.thisDevice')}</span>}
+                  </span>
+                  <span class="person-org">{t('profile.lastSeen', { when: formatDateTime(Date.parse(d.last_seen)) })}</span>
                 </span>
-                <span class="person-org">{t('profile.lastSeen', { when: formatDateTime(Date.parse(d.last_seen)) })}</span>
-              </span>
+              )}
+              {renaming !== d.id && (
+                <button
+                  class="link-btn rename-device"
+                  onClick={() => {
+                    setRenaming(d.id);
+                    setNewName(d.name);
+                  }}
+                  aria-label={t('profile.renameDevice', { name: d.name })}
+                >
+                  {t('profile.rename')}
+                </button>
+              )}
               {!d.current &&
                 (revoking === d.id ? (
                   <button class="danger small" onClick={() => api.revokeDevice(d.id).then(load, (e) => setErr(errorText(e))).finally(() => setRevoking(''))}>
                     {t('common.confirm')}
                   </button>
                 ) : (
-                  <button class="link-btn" onClick={() => setRevoking(d.id)} aria-label={t('profile.revoke') + ' ' + (d.name || d.id)}>
+                  <button class="link-btn" onClick={() => setRevoking(d.id)} aria-label={t('profile.revoke') + ' ' + d.name}>
                     {t('profile.revoke')}
                   </button>
                 ))}
             </li>
           ))}
         </ul>
+        <PasswordChange onChanged={load} />
         <div class="danger-zone">
           <button class="danger" onClick={() => void store.signOut()}>
             {t('profile.signOut')}
@@ -622,6 +661,58 @@ export function ProfileView(): JSX.Element {
         </div>
       </div>
     </section>
+  );
+}
+
+/** PasswordChange changes the password from Settings: the current one is
+ * required, and the node signs the other devices out. */
+function PasswordChange({ onChanged }: { onChanged: () => void }): JSX.Element {
+  const [current, setCurrent] = useState('');
+  const [next, setNext] = useState('');
+  const [note, setNote] = useState('');
+  const [err, setErr] = useState('');
+  const [busy, setBusy] = useState(false);
+  return (
+    <form
+      id="password"
+      class="password-change"
+      onSubmit={(e) => {
+        e.preventDefault();
+        setErr('');
+        setNote('');
+        setBusy(true);
+        api
+          .changePassword(current, next)
+          .then(
+            () => {
+              setCurrent('');
+              setNext('');
+              setNote(t('profile.passwordChanged'));
+              onChanged();
+            },
+            (e) => setErr(errorText(e)),
+          )
+          .finally(() => setBusy(false));
+      }}
+    >
+      <h3>{t('profile.password')}</h3>
+      <input type="email" autocomplete="username" value={store.me?.email ?? ''} hidden readOnly />
+      <Field id="pw-current" label={t('profile.currentPassword')}>
+        <input id="pw-current" type="password" autocomplete="current-password" required value={current} onInput={(e) => setCurrent(e.currentTarget.value)} />
+      </Field>
+      <Field id="pw-new" label={t('profile.newPassword')}>
+        <input id="pw-new" type="password" autocomplete="new-password" required value={next} onInput={(e) => setNext(e.currentTarget.value)} />
+      </Field>
+      <button class="secondary" type="submit" disabled={busy}>
+        {t('profile.changePassword')}
+      </button>
+      {note && (
+        <p class="notice" role="status">
+          {note}
+        </p>
+      )}
+      <ErrorBox text={err} />
+    </form>
   );
 }
 
@@ -647,10 +738,16 @@ function QR({ text, label }: { text: string; label: string }): JSX.Element | nul
   );
 }
 
+interface ShownDevice {
+  device: string;
+  created: number;
+  listed: boolean;
+}
+
 interface Safety {
   groups: string[];
-  mine: { device: string; created: number; listed: boolean }[];
-  theirs: { device: string; created: number; listed: boolean }[];
+  mine: ShownDevice[];
+  theirs: ShownDevice[];
 }
 
 /** VerifyView shows the safety number of the user and someone else, and
@@ -661,6 +758,9 @@ export function VerifyView({ room, user }: { room: string; user: string }): JSX.
   const [s, setS] = useState<Safety | null>(null);
   const [err, setErr] = useState('');
   const [busy, setBusy] = useState(false);
+  // The names of this user's own devices: the node tells them to their
+  // owner only, so another person's devices are numbered instead.
+  const [ownNames, setOwnNames] = useState(new Map<string, string>());
   const name = store.name(user);
   const load = () =>
     e2e()
@@ -669,7 +769,21 @@ export function VerifyView({ room, user }: { room: string; user: string }): JSX.
   useEffect(() => {
     store.needProfile(user);
     void load();
+    api.devices().then(
+      (d) => setOwnNames(new Map(d.devices.map((x) => [x.id, x.name]))),
+      () => {},
+    );
   }, [user]);
+  const row = (d: ShownDevice, i: number, mine: boolean) => {
+    const device = (mine && ownNames.get(d.device)) || t('verify.nth', { n: i + 1 });
+    return (
+      <li key={d.device} class="person-row" data-device={d.device}>
+        <span class={'person-main device-name' + (d.listed ? '' : ' warn')}>
+          {d.listed ? t('verify.device', { device, when: formatDateTime(d.created) }) : t('verify.notListed', { device })}
+        </span>
+      </li>
+    );
+  };
   const verified = e2eState.verified.has(user);
   const changed = e2eState.changed.has(user);
   const mark = async (on: boolean) => {
@@ -700,23 +814,11 @@ export function VerifyView({ room, user }: { room: string; user: string }): JSX.
             <QR text={s.groups.join('')} label={t('verify.qr')} />
             <h3>{t('verify.devices', { name })}</h3>
             <ul class="people devices">
-              {s.theirs.map((d) => (
-                <li key={d.device} class="person-row">
-                  <span class={'person-main' + (d.listed ? '' : ' warn')}>
-                    {d.listed ? t('verify.device', { device: d.device, when: formatDateTime(d.created) }) : t('verify.notListed', { device: d.device })}
-                  </span>
-                </li>
-              ))}
+              {s.theirs.map((d, i) => row(d, i, user === store.me?.id))}
             </ul>
             <h3>{t('verify.mine')}</h3>
             <ul class="people devices">
-              {s.mine.map((d) => (
-                <li key={d.device} class="person-row">
-                  <span class={'person-main' + (d.listed ? '' : ' warn')}>
-                    {d.listed ? t('verify.device', { device: d.device, when: formatDateTime(d.created) }) : t('verify.notListed', { device: d.device })}
-                  </span>
-                </li>
-              ))}
+              {s.mine.map((d, i) => row(d, i, true))}
             </ul>
           </>
         )}

@@ -74,7 +74,7 @@ function DeviceWarning({ roomID }: { roomID: string }): JSX.Element | null {
     <div class="banner warn" role="alert" data-warning={odd.length ? 'ghost' : 'device'}>
       {odd.map((f) => (
         <p key={f.user + '/' + f.device + f.why} data-flag={f.why}>
-          <Icon name="alert" size={16} /> {t(f.why === 'inactive' ? 'room.inactiveDevice' : 'room.ghostDevice', { name: store.name(f.user), device: f.device })}
+          <Icon name="alert" size={16} /> {t(f.why === 'inactive' ? 'room.inactiveDevice' : 'room.ghostDevice', { name: store.name(f.user), device: f.tag })}
         </p>
       ))}
       {changed.map((m) => (
