@@ -56,6 +56,7 @@ const (
 	TTyping     = "typing"
 	TPresence   = "presence"
 	TPing       = "ping"
+	TSearch     = "search"
 )
 
 // Frame types the node sends.
@@ -311,6 +312,8 @@ func (f *ClientFrame) validate() error {
 			return Errorf(CodeTooLarge, "query too long")
 		}
 		return nil
+	case TSearch:
+		return f.validateSearch()
 	case TRead:
 		if err := needRoom(); err != nil {
 			return err

@@ -25,6 +25,7 @@ var migrations = []migration{
 	{"client ids in two generations", migrateIdemGenerations},
 	{"audit log", migrateAudit},
 	{"federation peers", migrateFedPeers},
+	{"search index", migrateSearch},
 }
 
 // SchemaVersion is the version a store has after Open.

@@ -32,6 +32,7 @@ package store
 //	mentions    user id \x00 room id \x00 seq (8) → nil
 //	feed        gseq (8) → seq (8) room id               (transactional outbox, in commit order)
 //	audit       Unix ns (8) seq (8) → JSON AuditEntry    (administrative actions, append-only; audit.go)
+//	search      room id \x00 word \x00 seq (8) → nil     (words of unencrypted messages; search.go)
 var (
 	bMeta      = []byte("meta")
 	bUsers     = []byte("users")
