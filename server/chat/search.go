@@ -16,26 +16,36 @@ import (
 const (
 	searchChecksPerRoom = 1000
 	searchChecks        = 5000
+	searchMinChecks     = 20
 	searchDefaultLimit  = 20
 )
 
 // Search finds the messages of unencrypted rooms the actor may read that
-// hold every word of query (the last one as a prefix), newest first. With
-// roomID it searches that room, before being a seq; without, every room
-// the actor has joined, before being a timestamp. Encrypted rooms are
+// hold every word of query (the last one as a prefix), newest first: in
+// roomID, or in every room the actor has joined when it is "". cursor,
+// from the previous page's result, continues it. Encrypted rooms are
 // never searched: the node holds only their ciphertext, which clients
 // search themselves once decrypted. Deleted messages are never found: the
 // index drops their words with their content.
-func (s *Service) Search(a Actor, query, roomID string, before uint64, limit int) (proto.SearchResult, error) {
+func (s *Service) Search(a Actor, query, roomID, cursor string, limit int) (proto.SearchResult, error) {
 	q, err := search.Parse(query)
 	if err != nil {
 		return proto.SearchResult{}, err
+	}
+	var after *search.Position
+	if cursor != "" {
+		p, err := search.ParseCursor(cursor)
+		if err != nil {
+			return proto.SearchResult{}, err
+		}
+		after = &p
 	}
 	if limit <= 0 || limit > proto.MaxSearch {
 		limit = searchDefaultLimit
 	}
 	res := proto.SearchResult{Hits: []proto.SearchHit{}}
 	err = s.db.View(func(tx *store.Tx) error {
+		rooms := []string{roomID}
 		if roomID != "" {
 			room, _, err := access(tx, a, roomID, ActRead)
 			if err != nil {
@@ -44,45 +54,49 @@ func (s *Service) Search(a Actor, query, roomID string, before uint64, limit int
 			if room.Encrypted {
 				return proto.Errorf(proto.CodeBadRequest, "this room is end-to-end encrypted: only your devices can search it")
 			}
-			c, err := searchRoom(tx, q, roomID, before, 0, limit, searchChecksPerRoom)
-			res.Hits, res.More = c.hits, c.more
-			if c.more {
-				res.Before = c.nextSeq
-			}
+		} else if rooms, err = readable(tx, a); err != nil {
 			return err
 		}
-		return searchAll(tx, a, q, before, limit, &res)
+		return searchRooms(tx, q, rooms, after, limit, &res)
 	})
 	return res, err
 }
 
-// searchAll searches every unencrypted room the actor has joined and
-// keeps the newest hits across them.
-func searchAll(tx *store.Tx, a Actor, q search.Query, beforeTS uint64, limit int, res *proto.SearchResult) error {
-	rooms, err := tx.UserRooms(a.User)
+// readable lists the unencrypted rooms the actor has joined and may read.
+func readable(tx *store.Tx, a Actor) ([]string, error) {
+	ids, err := tx.UserRooms(a.User)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	budget := searchChecks
-	var cutTS uint64 // newest timestamp below which a truncated room may hold more
-	for _, id := range rooms {
-		if budget <= 0 {
-			res.More = true
-			break
-		}
+	var out []string
+	for _, id := range ids {
 		room, _, err := access(tx, a, id, ActRead)
+		if proto.AsError(err) != nil {
+			continue // invited, or not allowed to read
+		}
 		if err != nil {
-			var pe *proto.Error
-			if errors.As(err, &pe) {
-				continue // invited, left or not allowed to read: not searched
-			}
-			return err
+			return nil, err
 		}
-		if room.Encrypted {
-			continue
+		if !room.Encrypted {
+			out = append(out, id)
 		}
-		perRoom := min(budget, searchChecksPerRoom)
-		c, err := searchRoom(tx, q, id, 0, beforeTS, limit, perRoom)
+	}
+	return out, nil
+}
+
+// searchRooms keeps the first limit hits, in result order, across rooms.
+// A room that stops early (it found limit hits, or ran out of checks)
+// holds back the page: no hit after where it stopped is given before the
+// room's own further hits, so pages neither skip nor repeat.
+func searchRooms(tx *store.Tx, q search.Query, rooms []string, after *search.Position, limit int, res *proto.SearchResult) error {
+	budget := searchChecks
+	var stop *search.Position
+	for i, id := range rooms {
+		// Each room gets its share of what is left, and a few checks
+		// whatever happens, so that a room ahead in the list cannot
+		// starve the others and every page moves on.
+		share := min(searchChecksPerRoom, max(searchMinChecks, budget/(len(rooms)-i)))
+		c, err := searchRoom(tx, q, id, after, limit, share)
 		if err != nil {
 			return err
 		}
@@ -90,35 +104,28 @@ func searchAll(tx *store.Tx, a Actor, q search.Query, beforeTS uint64, limit int
 		res.Hits = append(res.Hits, c.hits...)
 		if c.more {
 			res.More = true
-			if len(c.hits) < limit {
-				// The room ran out of checks before finding enough: the
-				// next page starts where it stopped.
-				cutTS = max(cutTS, uint64(c.nextTS))
+			if stop == nil || c.stop.Before(*stop) {
+				stop = &c.stop
 			}
 		}
 	}
-	slices.SortStableFunc(res.Hits, func(x, y proto.SearchHit) int {
-		switch {
-		case x.TS > y.TS:
+	pos := func(h proto.SearchHit) search.Position { return search.Position{TS: h.TS, Room: h.Room, Seq: h.Seq} }
+	slices.SortFunc(res.Hits, func(x, y proto.SearchHit) int {
+		if pos(x).Before(pos(y)) {
 			return -1
-		case x.TS < y.TS:
-			return 1
 		}
-		return 0
+		return 1
 	})
-	if cutTS > 0 {
-		// Hits older than where a room stopped come on the next page, in
-		// order with what that room still holds.
-		res.Hits = slices.DeleteFunc(res.Hits, func(h proto.SearchHit) bool { return uint64(h.TS) < cutTS })
+	if stop != nil {
+		res.Hits = slices.DeleteFunc(res.Hits, func(h proto.SearchHit) bool { return stop.Before(pos(h)) })
 	}
 	if len(res.Hits) > limit {
 		res.Hits, res.More = res.Hits[:limit], true
+		p := pos(res.Hits[limit-1])
+		stop = &p
 	}
 	if res.More {
-		res.Before = cutTS
-		if len(res.Hits) > 0 {
-			res.Before = max(uint64(res.Hits[len(res.Hits)-1].TS), cutTS)
-		}
+		res.Cursor = stop.Cursor()
 	}
 	return nil
 }
@@ -126,19 +133,20 @@ func searchAll(tx *store.Tx, a Actor, q search.Query, beforeTS uint64, limit int
 // roomSearch is what searchRoom found in one room.
 type roomSearch struct {
 	hits []proto.SearchHit
-	// more says the room may hold other hits, below nextSeq (older than
-	// nextTS, the timestamp of the last message checked).
+	// more says the room may hold other hits, after stop.
 	more    bool
-	nextSeq uint64
-	nextTS  int64
+	stop    search.Position
 	checked int
 }
 
-// searchRoom returns up to limit hits of one room, newest first, with seq
-// below beforeSeq and timestamp below beforeTS (0: no bound), checking at
-// most checks messages.
-func searchRoom(tx *store.Tx, q search.Query, roomID string, beforeSeq, beforeTS uint64, limit, checks int) (roomSearch, error) {
+// searchRoom returns up to limit hits of one room after the position
+// after (nil: from the newest), checking at most checks messages.
+func searchRoom(tx *store.Tx, q search.Query, roomID string, after *search.Position, limit, checks int) (roomSearch, error) {
 	var out roomSearch
+	var beforeSeq uint64
+	if after != nil && after.Room == roomID {
+		beforeSeq = after.Seq
+	}
 	term, prefix := q.Driver()
 	seqs, truncated := tx.SearchPostings(roomID, term, prefix, beforeSeq, checks+1)
 	if len(seqs) > checks {
@@ -146,12 +154,6 @@ func searchRoom(tx *store.Tx, q search.Query, roomID string, beforeSeq, beforeTS
 	}
 	out.more = out.more || truncated
 	for _, seq := range seqs {
-		if len(out.hits) == limit {
-			out.more, out.nextSeq = true, seq+1
-			return out, nil
-		}
-		out.nextSeq = seq
-		out.checked++
 		rec, err := tx.Event(roomID, seq)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
@@ -159,8 +161,10 @@ func searchRoom(tx *store.Tx, q search.Query, roomID string, beforeSeq, beforeTS
 		if err != nil {
 			return out, err
 		}
-		out.nextTS = rec.TS
-		if rec.Flags&store.Redacted != 0 || (beforeTS != 0 && uint64(rec.TS) >= beforeTS) {
+		out.checked++
+		p := search.Position{TS: rec.TS, Room: roomID, Seq: seq}
+		out.stop = p
+		if rec.Flags&store.Redacted != 0 || (after != nil && !after.Before(p)) {
 			continue
 		}
 		var ev proto.Event
@@ -175,6 +179,13 @@ func searchRoom(tx *store.Tx, q search.Query, roomID string, beforeSeq, beforeTS
 			continue
 		}
 		out.hits = append(out.hits, proto.SearchHit{Room: roomID, Seq: seq, TS: ev.TS, From: ev.From, Body: ev.Body, Marks: marks})
+		if len(out.hits) == limit {
+			out.more = true
+			return out, nil
+		}
+	}
+	if out.checked == 0 {
+		out.more = false // nothing to continue after
 	}
 	return out, nil
 }

@@ -136,8 +136,10 @@ type ClientFrame struct {
 	On bool `json:"on,omitempty"`
 	// presence
 	Status string `json:"status,omitempty"`
-	// directory, forums
+	// directory, forums, search
 	Q string `json:"q,omitempty"`
+	// search: where the previous page ended
+	Cursor string `json:"cursor,omitempty"`
 	// users
 	IDs []string `json:"ids,omitempty"`
 

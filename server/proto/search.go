@@ -22,13 +22,12 @@ type SearchHit struct {
 	Marks [][2]int `json:"marks"`
 }
 
-// SearchResult is the data of the result of a "search": Before, when
-// More is set, is the cursor of the next page (a seq in a room's search,
-// a timestamp in a search of all rooms).
+// SearchResult is the data of the result of a "search". When More is
+// set, Cursor, sent back in the next search, gives the next page.
 type SearchResult struct {
 	Hits   []SearchHit `json:"hits"`
 	More   bool        `json:"more,omitempty"`
-	Before uint64      `json:"before,omitempty"`
+	Cursor string      `json:"cursor,omitempty"`
 }
 
 func (f *ClientFrame) validateSearch() error {
@@ -43,6 +42,9 @@ func (f *ClientFrame) validateSearch() error {
 	}
 	if strings.TrimSpace(f.Q) == "" || !utf8.ValidString(f.Q) {
 		return Errorf(CodeBadRequest, "search needs a query")
+	}
+	if len(f.Cursor) > 128 {
+		return Errorf(CodeBadRequest, "cursor is not one this node gave")
 	}
 	if f.Limit < 0 || f.Limit > MaxSearch {
 		return Errorf(CodeBadRequest, "limit must be between 1 and %d", MaxSearch)

@@ -145,7 +145,7 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 		}
 		s.result(f.ID, map[string]any{"forums": forums})
 	case proto.TSearch:
-		res, err := c.Search(a, f.Q, f.Room, f.Before, f.Limit)
+		res, err := c.Search(a, f.Q, f.Room, f.Cursor, f.Limit)
 		if err != nil {
 			return err
 		}
