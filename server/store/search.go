@@ -77,16 +77,32 @@ func foldRune(w *strings.Builder, r rune) {
 		w.WriteByte(byte(r))
 		return
 	}
+	if r < rune(len(latinFolds)) {
+		w.WriteString(latinFolds[r])
+		return
+	}
+	w.WriteString(foldSlow(r))
+}
+
+// latinFolds are the folded forms of the Latin letters, most of what
+// French text holds, computed once.
+var latinFolds = func() []string {
+	t := make([]string, 0x250)
+	for r := range t {
+		t[r] = foldSlow(rune(r))
+	}
+	return t
+}()
+
+func foldSlow(r rune) string {
+	var w strings.Builder
 	switch r {
 	case 'œ', 'Œ':
-		w.WriteString("oe")
-		return
+		return "oe"
 	case 'æ', 'Æ':
-		w.WriteString("ae")
-		return
+		return "ae"
 	case 'ß':
-		w.WriteString("ss")
-		return
+		return "ss"
 	}
 	var buf [utf8.UTFMax]byte
 	d := norm.NFD.Append(nil, buf[:utf8.EncodeRune(buf[:], r)]...)
@@ -97,6 +113,7 @@ func foldRune(w *strings.Builder, r rune) {
 			w.WriteRune(unicode.ToLower(c))
 		}
 	}
+	return w.String()
 }
 
 // cut shortens a folded word to MaxWord bytes, on a character boundary.
