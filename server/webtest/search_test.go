@@ -75,3 +75,32 @@ func TestSearchForumFindsHighlightsAndJumps(t *testing.T) {
 	}
 	bob.shot("search-phone")
 }
+
+// TestSearchEncryptedRoomOnTheDevice: in an encrypted conversation the
+// search runs in the browser over the messages it decrypted, with the same
+// rules and marks, the panel says so, and a search of all rooms finds
+// them too; the node was never asked (its search refuses encrypted rooms,
+// TestSearchChecksEachRoomsAccess).
+func TestSearchEncryptedRoomOnTheDevice(t *testing.T) {
+	n := startNode(t)
+	alice, bob, _, room := encryptedDM(t, n, "Bonjour Bob")
+	alice.say("Le code du portail est tournesol")
+	bob.reads("tournesol")
+	bob.say("Noté, merci pour la Réunion")
+	alice.reads("Réunion")
+
+	alice.click("#room-search")
+	alice.visible("#s-q")
+	alice.hasText(".search-panel .field", "Conversation chiffrée")
+	alice.typ("#s-q", "reunion mer")
+	alice.until("one local hit", `document.querySelectorAll('.search-hit').length === 1`)
+	if got := js[string](alice, `[...document.querySelectorAll('.search-hit mark')].map(m => m.textContent).join('|')`); got != "merci|Réunion" {
+		t.Fatalf("marked %q", got)
+	}
+	alice.click("#search-open")
+	alice.typ("#s-q", "tournesol")
+	alice.hasText(`.search-hit[data-room="`+room+`"]`, "tournesol")
+	alice.click(`.search-hit[data-room="` + room + `"]`)
+	alice.visible(`.row.flash .msg`)
+	alice.hasText(`.row.flash .msg`, "tournesol")
+}

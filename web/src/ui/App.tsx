@@ -104,7 +104,7 @@ function Messenger(): JSX.Element {
   else if (a === 'new') pane = <NewDM />;
   else if (a === 'group') pane = <NewGroup />;
   else if (a === 'forums') pane = <Forums />;
-  else if (a === 'search') pane = <SearchView room={r.query.get('room')} />;
+  else if (a === 'search') pane = <SearchView key={r.query.get('room') ?? ''} room={r.query.get('room')} />;
   else if (a === 'profile') pane = <ProfileView />;
   else if (a === 'recovery') pane = <RecoveryView />;
   else if (a === 'recovery-key') pane = <RecoveryKeyView />;
