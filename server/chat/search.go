@@ -148,12 +148,28 @@ func searchRoom(tx *store.Tx, q search.Query, roomID string, after *search.Posit
 		beforeSeq = after.Seq
 	}
 	term, prefix := q.Driver()
-	seqs, truncated := tx.SearchPostings(roomID, term, prefix, beforeSeq, checks+1)
-	if len(seqs) > checks {
-		seqs, out.more = seqs[:checks], true
+	// An exact word's postings are read a chunk at a time, a common word
+	// needing few of them for a page; a prefix's all at once, since
+	// several words' postings merge.
+	chunk := checks + 1
+	if !prefix {
+		chunk = min(chunk, 4*limit+1)
 	}
-	out.more = out.more || truncated
-	for _, seq := range seqs {
+	seqs, truncated := tx.SearchPostings(roomID, term, prefix, beforeSeq, chunk)
+	full := len(seqs) == chunk
+	for i := 0; i < len(seqs); i++ {
+		seq := seqs[i]
+		if out.checked == checks {
+			out.more = true
+			break
+		}
+		if i == len(seqs)-1 && full && !prefix {
+			// The last of a full chunk: read the next one, from here.
+			next, _ := tx.SearchPostings(roomID, term, false, seq+1, chunk)
+			full = len(next) == chunk
+			seqs = append(seqs[:i], next...)
+			seq = seqs[i]
+		}
 		rec, err := tx.Event(roomID, seq)
 		if errors.Is(err, store.ErrNotFound) {
 			continue
@@ -184,6 +200,7 @@ func searchRoom(tx *store.Tx, q search.Query, roomID string, after *search.Posit
 			return out, nil
 		}
 	}
+	out.more = out.more || truncated
 	if out.checked == 0 {
 		out.more = false // nothing to continue after
 	}

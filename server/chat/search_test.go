@@ -255,3 +255,37 @@ func TestSearchPagesThroughBoundedResults(t *testing.T) {
 		})
 	}
 }
+
+// TestSearchStopsAfterItsChecksAndResumes: a query whose first word is in
+// more messages than one request checks stops there, says more, and its
+// cursor resumes below: the old message holding both words is found on a
+// later page, not lost.
+func TestSearchStopsAfterItsChecksAndResumes(t *testing.T) {
+	w := newWorld(t)
+	alice := w.user(false)
+	room := w.group(store.Forum, alice)
+	old := w.say(alice, room, "dossier rarissime")
+	for i := range 1100 {
+		w.say(alice, room, fmt.Sprint("dossier numéro ", i))
+	}
+	for _, scope := range []string{room, ""} {
+		var got []uint64
+		cursor, pages := "", 0
+		for {
+			res, err := w.c.Search(alice, "dossier rari", scope, cursor, 20)
+			w.must(err)
+			pages++
+			got = append(got, found(res)...)
+			if !res.More {
+				break
+			}
+			if res.Cursor == cursor || pages > 5 {
+				t.Fatalf("scope %q: page %d does not move on (cursor %q)", scope, pages, cursor)
+			}
+			cursor = res.Cursor
+		}
+		if !slices.Equal(got, []uint64{old}) || pages < 2 {
+			t.Fatalf("scope %q: found %v in %d pages, want [%d] past the first page", scope, got, pages, old)
+		}
+	}
+}
