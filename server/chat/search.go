@@ -148,13 +148,9 @@ func searchRoom(tx *store.Tx, q search.Query, roomID string, after *search.Posit
 		beforeSeq = after.Seq
 	}
 	term, prefix := q.Driver()
-	// An exact word's postings are read a chunk at a time, a common word
-	// needing few of them for a page; a prefix's all at once, since
-	// several words' postings merge.
-	chunk := checks + 1
-	if !prefix {
-		chunk = min(chunk, 4*limit+1)
-	}
+	// Postings are read a chunk at a time: a common word needs few of
+	// them for a page.
+	chunk := min(checks+1, 4*limit+1)
 	seqs, truncated := tx.SearchPostings(roomID, term, prefix, beforeSeq, chunk)
 	full := len(seqs) == chunk
 	for i := 0; i < len(seqs); i++ {
@@ -163,9 +159,9 @@ func searchRoom(tx *store.Tx, q search.Query, roomID string, after *search.Posit
 			out.more = true
 			break
 		}
-		if i == len(seqs)-1 && full && !prefix {
+		if i == len(seqs)-1 && full {
 			// The last of a full chunk: read the next one, from here.
-			next, _ := tx.SearchPostings(roomID, term, false, seq+1, chunk)
+			next, _ := tx.SearchPostings(roomID, term, prefix, seq+1, chunk)
 			full = len(next) == chunk
 			seqs = append(seqs[:i], next...)
 			seq = seqs[i]

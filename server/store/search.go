@@ -171,56 +171,70 @@ func (tx *Tx) UnindexText(roomID string, seq uint64, text string) error {
 	return nil
 }
 
-// MaxPrefixPostings bounds the postings a prefix search reads in one room:
-// a one-letter prefix in a big forum stops there.
-const MaxPrefixPostings = 20000
+// MaxPrefixWords bounds the words a prefix search merges in one room: a
+// one-letter prefix in a big forum stops there.
+const MaxPrefixWords = 200
 
 // SearchPostings returns, newest first, up to max seqs below before (0:
 // no bound) of the room's messages holding word, or, with prefix, a word
-// that starts with it. A prefix search reads at most MaxPrefixPostings
-// postings; truncated says it stopped there.
+// that starts with it. A prefix search merges at most MaxPrefixWords
+// words; truncated says it stopped there.
 func (tx *Tx) SearchPostings(roomID, word string, prefix bool, before uint64, max int) (seqs []uint64, truncated bool) {
 	if before == 0 {
 		before = ^uint64(0)
 	}
 	c := tx.bucket(bSearch).Cursor()
 	if !prefix {
-		base := searchKey(roomID, word, 0)
-		base = base[:len(base)-8]
-		k, _ := c.Seek(searchKey(roomID, word, before))
-		if k == nil {
-			k, _ = c.Last()
-		} else {
-			k, _ = c.Prev()
-		}
-		for ; k != nil && bytes.HasPrefix(k, base) && len(seqs) < max; k, _ = c.Prev() {
-			if len(k) == len(base)+8 {
-				seqs = append(seqs, binary.BigEndian.Uint64(k[len(base):]))
-			}
-		}
-		return seqs, false
+		return postings(c, roomID, word, before, max, nil), false
 	}
+	// The words with the prefix, each one's key range skipped at once.
 	base := append(append([]byte(roomID), 0), word...)
-	read := 0
-	for k, _ := c.Seek(base); k != nil && bytes.HasPrefix(k, base); k, _ = c.Next() {
-		if read++; read > MaxPrefixPostings {
+	var words []string
+	for k, _ := c.Seek(base); k != nil && bytes.HasPrefix(k, base); {
+		rest := k[len(roomID)+1:]
+		end := bytes.IndexByte(rest, 0)
+		if end < 0 {
+			k, _ = c.Next()
+			continue
+		}
+		if len(words) == MaxPrefixWords {
 			truncated = true
 			break
 		}
-		if len(k) < len(base)+9 {
-			continue
-		}
-		if seq := binary.BigEndian.Uint64(k[len(k)-8:]); seq < before {
-			seqs = append(seqs, seq)
-		}
+		w := string(rest[:end])
+		words = append(words, w)
+		k, _ = c.Seek(append(searchKey(roomID, w, ^uint64(0)), 0))
 	}
-	// Several words share the prefix: merge their postings.
+	// Each word's newest max below before, merged: the newest max of all.
+	for _, w := range words {
+		seqs = postings(c, roomID, w, before, max, seqs)
+	}
 	slices.SortFunc(seqs, func(a, b uint64) int { return -cmpU64(a, b) })
 	seqs = slices.Compact(seqs)
 	if len(seqs) > max {
 		seqs = seqs[:max]
 	}
 	return seqs, truncated
+}
+
+// postings appends to out up to max seqs below before of one word's
+// postings, newest first.
+func postings(c *bolt.Cursor, roomID, word string, before uint64, max int, out []uint64) []uint64 {
+	base := searchKey(roomID, word, 0)
+	base = base[:len(base)-8]
+	k, _ := c.Seek(searchKey(roomID, word, before))
+	if k == nil {
+		k, _ = c.Last()
+	} else {
+		k, _ = c.Prev()
+	}
+	for n := 0; k != nil && bytes.HasPrefix(k, base) && n < max; k, _ = c.Prev() {
+		if len(k) == len(base)+8 {
+			out = append(out, binary.BigEndian.Uint64(k[len(base):]))
+			n++
+		}
+	}
+	return out
 }
 
 func cmpU64(a, b uint64) int {
