@@ -103,6 +103,9 @@ func (s *Service) send(ctx context.Context, a Actor, f *proto.ClientFrame) (prot
 				return proto.Errorf(proto.CodeForbidden, "you can only edit your own text messages")
 			}
 			ev.Target, ev.Body = f.Target, f.Body
+			if err := reindex(tx, t, f.Body); err != nil {
+				return err
+			}
 			t.ev.Body, t.ev.Edited = f.Body, max(s.nowMS(), t.ev.TS)
 			if err := t.save(tx); err != nil {
 				return err
@@ -120,6 +123,9 @@ func (s *Service) send(ctx context.Context, a Actor, f *proto.ClientFrame) (prot
 				if err := s.files.Released(tx, f.Room, f.Target, t.ev.File.ID); err != nil {
 					return err
 				}
+			}
+			if err := reindex(tx, t, ""); err != nil {
+				return err
 			}
 			// The tombstone keeps the event's place and author, nothing
 			// of its content.
@@ -175,6 +181,11 @@ func (s *Service) send(ctx context.Context, a Actor, f *proto.ClientFrame) (prot
 				return err
 			}
 		}
+		if f.Type == proto.EvText || f.Type == proto.EvFile {
+			if err := tx.IndexText(f.Room, se.Seq, ev.Body); err != nil {
+				return err
+			}
+		}
 		for _, u := range mentions {
 			if err := tx.AddMention(u, f.Room, se.Seq); err != nil {
 				return err
@@ -210,6 +221,15 @@ func replayed(tx *store.Tx, a Actor, f *proto.ClientFrame) (proto.Ack, bool, err
 		return proto.Ack{}, true, proto.Errorf(proto.CodeConflict, "this id was already used for another room")
 	}
 	return proto.Ack{T: proto.TAck, ID: f.ID, Room: room, Seq: seq, TS: ts}, true, nil
+}
+
+// reindex replaces, in the search index, the words of a message's text
+// by those of its new text ("" when it is deleted).
+func reindex(tx *store.Tx, t *targetEvent, body string) error {
+	if err := tx.UnindexText(t.ev.Room, t.ev.Seq, t.ev.Body); err != nil {
+		return err
+	}
+	return tx.IndexText(t.ev.Room, t.ev.Seq, body)
 }
 
 // targetEvent is a stored message being edited, deleted or reacted to.

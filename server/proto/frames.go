@@ -56,6 +56,7 @@ const (
 	TTyping     = "typing"
 	TPresence   = "presence"
 	TPing       = "ping"
+	TSearch     = "search"
 )
 
 // Frame types the node sends.
@@ -135,8 +136,10 @@ type ClientFrame struct {
 	On bool `json:"on,omitempty"`
 	// presence
 	Status string `json:"status,omitempty"`
-	// directory, forums
+	// directory, forums, search
 	Q string `json:"q,omitempty"`
+	// search: where the previous page ended
+	Cursor string `json:"cursor,omitempty"`
 	// users
 	IDs []string `json:"ids,omitempty"`
 
@@ -311,6 +314,8 @@ func (f *ClientFrame) validate() error {
 			return Errorf(CodeTooLarge, "query too long")
 		}
 		return nil
+	case TSearch:
+		return f.validateSearch()
 	case TRead:
 		if err := needRoom(); err != nil {
 			return err

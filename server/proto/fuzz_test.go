@@ -18,6 +18,8 @@ func FuzzDecodeClient(f *testing.F) {
 		`{"t":"typing","room":"r-nabcdefgh-abcdefghijklmnop","on":true}`,
 		`{"t":"call","room":"r-nabcdefgh-abcdefghijklmnop","data":"AAEAAg=="}`,
 		`{"t":"turn","id":"t1","room":"r-nabcdefgh-abcdefghijklmnop"}`,
+		`{"t":"search","id":"f1","q":"réunion budg","room":"r-nabcdefgh-abcdefghijklmnop","limit":20}`,
+		`{"t":"search","id":"f2","q":"dossier","cursor":"1764686400000.12.r-nabcdefgh-abcdefghijklmnop"}`,
 		`{"t":"ping"}`, `{}`, `[]`, `null`, `{"t":"send"`, `{"t":"x","id":"` + "\x00" + `"}`,
 	} {
 		f.Add([]byte(s))

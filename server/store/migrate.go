@@ -26,6 +26,7 @@ var migrations = []migration{
 	{"audit log", migrateAudit},
 	{"federation peers", migrateFedPeers},
 	{"rooms shared with other administrations", migrateFederation},
+	{"search index", migrateSearch},
 }
 
 // SchemaVersion is the version a store has after Open.

@@ -35,6 +35,7 @@ package store
 //	fedlog      room id \x00 seq (8) → signed record      (rooms shared with other administrations, fed.go)
 //	fedhead     room id → seq (8) hash (32)              (the end of the room's hash chain)
 //	fedrooms    room id \x00 admin id → JSON FedRoomPeer (at the home: who may pull the room, from where)
+//	search      room id \x00 word \x00 seq (8) → nil     (words of unencrypted messages; search.go)
 var (
 	bMeta      = []byte("meta")
 	bUsers     = []byte("users")

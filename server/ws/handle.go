@@ -154,6 +154,12 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 			return err
 		}
 		s.result(f.ID, map[string]any{"forums": forums})
+	case proto.TSearch:
+		res, err := c.Search(a, f.Q, f.Room, f.Cursor, f.Limit)
+		if err != nil {
+			return err
+		}
+		s.result(f.ID, res)
 	case proto.TRead:
 		return s.done(f.ID, c.MarkRead(ctx, a, f.Room, f.Seq))
 	case proto.TTyping:

@@ -39,13 +39,17 @@ var (
 	// network change; a group call of 8 sends them to 7 peers at once.
 	classCall = &limitClass{index: 7, name: "call", rate: 5, burst: 60, userRate: 10, userBurst: 120}
 	// TURN credentials: one request per call and per ICE restart.
-	classTURN    = &limitClass{index: 8, name: "turn", rate: 0.2, burst: 10, userRate: 0.5, userBurst: 20}
-	limitClasses = []*limitClass{classMessage, classTyping, classRoom, classKeys, classAck, classRead, classPresence, classCall, classTURN}
+	classTURN = &limitClass{index: 8, name: "turn", rate: 0.2, burst: 10, userRate: 0.5, userBurst: 20}
+	// Search: the web client searches as one types, a query per pause
+	// (300 ms); each one reads up to thousands of messages.
+	classSearch  = &limitClass{index: 9, name: "search", rate: 2, burst: 10, userRate: 3, userBurst: 20}
+	limitClasses = []*limitClass{classMessage, classTyping, classRoom, classKeys, classAck, classRead, classPresence, classCall, classTURN, classSearch}
 )
 
 // frameClass is the one table of which state-changing frame kinds are
-// limited, and how. Frames absent from it (sync, history, members, users,
-// directory, forums, device_keys, group_info, ping) only read.
+// limited, and how, with search, the one reading frame that costs much.
+// Frames absent from it (sync, history, members, users, directory,
+// forums, device_keys, group_info, ping) only read.
 var frameClass = map[string]*limitClass{
 	proto.TSend: classMessage,
 	proto.TMLS:  classMessage,
@@ -74,6 +78,8 @@ var frameClass = map[string]*limitClass{
 
 	proto.TCall: classCall,
 	proto.TTurn: classTURN,
+
+	proto.TSearch: classSearch,
 }
 
 // userLimiters are the per-user buckets of each class, by class index.

@@ -31,7 +31,7 @@ func newStats() *Stats {
 			proto.TInviteExt, proto.TJoin, proto.TLeave, proto.TKick, proto.TBan, proto.TUnban, proto.TSetRole,
 			proto.TUpdateRoom, proto.THistory, proto.TMembers, proto.TUsers, proto.TDirectory, proto.TForums,
 			proto.TRead, proto.TTyping, proto.TPresence, proto.TPing, proto.TKeyPackages, proto.TClaimKeys,
-			proto.TDeviceKeys, proto.TMLS, proto.TGroupInfo, proto.TWelcomeAck),
+			proto.TDeviceKeys, proto.TMLS, proto.TGroupInfo, proto.TWelcomeAck, proto.TSearch),
 		FramesOut: stats.NewNames(proto.THello, proto.TRoom, proto.TEvent, proto.TGap, proto.TSynced, proto.TAck,
 			proto.TOK, proto.TError, proto.TReceipt, proto.TUnread, proto.TPong, proto.TResult, proto.TTypingEv,
 			proto.TPresEv, proto.TFileState, proto.TWelcome, proto.TDevice, proto.TLowKeys),

@@ -16,6 +16,7 @@ import { CallScreen, GroupCallScreen } from './Call';
 import { Forums, NewDM, NewGroup, ProfileView, RecoveryKeyView, RecoveryView, RoomInfo, VerifyView } from './Panels';
 import { RoomList } from './RoomList';
 import { RoomView } from './Room';
+import { SearchView } from './Search';
 import { navigate, onRoute, route } from './router';
 
 const publicPages = ['setup', 'verify', 'reset', 'renew', 'invite', 'register', 'forgot', 'login'];
@@ -31,6 +32,9 @@ function Sidebar({ active }: { active: string | null }): JSX.Element {
           <Avatar id={me.id} name={me.name} size={36} />
         </button>
         <h1 class="sidebar-title">{t('rooms.title')}</h1>
+        <button class="icon-btn" id="search-open" onClick={() => navigate('/search')} aria-label={t('search.open')} title={t('search.open')}>
+          <Icon name="search" />
+        </button>
         {me.admin && !me.ext && (
           <button class="icon-btn" id="admin-open" onClick={() => navigate('/admin')} aria-label={t('admin.open')} title={t('admin.open')}>
             <Icon name="shield" />
@@ -158,6 +162,7 @@ function Messenger(): JSX.Element {
   else if (a === 'new') pane = <NewDM />;
   else if (a === 'group') pane = <NewGroup />;
   else if (a === 'forums') pane = <Forums />;
+  else if (a === 'search') pane = <SearchView key={r.query.get('room') ?? ''} room={r.query.get('room')} />;
   else if (a === 'profile') pane = <ProfileView />;
   else if (a === 'recovery') pane = <RecoveryView />;
   else if (a === 'recovery-key') pane = <RecoveryKeyView />;

@@ -191,6 +191,11 @@ export function RoomView({ id }: { id: string }): JSX.Element {
         {r.state === 'joined' && r.kind === 'direct' && r.encrypted && peer && <CallButtons room={id} peer={peer} />}
         {r.state === 'joined' && r.kind === 'group' && r.encrypted && <GroupCallButton room={id} members={r.count} />}
         {r.state === 'joined' && (
+          <button class="icon-btn" id="room-search" onClick={() => navigate('/search?room=' + id)} aria-label={t('search.open')} title={t('search.open')}>
+            <Icon name="search" />
+          </button>
+        )}
+        {r.state === 'joined' && (
           <button class="icon-btn" onClick={() => navigate('/room/' + id + '/info')} aria-label={t('room.info')} title={t('room.info')}>
             <Icon name="info" />
           </button>

@@ -9,6 +9,7 @@ import { Ev, isMessage, isVisible } from '../codec';
 import { formatDay, lang, startOfDay, t } from '../i18n';
 import type { OutEntry } from '../outbox';
 import { Room, store } from '../store';
+import { jumpDone, pendingJump } from '../search';
 import { roomUploads, Upload } from '../uploads';
 import { Anchor, atBottom, Heights } from '../vlist';
 import { Icon } from './common';
@@ -84,7 +85,7 @@ export function Timeline({ room, onReply, onEdit }: Props): JSX.Element {
   const scroller = useRef<HTMLDivElement>(null);
   const inner = useRef<HTMLDivElement>(null);
   const heights = useMemo(() => new Heights(72), [room.id]);
-  const st = useRef({ stick: true, scrollTop: 0, viewport: 600, anchor: null as Anchor | null, frame: 0, first: true });
+  const st = useRef({ stick: true, scrollTop: 0, viewport: 600, anchor: null as Anchor | null, frame: 0, first: true, flash: '' });
   const [, force] = useState(0);
   const [selected, setSelected] = useState<number | null>(null);
   const version = store.version.get('room:' + room.id) ?? 0;
@@ -102,6 +103,17 @@ export function Timeline({ room, onReply, onEdit }: Props): JSX.Element {
   }
   if (el && !s.stick) s.anchor = anchorAt(heights, el.scrollTop);
   heights.setKeys(rows.map((r) => r.key));
+  // A search result asked for this message: show it a third down the
+  // view once its page is loaded (the effect below loads older pages).
+  const jump = pendingJump(room.id);
+  if (jump !== null && (rows.some((r) => r.key === 'e' + jump) || !room.more)) {
+    jumpDone();
+    if (rows.some((r) => r.key === 'e' + jump)) {
+      s.stick = false;
+      s.anchor = { key: 'e' + jump, delta: -Math.round(s.viewport / 3) };
+      s.flash = 'e' + jump;
+    }
+  }
   if (s.stick) s.scrollTop = Math.max(0, heights.total() - s.viewport);
   else if (s.anchor) s.scrollTop = heights.scrollFor(s.anchor) ?? s.scrollTop;
   const { start, end } = heights.range(s.scrollTop, s.viewport, overscan);
@@ -145,7 +157,7 @@ export function Timeline({ room, onReply, onEdit }: Props): JSX.Element {
 
   // Load older events while the top of the loaded part is near.
   useEffect(() => {
-    if (room.more && !room.loadingOlder && s.scrollTop < 1500) void store.loadOlder(room.id);
+    if (room.more && !room.loadingOlder && (s.scrollTop < 1500 || pendingJump(room.id) !== null)) void store.loadOlder(room.id);
   });
 
   useEffect(() => {
@@ -223,7 +235,7 @@ export function Timeline({ room, onReply, onEdit }: Props): JSX.Element {
       }
     }
     items.push(
-      <div key={row.key} data-key={row.key} class="row">
+      <div key={row.key} data-key={row.key} class={row.key === s.flash ? 'row flash' : 'row'}>
         {body}
       </div>,
     );
