@@ -55,6 +55,7 @@ func TestMigratesEveryReleasedSchema(t *testing.T) {
 		// Schema v5 (federation peers) never reached main alone: v6 came
 		// in the same merge.
 		{"schema-v6", 6},
+		{"schema-v7", 7},
 	}
 	if last := cases[len(cases)-1].version; last != SchemaVersion() {
 		t.Fatalf("no fixture of schema version %d: add one with make-fixtures.sh", SchemaVersion())
