@@ -789,3 +789,32 @@ func TestFederationEncryptedRoomsStayWithinOneAdministration(t *testing.T) {
 	}
 	refused(t, a.chat.Invite(ctx, ua, local, ub.User))
 }
+
+// TestFederationAddressLookupsAreLimitedPerPeer: a peer cannot walk this
+// administration's address book through invitations by address: past
+// ResolveBurst lookups it gets rate_limited, and the refusal reaches the
+// inviter as such.
+func TestFederationAddressLookupsAreLimitedPerPeer(t *testing.T) {
+	ctx := context.Background()
+	_, adm := newFederation(t, "A", "B")
+	a := adm[0]
+	ua := a.user()
+	room, err := a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Group, Name: "Annuaire", Encrypted: ptr(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range chat.ResolveBurst + 1 {
+		_, _, err := a.chat.InviteExternal(ctx, ua, room, fmt.Sprintf("personne.%d@b.gouv.fr", i))
+		code := ""
+		if pe := proto.AsError(err); pe != nil {
+			code = pe.Code
+		}
+		want := proto.CodeNotFound
+		if i == chat.ResolveBurst {
+			want = proto.CodeRateLimited
+		}
+		if code != want {
+			t.Fatalf("lookup %d: %v, want %s", i, err, want)
+		}
+	}
+}

@@ -107,6 +107,15 @@ func (s *Service) handleRoomEphemeral(ctx context.Context, from fed.AdminID, bod
 // the administration that serves its domain; the answer never carries it.
 const OpResolveUser = "resolve_user"
 
+// A peer may ask for this many agents at once, then one every
+// resolveEvery: enough for an administration inviting a service, too slow
+// to walk our address book (8,640 guesses a day at most). It holds even
+// with rate limits off, like the invitations of externals.
+const (
+	ResolveBurst = 60
+	resolveEvery = 10 * time.Second
+)
+
 type resolveQuery struct {
 	Email string `json:"email"`
 }
@@ -158,6 +167,9 @@ func (s *Service) handleResolveUser(_ context.Context, from fed.AdminID, body []
 	var q resolveQuery
 	if len(body) > 512 || decodeStrict(body, &q) != nil {
 		return nil, s.refuse(from, OpResolveUser, proto.CodeBadRequest, errors.New("malformed query"))
+	}
+	if ok, wait := s.resolveByPeer.Allow(string(from)); !ok {
+		return nil, &fed.RemoteError{Code: proto.CodeRateLimited, Reason: fmt.Sprintf("too many address lookups from your administration: retry in %s", wait.Round(time.Second))}
 	}
 	addr, err := mailaddr.Parse(q.Email)
 	if err != nil {

@@ -82,7 +82,10 @@ type Service struct {
 	// claimsByTarget and claimsByPair limit KeyPackage claims (nil: no
 	// limits); lowKeys coalesces low_keys frames (keys.go).
 	claimsByTarget, claimsByPair *ratelimit.Limiter
-	lowKeys                      lowKeysNotices
+	// resolveByPeer limits peers' lookups of agents by address
+	// (fedshared.go), always.
+	resolveByPeer *ratelimit.Limiter
+	lowKeys       lowKeysNotices
 
 	// published is the feed position of the last event handed to the bus.
 	published atomic.Uint64
@@ -110,6 +113,7 @@ func New(db *store.DB, b bus.Bus, opts Options) *Service {
 	s := &Service{
 		db: db, bus: b, log: opts.Logger.With("component", "chat"), now: opts.Now,
 		node: db.Node(), inviter: opts.Inviter, files: opts.Files, stats: newStats(),
+		resolveByPeer: ratelimit.New(1/resolveEvery.Seconds(), ResolveBurst),
 	}
 	if opts.RateLimits {
 		s.claimsByTarget = ratelimit.New(claimTargetRate, ClaimTargetBurst)
