@@ -140,3 +140,48 @@ func TestAdminSocketStatusFollowsTheCode(t *testing.T) {
 		})
 	}
 }
+
+// TestDomainsOfAPeerAreRefused: an administrator cannot allow
+// registrations on a domain a peered administration serves (its users are
+// that administration's): conflict, detail domain_in_use, nothing added,
+// and the refusal is audited.
+func TestDomainsOfAPeerAreRefused(t *testing.T) {
+	data := t.TempDir()
+	a := nodetest.Start(t, nodetest.WithFederation("Ministère A", "a.gouv.fr", true), nodetest.WithConfig(func(c *config.Config) { c.Data = data }))
+	b := nodetest.Start(t, nodetest.WithFederation("Mairie B", "mairie-b.fr", false))
+	nodetest.Peer(t, a, b)
+	c := admin.Dial(data)
+	ctx := context.Background()
+	for _, d := range []string{"mairie-b.fr", "MAIRIE-B.FR"} {
+		err := c.Do(ctx, "POST", "/domains/add", map[string][]string{"domains": {d}}, nil)
+		var ae *admin.Error
+		if !errors.As(err, &ae) || ae.Code != proto.CodeConflict || ae.Status != 409 {
+			t.Fatalf("adding %s, served by B: %v, want conflict", d, err)
+		}
+	}
+	if err := c.Do(ctx, "POST", "/domains/add", map[string][]string{"domains": {"prefecture.gouv.fr"}}, nil); err != nil {
+		t.Fatalf("a domain no peer serves: %v", err)
+	}
+	var domains []string
+	if err := c.Do(ctx, "GET", "/domains", nil, &domains); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range domains {
+		if strings.Contains(strings.ToLower(d), "mairie-b") {
+			t.Fatalf("B's domain was added: %v", domains)
+		}
+	}
+	var entries []adminops.Entry
+	if err := c.Do(ctx, "GET", "/audit?action="+adminops.ActDomainsAdd, nil, &entries); err != nil {
+		t.Fatal(err)
+	}
+	refused := 0
+	for _, e := range entries {
+		if e.Outcome == proto.CodeConflict {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Fatalf("%d refused additions audited, want 2: %+v", refused, entries)
+	}
+}

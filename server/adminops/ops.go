@@ -8,6 +8,7 @@ package adminops
 import (
 	"context"
 	"log/slog"
+	"relais/server/fed"
 	"slices"
 	"strings"
 	"time"
@@ -67,7 +68,9 @@ type Config struct {
 	// Antivirus returns the antivirus state; nil when there is none.
 	Antivirus func(context.Context) any
 	// Disk returns the figures of the data directory's disk.
-	Disk   func() Disk
+	Disk func() Disk
+	// Peers lists the peered administrations; nil without federation.
+	Peers  func() ([]fed.PeerInfo, error)
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -187,8 +190,38 @@ func (s *Service) ApproveInvitation(ctx context.Context, a Actor, email string) 
 }
 
 // AddDomains allows more registration domains and returns them all.
+// A domain a peered administration serves is refused (its users are that
+// administration's: registering them here would let this node speak for
+// them), as peering refuses a peer claiming one of ours.
 func (s *Service) AddDomains(ctx context.Context, a Actor, domains []string) ([]string, error) {
-	return s.changeDomains(ctx, a, ActDomainsAdd, domains, s.cfg.Accounts.AddDomains)
+	return s.changeDomains(ctx, a, ActDomainsAdd, domains, func(ctx context.Context, ds ...string) error {
+		if err := s.notServedByPeers(ds); err != nil {
+			return err
+		}
+		return s.cfg.Accounts.AddDomains(ctx, ds...)
+	})
+}
+
+func (s *Service) notServedByPeers(domains []string) error {
+	if s.cfg.Peers == nil {
+		return nil
+	}
+	peers, err := s.cfg.Peers()
+	if err != nil {
+		return err
+	}
+	for _, d := range domains {
+		for _, p := range peers {
+			for _, pd := range p.Domains {
+				if fed.DomainsOverlap(d, pd) {
+					e := proto.Errorf(proto.CodeConflict, "%s is served by the peered administration %s (%s)", d, p.Name, pd)
+					e.Detail = "domain_in_use"
+					return e
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // RemoveDomains stops allowing registration domains and returns the rest.

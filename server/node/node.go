@@ -325,7 +325,16 @@ func (n *Node) adminOps(opts Options) *adminops.Service {
 		n.log.Warn("the admin page's activity of the last day is lost", "err", err)
 	}
 	return adminops.New(adminops.Config{Accounts: n.Accounts, DB: n.DB, Health: n.health, Series: n.series,
-		Antivirus: func(ctx context.Context) any { return n.Files.Antivirus(ctx) }, Disk: disk, Logger: n.log, Now: opts.Now})
+		Antivirus: func(ctx context.Context) any { return n.Files.Antivirus(ctx) }, Disk: disk, Peers: n.peers(), Logger: n.log, Now: opts.Now})
+}
+
+// peers lists the peered administrations for the admin actions; nil
+// without federation.
+func (n *Node) peers() func() ([]fed.PeerInfo, error) {
+	if n.Fed == nil {
+		return nil
+	}
+	return n.Fed.List
 }
 
 // activityFile keeps the admin page's activity series across restarts.
