@@ -96,6 +96,31 @@ type Stats struct {
 	RelayedBytes, DroppedBytes uint64
 }
 
+// listenBoth binds UDP and TCP on addr. When the system picks the port
+// (":0", tests), TCP takes the UDP one's, which another socket may hold
+// already: then both are tried again on new ports.
+func listenBoth(addr string) (net.PacketConn, net.Listener, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	for try := 0; ; try++ {
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("turn: listen on udp %s: %w", addr, err)
+		}
+		tcpAddr := addr
+		if port == "0" {
+			tcpAddr = net.JoinHostPort(host, strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port))
+		}
+		tcp, err := net.Listen("tcp", tcpAddr)
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if port != "0" || try == 20 {
+			return nil, nil, fmt.Errorf("turn: listen on tcp %s: %w", tcpAddr, err)
+		}
+	}
+}
+
 // Start listens on cfg.Listen (UDP and TCP) and serves.
 func Start(cfg Config) (*Server, error) {
 	if cfg.TTL <= 0 {
@@ -123,18 +148,8 @@ func Start(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, secret: secret, log: cfg.Logger.With("component", "turn"),
 		total:  newByteBucket(cfg.TotalBandwidth),
 		allocs: map[string]int{}, users: map[string]*byteBucket{}, relays: map[int]*relayConn{}, byAddr: map[string]string{}}
-	if s.udp, err = net.ListenPacket("udp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("turn: listen on udp %s: %w", cfg.Listen, err)
-	}
-	// The TCP listener takes the UDP one's port when it was chosen by the
-	// system (":0" in tests).
-	tcpAddr := cfg.Listen
-	if host, port, _ := net.SplitHostPort(cfg.Listen); port == "0" {
-		tcpAddr = net.JoinHostPort(host, strconv.Itoa(s.udp.LocalAddr().(*net.UDPAddr).Port))
-	}
-	if s.tcp, err = net.Listen("tcp", tcpAddr); err != nil {
-		s.udp.Close()
-		return nil, fmt.Errorf("turn: listen on tcp %s: %w", tcpAddr, err)
+	if s.udp, s.tcp, err = listenBoth(cfg.Listen); err != nil {
+		return nil, err
 	}
 	bind := s.udp.LocalAddr().(*net.UDPAddr).IP
 	if cfg.RelayIP == nil {

@@ -90,6 +90,9 @@ func TestCallAudioBothWaysMuteAndHangUp(t *testing.T) {
 // media's bytes.
 func TestCallThroughTheNodesRelay(t *testing.T) {
 	n := startNode(t, nodetest.WithTURN)
+	if n.TURN == nil {
+		t.Fatal("the node runs no TURN relay (see its log)")
+	}
 	alice, bob, _, _ := encryptedDM(t, n, "Par le relais")
 	for _, b := range []*browser{alice, bob} {
 		b.run("relay only", chromedp.Evaluate[chromedp.Void](`relaisCalls.policy = 'relay'`))
@@ -348,6 +351,9 @@ func TestCallFigures(t *testing.T) {
 		c0 := cpu()
 		<-time.After(d)
 		return cpu() - c0
+	}
+	if n.TURN == nil {
+		t.Fatal("the node runs no TURN relay (see its log)")
 	}
 	idle := window(5 * time.Second)
 	heap0 := heap()
