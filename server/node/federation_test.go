@@ -3,7 +3,6 @@ package node_test
 import (
 	"context"
 	"crypto/ed25519"
-	"strings"
 	"testing"
 	"time"
 
@@ -73,16 +72,5 @@ func TestFederationShutdownLeavesNoGoroutines(t *testing.T) {
 	}
 	b.Stop()
 	a.Stop()
-	var left []string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		left = leaked(before, goroutines())
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(left) > 0 {
-		t.Fatalf("%d goroutines outlived the nodes:\n\n%s", len(left), strings.Join(left, "\n\n"))
-	}
+	noneLeft(t, before, 10*time.Second, "the nodes")
 }

@@ -40,18 +40,7 @@ func TestShutdownLeavesNoGoroutines(t *testing.T) {
 	conn.CloseNow()
 	n.Stop()
 
-	var left []string
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		left = leaked(before, goroutines())
-		if len(left) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(left) > 0 {
-		t.Fatalf("%d goroutines outlived the node:\n\n%s", len(left), strings.Join(left, "\n\n"))
-	}
+	noneLeft(t, before, 5*time.Second, "the node")
 }
 
 // goroutines returns the stacks of the running goroutines, by id.
@@ -141,5 +130,23 @@ func TestTLSNodeServesHTTP2AndWebsockets(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("bob did not receive the last message over TLS")
 		}
+	}
+}
+
+// noneLeft fails t when goroutines that were not running before still run
+// within the given time: what stopped left something behind.
+func noneLeft(t *testing.T, before map[string]string, within time.Duration, what string) {
+	t.Helper()
+	var left []string
+	deadline := time.Now().Add(within)
+	for {
+		left = leaked(before, goroutines())
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(left) > 0 {
+		t.Fatalf("%d goroutines outlived %s:\n\n%s", len(left), what, strings.Join(left, "\n\n"))
 	}
 }
