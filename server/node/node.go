@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -311,6 +312,9 @@ func Start(ctx context.Context, cfg config.Config, newBus BusFunc, opts Options)
 	if fp := n.TLS.CAFingerprint(); fp != "" {
 		log.Info("local certificate authority: pin the node's key (curl --pinnedpubkey) or trust the CA, which can only vouch for the node's names",
 			"sha256", fp, "spki_pin", n.TLS.SPKIPin(), "file", filepath.Join(cfg.Data, "tls", "local", "ca.crt"))
+		if u := n.TrustPageURL(); u != "" {
+			log.Info("agents install the CA from the trust page, after comparing its fingerprint with the one above", "trust_page", u)
+		}
 	}
 	return n, nil
 }
@@ -386,6 +390,20 @@ func portOf(a net.Addr) int {
 
 // URL is the node's public URL.
 func (n *Node) URL() string { return n.url }
+
+// TrustPageURL is the plain-HTTP page that guides agents through
+// installing the local CA, "" when there is none (not local mode, or no
+// plain-HTTP listener).
+func (n *Node) TrustPageURL() string {
+	if n.redirectLn == nil || n.TLS == nil || n.TLS.CAFingerprint() == "" {
+		return ""
+	}
+	u, err := url.Parse(n.url)
+	if err != nil {
+		return ""
+	}
+	return "http://" + net.JoinHostPort(u.Hostname(), strconv.Itoa(portOf(n.redirectLn.Addr()))) + "/trust"
+}
 
 // RedirectAddr is the address of the plain HTTP listener (redirects and
 // ACME challenges), "" without one.

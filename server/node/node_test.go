@@ -2,9 +2,12 @@ package node_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"net/http"
 	"runtime"
 	"strings"
@@ -148,5 +151,60 @@ func noneLeft(t *testing.T, before map[string]string, within time.Duration, what
 	}
 	if len(left) > 0 {
 		t.Fatalf("%d goroutines outlived %s:\n\n%s", len(left), what, strings.Join(left, "\n\n"))
+	}
+}
+
+// TestTrustPageCAOpensTheHTTPSNode walks an agent's first start with the
+// local CA: the plain-HTTP port leads to the trust page, the page's
+// fingerprint is the downloaded certificate's, and a client trusting only
+// that download reaches the node over HTTPS.
+func TestTrustPageCAOpensTheHTTPSNode(t *testing.T) {
+	n := nodetest.Start(t, nodetest.WithConfig(func(c *config.Config) {
+		c.TLS = "local"
+		c.HTTPListen = "127.0.0.1:0"
+	}))
+	if want := "http://127.0.0.1:" + n.RedirectAddr()[strings.LastIndex(n.RedirectAddr(), ":")+1:] + "/trust"; n.TrustPageURL() != want {
+		t.Errorf("TrustPageURL() = %q, want %q", n.TrustPageURL(), want)
+	}
+	plain := &http.Client{Timeout: 10 * time.Second}
+	resp, err := plain.Get("http://" + n.RedirectAddr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Request.URL.Path != "/trust" {
+		t.Fatalf("http:// root: %s at %s, want the trust page", resp.Status, resp.Request.URL)
+	}
+	resp, err = plain.Get("http://" + n.RedirectAddr() + "/trust/ca.crt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPEM, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	block, _ := pem.Decode(caPEM)
+	if block == nil {
+		t.Fatalf("ca.crt is not PEM: %q", caPEM)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	hexes := make([]string, len(sum))
+	for i, b := range sum {
+		hexes[i] = fmt.Sprintf("%02X", b)
+	}
+	if fp := strings.Join(hexes, ":"); !strings.Contains(string(page), fp) {
+		t.Fatalf("the page does not show the downloaded CA's fingerprint %s", fp)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		t.Fatal("downloaded CA does not parse")
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err = hc.Get(n.URL() + "/healthz")
+	if err != nil {
+		t.Fatalf("HTTPS with the downloaded CA: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("HTTPS /healthz: %s", resp.Status)
 	}
 }

@@ -27,12 +27,15 @@ func TestRedirect(t *testing.T) {
 		location string
 	}{
 		{"get keeps path and query", local, "GET", "/salons/a%20b?x=1&y=2", "chat.mairie.fr", 301, "https://chat.mairie.fr/salons/a%20b?x=1&y=2"},
-		{"port 80 dropped", local, "GET", "/", "chat.mairie.fr:80", 301, "https://chat.mairie.fr/"},
+		{"port 80 dropped", local, "GET", "/salons", "chat.mairie.fr:80", 301, "https://chat.mairie.fr/salons"},
+		{"local mode: / guides to the trust page", local, "GET", "/", "chat.mairie.fr", 302, "/trust"},
+		{"trust page refuses other methods", local, "POST", "/trust", "chat.mairie.fr", 308, "https://chat.mairie.fr/trust"},
+		{"trust page only for own names", local, "GET", "/trust", "attacker.example", 421, ""},
 		{"head", local, "HEAD", "/x", "chat.mairie.fr", 301, "https://chat.mairie.fr/x"},
 		{"post keeps method", local, "POST", "/api/send?id=3", "chat.mairie.fr", 308, "https://chat.mairie.fr/api/send?id=3"},
 		{"ipv6", local, "GET", "/x", "[2001:db8::1]:80", 301, "https://[2001:db8::1]/x"},
 		{"redirect port", alt, "GET", "/x?q", "192.0.2.1:8080", 301, "https://192.0.2.1:8443/x?q"},
-		{"redirect port ipv6", alt, "GET", "/", "[::1]", 301, "https://[::1]:8443/"},
+		{"redirect port ipv6", alt, "GET", "/x", "[::1]", 301, "https://[::1]:8443/x"},
 		{"no host", local, "GET", "/", "", 400, ""},
 		// An attacker's Host is not a place to send users (phishing through
 		// the node's own port 80): only the node's names are redirected.
@@ -184,7 +187,9 @@ func FuzzRedirect(f *testing.F) {
 	m := newManager(f, Config{DataDir: f.TempDir(), HostNames: []string{"chat.mairie.fr", "2001:db8::1"}, RedirectPort: 8443})
 	h := m.HTTPHandler()
 	f.Fuzz(func(t *testing.T, host, target string) {
-		if !strings.HasPrefix(target, "/") || strings.ContainsAny(target, " \r\n\t") {
+		// net/http refuses request targets with control characters before
+		// any handler runs.
+		if !strings.HasPrefix(target, "/") || strings.ContainsFunc(target, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 			return
 		}
 		r := httptest.NewRequest("GET", "/", nil)
@@ -193,7 +198,7 @@ func FuzzRedirect(f *testing.F) {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, r)
 		loc := w.Header().Get("Location")
-		if loc == "" {
+		if loc == "" || loc == trustPath && w.Code == http.StatusFound {
 			return
 		}
 		u, err := url.Parse(loc)
@@ -204,4 +209,49 @@ func FuzzRedirect(f *testing.F) {
 			t.Fatalf("Host %q: redirected to %q", host, loc)
 		}
 	})
+}
+
+// TestTrustPageGuidesThroughTheLocalCA: the plain-HTTP trust page shows the
+// CA's fingerprint, offers exactly the CA for download, links to the
+// node's HTTPS address, speaks French and English, and its one style is
+// allowed by hash under a CSP that allows nothing else.
+func TestTrustPageGuidesThroughTheLocalCA(t *testing.T) {
+	m := newManager(t, Config{DataDir: t.TempDir(), RedirectPort: 8443, HostNames: []string{"relais.mairie.lan"}})
+	get := func(target, lang string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", target, nil)
+		r.Host = "relais.mairie.lan:8080"
+		if lang != "" {
+			r.Header.Set("Accept-Language", lang)
+		}
+		w := httptest.NewRecorder()
+		m.HTTPHandler().ServeHTTP(w, r)
+		return w
+	}
+	for _, tc := range []struct{ target, lang, want string }{
+		{"/trust", "fr-FR,fr;q=0.9", "Comparez l'empreinte"},
+		{"/trust", "en-GB,en;q=0.8", "Compare the fingerprint"},
+		{"/trust?lang=en", "fr", "Compare the fingerprint"},
+		{"/trust", "", "Comparez l'empreinte"},
+	} {
+		w := get(tc.target, tc.lang)
+		body := w.Body.String()
+		if w.Code != 200 || !strings.Contains(body, tc.want) && !strings.Contains(body, strings.ReplaceAll(tc.want, "'", "&#39;")) {
+			t.Fatalf("%s (%s): %d, want 200 with %q:\n%s", tc.target, tc.lang, w.Code, tc.want, body)
+		}
+		if !strings.Contains(body, m.CAFingerprint()) || m.CAFingerprint() == "" {
+			t.Errorf("%s: the page does not show the CA fingerprint %q", tc.target, m.CAFingerprint())
+		}
+		if !strings.Contains(body, `href="https://relais.mairie.lan:8443/"`) {
+			t.Errorf("%s: no link to the node's HTTPS address", tc.target)
+		}
+		csp := w.Header().Get("Content-Security-Policy")
+		start, end := strings.Index(body, "<style>")+len("<style>"), strings.Index(body, "</style>")
+		if !strings.Contains(csp, "style-src 'sha256-"+styleHash(body[start:end])+"'") || !strings.HasPrefix(csp, "default-src 'none'") {
+			t.Errorf("CSP %q does not allow exactly the page's style", csp)
+		}
+	}
+	w := get("/trust/ca.crt", "")
+	if w.Code != 200 || !bytes.Equal(w.Body.Bytes(), m.CACertPEM()) || w.Header().Get("Content-Type") != "application/x-x509-ca-cert" {
+		t.Fatalf("ca.crt: %d %q, want the CA's PEM", w.Code, w.Header().Get("Content-Type"))
+	}
 }

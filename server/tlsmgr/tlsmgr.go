@@ -488,8 +488,10 @@ func (m *Manager) getCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 // mode it answers the CA's HTTP-01 challenges (also those started by other
 // nodes sharing the Storage); every other request is redirected to
 // https://host[:RedirectPort] with the same path and query (301 for GET and
-// HEAD, 308 otherwise, which keeps the method and body). In off mode there
-// is no HTTPS to redirect to and it answers 404.
+// HEAD, 308 otherwise, which keeps the method and body), except, in local
+// mode, / and the trust page (/trust, /trust/ca.crt) that guide agents
+// through installing the local CA. In off mode there is no HTTPS to
+// redirect to and it answers 404.
 func (m *Manager) HTTPHandler() http.Handler {
 	if m.mode == ModeOff {
 		return http.NotFoundHandler()
@@ -515,6 +517,12 @@ func (m *Manager) redirect(w http.ResponseWriter, r *http.Request) {
 		// Redirecting any Host would make the node's port 80 an open
 		// redirector to whatever site an attacker names.
 		http.Error(w, "unknown host name", http.StatusMisdirectedRequest)
+		return
+	}
+	// The name as the node knows it, not as the client spelled it (case,
+	// spaces, a final dot), so that Location is always well formed.
+	host = normalizeNames([]string{host})[0]
+	if m.serveTrust(w, r, host) {
 		return
 	}
 	if port := m.cfg.RedirectPort; port != 0 && port != 443 {
