@@ -347,12 +347,13 @@ func TestFederationRefusesKeysAndWelcomesFromTheWrongAdministration(t *testing.T
 	// a device of C's agent.
 	asB := rawPeer(t, m.a, m.b, bid)
 	asB.Subscribe("fed." + string(bid) + ".req.>")
+	waitLink(t, m.a, bid, fed.LinkUp, 20*time.Second)
 	kp := b64(mlsframe.ValidKeyPackage(mlsframe.Suite, proto.DeviceIdentity(chloe.id, chloe.device()), chloe.sig))
 	answers := map[string][]byte{
 		fed.OpKeyClaim: proto.Encode(proto.Claim{KeyPackages: []proto.ClaimedKey{{User: chloe.id, Device: chloe.device(), KeyPackage: kp}}, Missing: []proto.DeviceName{}}),
 		// A KeyPackage listed for B's agent whose credential names C's.
 		fed.OpKeyClaim + "/credential": proto.Encode(proto.Claim{KeyPackages: []proto.ClaimedKey{{User: bruno.id, Device: bruno.device(), KeyPackage: kp}}, Missing: []proto.DeviceName{}}),
-		fed.OpDeviceKeys: proto.Encode(map[string]any{"devices": []proto.DeviceKey{{User: chloe.id, Device: chloe.device(), Key: b64(mlsframe.SignatureKey()), Active: true}}}),
+		fed.OpDeviceKeys:               proto.Encode(map[string]any{"devices": []proto.DeviceKey{{User: chloe.id, Device: chloe.device(), Key: b64(mlsframe.SignatureKey()), Active: true}}}),
 	}
 	answer := func(key string) {
 		msg, err := asB.Next(20 * time.Second)
@@ -374,6 +375,7 @@ func TestFederationRefusesKeysAndWelcomesFromTheWrongAdministration(t *testing.T
 		if err == nil {
 			t.Fatalf("%s: A took B's answer with a device of C's agent: %s", c.key, f.Raw)
 		}
+		t.Logf("%s: %v", c.key, err)
 		refused(t, m.a, c.reason)
 	}
 
