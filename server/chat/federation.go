@@ -87,6 +87,11 @@ func (s *Service) SetFederation(f Federation) {
 	f.Transport.Handle(fed.OpRoomEphemeral, s.handleRoomEphemeral)
 	f.Transport.Handle(OpResolveUser, s.handleResolveUser)
 	f.Transport.Handle(OpForumSearch, s.handleForumSearch)
+	f.Transport.Handle(fed.OpKeyClaim, s.handleKeyClaim)
+	f.Transport.Handle(fed.OpDeviceKeys, s.handleDeviceKeys)
+	f.Transport.Handle(fed.OpKeyRefs, s.handleKeyRefs)
+	f.Transport.Handle(fed.OpWelcome, s.handleWelcome)
+	f.Transport.Handle(fed.OpGroupInfo, s.handleGroupInfo)
 	f.Transport.OnLinkUp(func(a fed.AdminID) { go s.linkUp(a) })
 	go s.syncLoop()
 }
@@ -178,6 +183,10 @@ func frameContent(f *proto.ClientFrame, sender string) (content, error) {
 			c.File = f.File.ID
 		}
 		return c, nil
+	case proto.TMLS:
+		// The home checks the rest of the frame (GroupInfo, Welcome,
+		// removes) as the Delivery Service; the event holds the commit.
+		return content{Type: proto.EvMLSCommit, Data: f.Data}, nil
 	case proto.TJoin:
 		return member(sender, proto.ActJoin), nil
 	case proto.TLeave:
@@ -315,7 +324,7 @@ func (s *Service) handleRoomSend(ctx context.Context, from fed.AdminID, body []b
 	switch {
 	case err != nil:
 		return nil, s.refuse(from, "room_send", proto.CodeBadRequest, err)
-	case f.Room != o.Room || c.Type != o.Type || c.hash() != o.Content || f.T == proto.TSend && f.ID != o.CID:
+	case f.Room != o.Room || c.Type != o.Type || c.hash() != o.Content || (f.T == proto.TSend || f.T == proto.TMLS) && f.ID != o.CID:
 		return nil, s.refuse(from, "room_send", proto.CodeForbidden, errors.New("the frame is not what the origin signed"))
 	}
 	lock := &fd.senders[shard(o.Sender)]
@@ -336,6 +345,11 @@ func (s *Service) handleRoomSend(ctx context.Context, from fed.AdminID, body []b
 		var ack proto.Ack
 		if ack, err = s.Send(ctx, a, f); err == nil {
 			so.seq = ack.Seq // also for a replayed send
+		}
+	case proto.TMLS:
+		var ack proto.Ack
+		if ack, err = s.Commit(ctx, a, f); err == nil {
+			so.seq = ack.Seq
 		}
 	case proto.TJoin:
 		err = s.Join(ctx, a, f.Room)

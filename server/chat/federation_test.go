@@ -749,45 +749,45 @@ func TestFederationReplicaNeverOrdersEvents(t *testing.T) {
 	}
 }
 
-// TestFederationEncryptedRoomsStayWithinOneAdministration: end-to-end
-// encryption does not cross the link yet, so a room that would include
-// people of another administration is not encrypted unless asked, and
-// asking (or inviting them into an encrypted room) is refused with
-// e2ee_not_federated, never a room that says "encrypted" while some of
-// its members cannot read it.
-func TestFederationEncryptedRoomsStayWithinOneAdministration(t *testing.T) {
+// TestFederationEncryptedRoomsFollowTheLocalDefault: people of another
+// administration change nothing to a room's encryption: direct rooms and
+// groups with them are end-to-end encrypted by default, as on one node,
+// one may be invited into an encrypted room, and forums stay plain.
+func TestFederationEncryptedRoomsFollowTheLocalDefault(t *testing.T) {
 	ctx := context.Background()
 	_, adm := newFederation(t, "A", "B")
 	a, b := adm[0], adm[1]
 	ua, ub := a.user(), b.user()
-	refused := func(t *testing.T, err error) {
+	encrypted := func(t *testing.T, room string, want bool) {
 		t.Helper()
-		pe := proto.AsError(err)
-		if pe == nil || pe.Code != proto.CodeForbidden || pe.Detail != "e2ee_not_federated" {
-			t.Fatalf("got %v, want forbidden/e2ee_not_federated", err)
+		var r store.Room
+		err := a.db.View(func(tx *store.Tx) (err error) { r, err = tx.Room(room); return err })
+		if err != nil || r.Encrypted != want {
+			t.Fatalf("room %s: %+v %v, want encrypted=%v", room, r, err, want)
 		}
-	}
-	if _, err := a.chat.OpenDM(ctx, ua, ub.User, ptr(true)); err != nil {
-		refused(t, err)
-	} else {
-		t.Fatal("an encrypted DM with an agent of B was created")
 	}
 	dm, err := a.chat.OpenDM(ctx, ua, ub.User, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var r store.Room
-	err = a.db.View(func(tx *store.Tx) (err error) { r, err = tx.Room(dm); return err })
-	if err != nil || r.Encrypted {
-		t.Fatalf("the default DM with an agent of B: %+v %v, want not encrypted", r, err)
+	encrypted(t, dm, true)
+	g, err := a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Group, Name: "Chiffré", Invite: []string{ub.User}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	_, err = a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Group, Name: "Chiffré", Invite: []string{ub.User}, Encrypted: ptr(true)})
-	refused(t, err)
+	encrypted(t, g, true)
+	forum, err := a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Forum, Name: "Ouvert", Encrypted: ptr(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	encrypted(t, forum, false)
 	local, err := a.chat.CreateRoom(ctx, ua, chat.CreateRoomRequest{Kind: store.Group, Name: "Interne"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	refused(t, a.chat.Invite(ctx, ua, local, ub.User))
+	if err := a.chat.Invite(ctx, ua, local, ub.User); err != nil {
+		t.Fatalf("invite an agent of B into an encrypted group: %v", err)
+	}
 }
 
 // TestFederationAddressLookupsAreLimitedPerPeer: a peer cannot walk this

@@ -276,6 +276,18 @@ func (s *Service) applyRecord(tx *store.Tx, rec *fed.Record) error {
 	if err := s.publishCommitted(tx, ev.Room, se, gseq, memberOp, member); err != nil {
 		return err
 	}
+	if ev.Type == proto.EvMLSCommit && ev.Epoch != nil {
+		// The replica follows the group's epoch for its members' room
+		// frames; the home alone is the Delivery Service.
+		g, err := tx.MLSGroup(ev.Room)
+		if err != nil {
+			return err
+		}
+		g.Epoch = max(g.Epoch, *ev.Epoch+1)
+		if err := tx.PutMLSGroup(ev.Room, g); err != nil {
+			return err
+		}
+	}
 	if ev.Type == proto.EvMember {
 		if err := s.applyMember(tx, &ev, se); err != nil {
 			return err
@@ -523,6 +535,7 @@ func (s *Service) pull(home fed.AdminID, room string) {
 // to here, so that it pulls those it missed.
 func (s *Service) linkUp(peer fed.AdminID) {
 	s.pullFrom(func(a fed.AdminID) bool { return a == peer })
+	s.retryWelcomes(peer)
 	var last [][]byte
 	s.db.View(func(tx *store.Tx) error {
 		rooms, err := tx.FedPeerRooms(string(peer))

@@ -228,49 +228,87 @@ func (s *Service) ClaimKeys(ctx context.Context, a Actor, users []string, suite 
 	if suite != 0 && !suiteAllowed(mls.CipherSuite(suite)) {
 		return proto.Claim{}, refuseMLS(detailSuite, "cipher suite %d is not accepted here", suite)
 	}
-	var out proto.Claim
-	err := s.update(ctx, func(tx *store.Tx) error {
-		out = proto.Claim{KeyPackages: []proto.ClaimedKey{}, Missing: []proto.DeviceName{}}
-		targets, err := claimable(tx, a.User, dedupe(users, ""), s.expired)
+	users = dedupe(users, "")
+	local, remote := s.byAdministration(users)
+	out := proto.Claim{KeyPackages: []proto.ClaimedKey{}, Missing: []proto.DeviceName{}}
+	var refused error
+	claimed := false
+	if len(local) > 0 || len(remote) == 0 {
+		err := s.update(ctx, func(tx *store.Tx) error {
+			out = proto.Claim{KeyPackages: []proto.ClaimedKey{}, Missing: []proto.DeviceName{}}
+			return s.claimHere(tx, a.User, a.Device, local, suite, &out)
+		})
+		if pe := proto.AsError(err); pe != nil && pe.Detail == detailNotShared {
+			refused = err
+		} else if err != nil {
+			return proto.Claim{}, err
+		} else {
+			claimed = true
+		}
+	}
+	// Users of peered administrations: their own administration hands
+	// out their KeyPackages (fedkeys.go).
+	for admin, us := range remote {
+		got, err := s.claimRemote(ctx, admin, a.User, us, suite)
+		if pe := proto.AsError(err); pe != nil && pe.Code == proto.CodeForbidden {
+			refused = err
+			continue
+		}
+		if err != nil {
+			return proto.Claim{}, err
+		}
+		claimed = true
+		out.KeyPackages = append(out.KeyPackages, got.KeyPackages...)
+		out.Missing = append(out.Missing, got.Missing...)
+	}
+	if !claimed {
+		return proto.Claim{}, refused
+	}
+	return out, nil
+}
+
+// claimHere hands out, inside the writer's transaction, a KeyPackage of
+// every device of those of users (all homed here) the claimer may claim
+// from, except the claimer's own device, into out.
+func (s *Service) claimHere(tx *store.Tx, claimer, claimerDevice string, users []string, suite uint16, out *proto.Claim) error {
+	targets, err := claimable(tx, claimer, users, s.expired)
+	if err != nil {
+		return err
+	}
+	if len(targets) == 0 {
+		e := proto.Errorf(proto.CodeForbidden, "KeyPackages are claimed only for people in an encrypted room you are in (joined or invited)")
+		e.Detail = detailNotShared
+		return e
+	}
+	if err := s.allowClaims(claimer, targets); err != nil {
+		return err
+	}
+	now := s.now()
+	for _, u := range targets {
+		devices, err := tx.Devices(u)
 		if err != nil {
 			return err
 		}
-		if len(targets) == 0 {
-			e := proto.Errorf(proto.CodeForbidden, "KeyPackages are claimed only for people in an encrypted room you are in (joined or invited)")
-			e.Detail = detailNotShared
-			return e
-		}
-		if err := s.allowClaims(a.User, targets); err != nil {
-			return err
-		}
-		now := s.now()
-		for _, u := range targets {
-			devices, err := tx.Devices(u)
+		for _, d := range devices {
+			if u == claimer && d.DeviceID == claimerDevice {
+				continue
+			}
+			kp, ok, err := tx.TakeKeyPackage(u, d.DeviceID, suite, now)
 			if err != nil {
 				return err
 			}
-			for _, d := range devices {
-				if u == a.User && d.DeviceID == a.Device {
-					continue
-				}
-				kp, ok, err := tx.TakeKeyPackage(u, d.DeviceID, suite, now)
-				if err != nil {
-					return err
-				}
-				if !ok {
-					out.Missing = append(out.Missing, proto.DeviceName{User: u, Device: d.DeviceID})
-					continue
-				}
-				out.KeyPackages = append(out.KeyPackages, proto.ClaimedKey{User: u, Device: d.DeviceID,
-					KeyPackage: base64.StdEncoding.EncodeToString(kp.Data), LastResort: kp.LastResort})
-				if n := tx.KeyPackageCount(u, d.DeviceID); n < lowKeys {
-					tx.OnCommit(func() { s.lowKeys.notify(s, u, d.DeviceID) })
-				}
+			if !ok {
+				out.Missing = append(out.Missing, proto.DeviceName{User: u, Device: d.DeviceID})
+				continue
+			}
+			out.KeyPackages = append(out.KeyPackages, proto.ClaimedKey{User: u, Device: d.DeviceID,
+				KeyPackage: base64.StdEncoding.EncodeToString(kp.Data), LastResort: kp.LastResort})
+			if n := tx.KeyPackageCount(u, d.DeviceID); n < lowKeys {
+				tx.OnCommit(func() { s.lowKeys.notify(s, u, d.DeviceID) })
 			}
 		}
-		return nil
-	})
-	return out, err
+	}
+	return nil
 }
 
 // claimable returns the users, of those named, whose KeyPackages the
@@ -436,7 +474,32 @@ func (s *Service) LowKeys(a Actor) ([]byte, error) {
 // numbers. Agents may look up any agent and the externals they share a
 // room with; externals only the people of their rooms. Others are left
 // out.
+//
+// Devices of users of peered administrations are asked of their own
+// administration (fedkeys.go); one that does not answer makes the whole
+// answer home_unreachable rather than a list a client would take as
+// "no devices".
 func (s *Service) DeviceKeys(a Actor, users []string) ([]proto.DeviceKey, error) {
+	local, remote := s.byAdministration(dedupe(users, ""))
+	out, err := s.localDeviceKeys(a, local)
+	if err != nil {
+		return nil, err
+	}
+	for admin, us := range remote {
+		if a.External {
+			break // externals stay within their administration
+		}
+		keys, err := s.remoteDeviceKeys(context.Background(), admin, us)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, keys...)
+	}
+	return out, nil
+}
+
+// localDeviceKeys is DeviceKeys for users homed here.
+func (s *Service) localDeviceKeys(a Actor, users []string) ([]proto.DeviceKey, error) {
 	out := []proto.DeviceKey{}
 	err := s.db.View(func(tx *store.Tx) error {
 		var mates map[string]bool

@@ -123,6 +123,10 @@ func (s *Service) Commit(ctx context.Context, a Actor, f *proto.ClientFrame) (pr
 	if err != nil {
 		return proto.Ack{}, err
 	}
+	// KeyPackages of other administrations' users, vouched for by them.
+	if err := s.resolveRemoteRefs(ctx, a, f, uint16(in.suite), in.refs); err != nil {
+		return proto.Ack{}, err
+	}
 	self := store.DeviceRef{User: a.User, Device: a.Device}
 	var ack proto.Ack
 	err = s.update(ctx, func(tx *store.Tx) error {
@@ -153,7 +157,9 @@ func (s *Service) Commit(ctx context.Context, a Actor, f *proto.ClientFrame) (pr
 			if g.Epoch == 0 {
 				return proto.Errorf(proto.CodeConflict, "the group is not published yet: wait for a Welcome")
 			}
-			if _, err := tx.DeviceKey(a.User, a.Device); errors.Is(err, store.ErrNotFound) {
+			// A device of another administration is vouched for by the
+			// administration that forwarded its commit.
+			if _, err := tx.DeviceKey(a.User, a.Device); errors.Is(err, store.ErrNotFound) && !s.remoteUser(a.User) {
 				return proto.Errorf(proto.CodeForbidden, "upload this device's KeyPackages (which registers its key) before joining")
 			} else if err != nil {
 				return err
@@ -167,7 +173,7 @@ func (s *Service) Commit(ctx context.Context, a Actor, f *proto.ClientFrame) (pr
 			return notInGroup()
 		}
 		if !external {
-			if err := checkRemoves(tx, self, f.Room, in.removes); err != nil {
+			if err := checkRemoves(tx, self, f.Room, in.removes, s.remoteUser); err != nil {
 				return err
 			}
 			if left := pendingDevices(tx, f.Room, g.Pending, in.removes); len(left) > 0 {
@@ -228,8 +234,10 @@ func (s *Service) Commit(ctx context.Context, a Actor, f *proto.ClientFrame) (pr
 // in the group, and be the committer's own other device, a device of
 // someone no longer in the room, or a signed-out device. Removing a
 // device of someone in the room takes removing them from the room first,
-// so that the room's membership and the group's agree.
-func checkRemoves(tx *store.Tx, self store.DeviceRef, roomID string, removes []store.DeviceRef) error {
+// so that the room's membership and the group's agree. A device of
+// another administration has no session here: only its membership says
+// whether it may be removed.
+func checkRemoves(tx *store.Tx, self store.DeviceRef, roomID string, removes []store.DeviceRef, remote func(string) bool) error {
 	for _, d := range removes {
 		name := proto.DeviceIdentity(d.User, d.Device)
 		switch {
@@ -237,7 +245,7 @@ func checkRemoves(tx *store.Tx, self store.DeviceRef, roomID string, removes []s
 			return proto.Errorf(proto.CodeConflict, "device %s is not in the group", name)
 		case d == self:
 			return proto.Errorf(proto.CodeBadRequest, "a device cannot commit its own removal: leave the room, another member removes it")
-		case d.User == self.User, !tx.HasSession(d.User, d.Device):
+		case d.User == self.User, !remote(d.User) && !tx.HasSession(d.User, d.Device):
 			continue
 		}
 		m, err := tx.Member(roomID, d.User)
@@ -310,9 +318,19 @@ func (s *Service) routeWelcome(tx *store.Tx, f *proto.ClientFrame, seq, epoch ui
 			return err
 		}
 	}
+	var remote []store.DeviceRef
 	for _, d := range targets {
+		if s.remoteUser(d.User) {
+			remote = append(remote, d)
+			continue
+		}
 		frame := proto.Encode(proto.WelcomeFrame{T: proto.TWelcome, Room: f.Room, Device: d.Device, Epoch: epoch, Seq: seq, Data: f.Welcome})
 		tx.OnCommit(func() { s.PublishUser(d.User, frame) })
+	}
+	if len(remote) > 0 {
+		// Kept here too until the devices' administration took it.
+		w := store.Welcome{Room: f.Room, Seq: seq, Epoch: epoch, Data: welcome}
+		tx.OnCommit(func() { go s.forwardWelcome(w, remote) })
 	}
 	return nil
 }
@@ -343,7 +361,12 @@ func (s *Service) AckWelcome(ctx context.Context, a Actor, roomID string) error 
 
 // GroupInfo returns the latest GroupInfo of an encrypted room's group and
 // its epoch, for a device of a joined member to join by external commit.
+// For a room homed elsewhere it is asked of the home, the room's
+// Delivery Service.
 func (s *Service) GroupInfo(a Actor, roomID string) (proto.GroupInfoAnswer, error) {
+	if s.Remote(roomID) {
+		return s.remoteGroupInfo(a, roomID)
+	}
 	var out proto.GroupInfoAnswer
 	err := s.db.View(func(tx *store.Tx) error {
 		room, _, err := access(tx, a, roomID, ActRead)
@@ -421,6 +444,13 @@ func mlsMembership(tx *store.Tx, roomID, userID string, state store.MemberState)
 		}
 		for _, k := range keys {
 			if _, err := tx.DeleteWelcome(store.DeviceRef{User: userID, Device: k.DeviceID}, roomID); err != nil {
+				return err
+			}
+		}
+		// At a room's home, the devices of another administration's
+		// user are known by the group only.
+		for _, d := range tx.GroupDevices(roomID, userID) {
+			if _, err := tx.DeleteWelcome(d, roomID); err != nil {
 				return err
 			}
 		}

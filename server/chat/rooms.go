@@ -28,26 +28,6 @@ type CreateRoomRequest struct {
 // (open and searchable by design) are not.
 func DefaultEncrypted(kind store.RoomKind) bool { return kind == store.Direct || kind == store.Group }
 
-// errNotFederatedE2EE refuses an end-to-end encrypted room with people of
-// another administration: their devices' keys do not cross the link yet,
-// and a room that says "encrypted" must be encrypted to every member.
-func errNotFederatedE2EE() error {
-	e := proto.Errorf(proto.CodeForbidden, "end-to-end encrypted rooms cannot include people of another administration yet: create the room without encryption")
-	e.Detail = "e2ee_not_federated"
-	return e
-}
-
-// anyRemote reports whether one of users is homed in another
-// administration.
-func (s *Service) anyRemote(users []string) bool {
-	for _, u := range users {
-		if s.remoteUser(u) {
-			return true
-		}
-	}
-	return false
-}
-
 // CreateRoom creates a group or forum owned by the actor and invites the
 // given users. It returns the room id.
 func (s *Service) CreateRoom(ctx context.Context, a Actor, req CreateRoomRequest) (string, error) {
@@ -57,15 +37,11 @@ func (s *Service) CreateRoom(ctx context.Context, a Actor, req CreateRoomRequest
 	if req.Kind != store.Group && req.Kind != store.Forum {
 		return "", proto.Errorf(proto.CodeBadRequest, "kind must be group or forum")
 	}
-	// A group with people of another administration is not encrypted
-	// unless asked, and then refused (errNotFederatedE2EE): the room's
-	// header shows it is not.
-	encrypted := DefaultEncrypted(req.Kind) && !s.anyRemote(req.Invite)
+	// People of another administration change nothing: their devices'
+	// keys cross the link from their own administration (fedkeys.go).
+	encrypted := DefaultEncrypted(req.Kind)
 	if req.Encrypted != nil {
 		encrypted = *req.Encrypted
-	}
-	if encrypted && s.anyRemote(req.Invite) {
-		return "", errNotFederatedE2EE()
 	}
 	if req.Kind == store.Forum {
 		// Forums are open and searchable by design: never encrypted,
@@ -127,12 +103,9 @@ func (s *Service) setMember(tx *store.Tx, roomID, userID string, m store.Members
 // encrypted unless encrypted says otherwise (nil is the default,
 // DefaultEncrypted); an existing one keeps what it is.
 func (s *Service) OpenDM(ctx context.Context, a Actor, other string, encrypted *bool) (string, error) {
-	enc := DefaultEncrypted(store.Direct) && !s.remoteUser(other)
+	enc := DefaultEncrypted(store.Direct)
 	if encrypted != nil {
 		enc = *encrypted
-	}
-	if enc && s.remoteUser(other) {
-		return "", errNotFederatedE2EE()
 	}
 	if a.External {
 		return "", proto.Errorf(proto.CodeExternalForbidden, "external correspondents cannot start conversations")
@@ -244,9 +217,6 @@ func (s *Service) invite(tx *store.Tx, a Actor, room store.Room, userID string) 
 	}
 	if u.External && !room.Externals {
 		return proto.Errorf(proto.CodeExternalForbidden, "this room does not accept external correspondents")
-	}
-	if room.Encrypted && s.remoteUser(userID) {
-		return errNotFederatedE2EE()
 	}
 	m, err := tx.Member(room.ID, userID)
 	if err == nil {

@@ -33,6 +33,7 @@ type Frame struct {
 
 	// error frames
 	Code    string `json:"code"`
+	Detail  string `json:"detail"`
 	Message string `json:"message"`
 	// gap frames
 	First uint64 `json:"first"`
@@ -46,7 +47,7 @@ func (f *Frame) Err() error {
 	if f.T != proto.TError {
 		return nil
 	}
-	return &Error{Code: f.Code, Message: f.Message}
+	return &Error{Code: f.Code, Detail: f.Detail, Message: f.Message}
 }
 
 // Decode decodes the raw frame into v.

@@ -75,7 +75,7 @@ func (d *frameDecoder) member(value func(key []byte) bool) bool {
 }
 
 // frameFields are the JSON names of Frame's fields.
-var frameFields = []string{"t", "id", "room", "seq", "ts", "from", "cid", "type", "body", "user", "on", "code", "message", "first", "last"}
+var frameFields = []string{"t", "id", "room", "seq", "ts", "from", "cid", "type", "body", "user", "on", "code", "detail", "message", "first", "last"}
 
 func (f *Frame) field(d *frameDecoder, key []byte) bool {
 	var ok bool
@@ -98,6 +98,8 @@ func (f *Frame) field(d *frameDecoder, key []byte) bool {
 		f.User, ok = d.str()
 	case "code":
 		f.Code, ok = d.str()
+	case "detail":
+		f.Detail, ok = d.str()
 	case "message":
 		f.Message, ok = d.str()
 	case "seq":

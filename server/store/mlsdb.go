@@ -189,6 +189,14 @@ func (tx *Tx) KeyPackageRef(ref []byte) (KeyPackageRef, error) {
 	return r, err
 }
 
+// PutKeyPackageRef records whose KeyPackage ref names without keeping the
+// package: at a room's home, a KeyPackage of another administration's
+// user that this administration vouched for (its own store keeps the
+// package).
+func (tx *Tx) PutKeyPackageRef(ref []byte, r KeyPackageRef) error {
+	return tx.bucket(bKeyPackageRefs).Put(ref, encode(r))
+}
+
 // DeleteKeyPackageRef forgets a ref once a Welcome has consumed it.
 func (tx *Tx) DeleteKeyPackageRef(ref []byte) error {
 	return tx.bucket(bKeyPackageRefs).Delete(ref)

@@ -56,7 +56,7 @@ func (s *session) dispatch(f *proto.ClientFrame) error {
 		// A room homed in another administration: carried there, acked
 		// once its home committed (chat/federation.go).
 		ack, err := c.Forward(ctx, a, f)
-		if err != nil || f.T != proto.TSend {
+		if err != nil || f.T != proto.TSend && f.T != proto.TMLS {
 			return s.done(f.ID, err)
 		}
 		s.reply(proto.Encode(ack))
